@@ -1,0 +1,315 @@
+/**
+ * The import object a proxy-wasm module is linked against: every `env.proxy_*`
+ * function of ABI 0.2.1 (and the 0.2.0 / 0.1.0 differences), plus the WASI
+ * subset under both `wasi_snapshot_preview1` and `wasi_unstable`.
+ *
+ * Each function decodes guest memory, calls the AbiHost, and encodes results
+ * back; statuses follow Envoy. A guest range outside its memory yields
+ * INVALID_MEMORY_ACCESS instead of a host exception.
+ */
+import { AbiVersion, Status } from './constants.js';
+import type { AbiHost } from './host.js';
+import { MemoryAccessError } from './memory.js';
+import { createWasi, WASI_MODULES } from './wasi.js';
+
+type HostFn = (...args: any[]) => number | bigint | void;
+
+/** Wrap so an out-of-bounds guest pointer becomes a status, not a trap. */
+function guarded(fn: HostFn): HostFn {
+  return (...args: any[]) => {
+    try {
+      return fn(...args);
+    } catch (err) {
+      if (err instanceof MemoryAccessError) return Status.INVALID_MEMORY_ACCESS;
+      throw err;
+    }
+  };
+}
+
+function isStatus(v: unknown): v is Status {
+  return typeof v === 'number';
+}
+
+/** env.* functions for the given ABI version, keyed by import name. */
+export function createEnvImports(host: AbiHost): Record<string, HostFn> {
+  const m = () => host.memory;
+  const v = host.abiVersion;
+
+  const env: Record<string, HostFn> = {
+    proxy_log(level: number, ptr: number, len: number) {
+      host.log(level, m().utf8(ptr, len));
+      return Status.OK;
+    },
+    proxy_get_current_time_nanoseconds(ret: number) {
+      m().setU64(ret, host.now());
+      return Status.OK;
+    },
+    proxy_set_tick_period_milliseconds(ms: number) {
+      return host.setTickPeriod(ms >>> 0);
+    },
+    proxy_set_effective_context(id: number) {
+      return host.setEffectiveContext(id >>> 0);
+    },
+    proxy_done() {
+      return host.done();
+    },
+
+    proxy_get_buffer_bytes(type: number, start: number, max: number, retPtr: number, retLen: number) {
+      const buf = host.buffer(type);
+      if (isStatus(buf)) return buf;
+      const bytes = buf.bytes();
+      start >>>= 0;
+      max >>>= 0;
+      if (start > bytes.byteLength) return Status.BAD_ARGUMENT;
+      const end = Math.min(bytes.byteLength, start + max);
+      m().give(retPtr, retLen, bytes.subarray(start, end));
+      return Status.OK;
+    },
+    proxy_get_buffer_status(type: number, retLen: number, retFlags: number) {
+      const buf = host.buffer(type);
+      if (isStatus(buf)) return buf;
+      m().setU32(retLen, buf.bytes().byteLength);
+      m().setU32(retFlags, buf.endOfStream ? 1 : 0);
+      return Status.OK;
+    },
+    proxy_set_buffer_bytes(type: number, start: number, length: number, ptr: number, len: number) {
+      const buf = host.buffer(type);
+      if (isStatus(buf)) return buf;
+      if (!buf.writable) return Status.BAD_ARGUMENT;
+      return buf.set(start >>> 0, length >>> 0, m().copy(ptr, len));
+    },
+
+    proxy_get_header_map_size(type: number, ret: number) {
+      const map = host.headerMap(type, false);
+      if (isStatus(map)) return map;
+      m().setU32(ret, map.byteSize);
+      return Status.OK;
+    },
+    proxy_get_header_map_pairs(type: number, retPtr: number, retLen: number) {
+      const map = host.headerMap(type, false);
+      if (isStatus(map)) return map;
+      m().givePairs(retPtr, retLen, map);
+      return Status.OK;
+    },
+    proxy_set_header_map_pairs(type: number, ptr: number, len: number) {
+      const map = host.headerMap(type, true);
+      if (isStatus(map)) return map;
+      const flat = m().readPairs(ptr, len);
+      if (flat === null) return Status.BAD_ARGUMENT;
+      for (let i = 0; i < flat.length; i += 2) flat[i] = flat[i]!.toLowerCase();
+      map.setAll(flat);
+      return Status.OK;
+    },
+    proxy_get_header_map_value(type: number, kPtr: number, kLen: number, retPtr: number, retLen: number) {
+      const map = host.headerMap(type, false);
+      if (isStatus(map)) return map;
+      const value = map.get(m().latin1(kPtr, kLen).toLowerCase());
+      if (value === undefined) {
+        // 0.1.0 answered a missing header with an empty value.
+        if (v === AbiVersion.V0_1_0) {
+          m().give(retPtr, retLen, '');
+          return Status.OK;
+        }
+        return Status.NOT_FOUND;
+      }
+      m().give(retPtr, retLen, value);
+      return Status.OK;
+    },
+    proxy_add_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
+      const map = host.headerMap(type, true);
+      if (isStatus(map)) return map;
+      map.add(m().latin1(kPtr, kLen).toLowerCase(), m().latin1(vPtr, vLen));
+      return Status.OK;
+    },
+    proxy_replace_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
+      const map = host.headerMap(type, true);
+      if (isStatus(map)) return map;
+      map.replace(m().latin1(kPtr, kLen).toLowerCase(), m().latin1(vPtr, vLen));
+      return Status.OK;
+    },
+    proxy_remove_header_map_value(type: number, kPtr: number, kLen: number) {
+      const map = host.headerMap(type, true);
+      if (isStatus(map)) return map;
+      map.remove(m().latin1(kPtr, kLen).toLowerCase());
+      return Status.OK;
+    },
+
+    proxy_get_property(pPtr: number, pLen: number, retPtr: number, retLen: number) {
+      const value = host.getProperty(m().copy(pPtr, pLen));
+      if (isStatus(value)) return value;
+      m().give(retPtr, retLen, value);
+      return Status.OK;
+    },
+    proxy_set_property(pPtr: number, pLen: number, vPtr: number, vLen: number) {
+      return host.setProperty(m().copy(pPtr, pLen), m().copy(vPtr, vLen));
+    },
+
+    proxy_send_local_response(
+      code: number,
+      dPtr: number,
+      dLen: number,
+      bPtr: number,
+      bLen: number,
+      hPtr: number,
+      hLen: number,
+      grpc: number,
+    ) {
+      const headers = m().readPairs(hPtr, hLen);
+      if (headers === null) return Status.BAD_ARGUMENT;
+      return host.sendLocalResponse(code >>> 0, m().utf8(dPtr, dLen), m().copy(bPtr, bLen), headers, grpc | 0);
+    },
+    proxy_http_call(
+      uPtr: number,
+      uLen: number,
+      hPtr: number,
+      hLen: number,
+      bPtr: number,
+      bLen: number,
+      tPtr: number,
+      tLen: number,
+      timeoutMs: number,
+      retToken: number,
+    ) {
+      m().check(retToken >>> 0, 4);
+      const headers = m().readPairs(hPtr, hLen);
+      const trailers = m().readPairs(tPtr, tLen);
+      if (headers === null || trailers === null) return Status.BAD_ARGUMENT;
+      const res = host.httpCall({
+        upstream: m().utf8(uPtr, uLen),
+        headers,
+        body: m().copy(bPtr, bLen),
+        trailers,
+        timeoutMs: timeoutMs >>> 0,
+      });
+      if (res.status === Status.OK) m().setU32(retToken, res.token);
+      return res.status;
+    },
+    proxy_get_status(retCode: number, retPtr: number, retLen: number) {
+      const s = host.getStatus();
+      m().setU32(retCode, s.code);
+      m().give(retPtr, retLen, Buffer.from(s.message, 'utf8'));
+      return Status.OK;
+    },
+
+    proxy_get_shared_data(kPtr: number, kLen: number, retPtr: number, retLen: number, retCas: number) {
+      const r = host.getSharedData(m().utf8(kPtr, kLen));
+      if (isStatus(r)) return r;
+      m().check(retCas >>> 0, 4);
+      m().give(retPtr, retLen, r.value);
+      m().setU32(retCas, r.cas);
+      return Status.OK;
+    },
+    proxy_set_shared_data(kPtr: number, kLen: number, vPtr: number, vLen: number, cas: number) {
+      return host.setSharedData(m().utf8(kPtr, kLen), m().copy(vPtr, vLen), cas >>> 0);
+    },
+    proxy_register_shared_queue(nPtr: number, nLen: number, retId: number) {
+      m().check(retId >>> 0, 4);
+      const r = host.registerSharedQueue(m().utf8(nPtr, nLen));
+      if (r.status === Status.OK) m().setU32(retId, r.id);
+      return r.status;
+    },
+    proxy_resolve_shared_queue(vPtr: number, vLen: number, nPtr: number, nLen: number, retId: number) {
+      m().check(retId >>> 0, 4);
+      const r = host.resolveSharedQueue(m().utf8(vPtr, vLen), m().utf8(nPtr, nLen));
+      if (r.status === Status.OK) m().setU32(retId, r.id);
+      return r.status;
+    },
+    proxy_enqueue_shared_queue(id: number, vPtr: number, vLen: number) {
+      return host.enqueueSharedQueue(id >>> 0, m().copy(vPtr, vLen));
+    },
+    proxy_dequeue_shared_queue(id: number, retPtr: number, retLen: number) {
+      m().check(retPtr >>> 0, 4);
+      m().check(retLen >>> 0, 4);
+      const r = host.dequeueSharedQueue(id >>> 0);
+      if (isStatus(r)) return r;
+      m().give(retPtr, retLen, r);
+      return Status.OK;
+    },
+
+    proxy_define_metric(type: number, nPtr: number, nLen: number, retId: number) {
+      m().check(retId >>> 0, 4);
+      const r = host.defineMetric(type, m().utf8(nPtr, nLen));
+      if (r.status === Status.OK) m().setU32(retId, r.id);
+      return r.status;
+    },
+    proxy_increment_metric(id: number, delta: bigint) {
+      return host.incrementMetric(id >>> 0, BigInt(delta));
+    },
+    proxy_record_metric(id: number, value: bigint) {
+      return host.recordMetric(id >>> 0, BigInt.asUintN(64, BigInt(value)));
+    },
+    proxy_get_metric(id: number, ret: number) {
+      m().check(ret >>> 0, 8);
+      const r = host.getMetric(id >>> 0);
+      if (isStatus(r)) return r;
+      m().setU64(ret, r);
+      return Status.OK;
+    },
+
+    proxy_call_foreign_function(nPtr: number, nLen: number, aPtr: number, aLen: number, retPtr: number, retLen: number) {
+      m().check(retPtr >>> 0, 4);
+      m().check(retLen >>> 0, 4);
+      const r = host.callForeignFunction(m().utf8(nPtr, nLen), m().copy(aPtr, aLen));
+      if (isStatus(r)) return r;
+      m().give(retPtr, retLen, r);
+      return Status.OK;
+    },
+
+    proxy_grpc_call: () => host.unimplemented('proxy_grpc_call'),
+    proxy_grpc_stream: () => host.unimplemented('proxy_grpc_stream'),
+    proxy_grpc_send: () => host.unimplemented('proxy_grpc_send'),
+    proxy_grpc_cancel: () => host.unimplemented('proxy_grpc_cancel'),
+    proxy_grpc_close: () => host.unimplemented('proxy_grpc_close'),
+  };
+
+  if (v === AbiVersion.V0_1_0) {
+    // 0.1.0: configuration by call, per-direction continue, route cache.
+    env.proxy_get_configuration = (retPtr: number, retLen: number) => {
+      // The plugin configuration during on_configure, the VM's during on_vm_start.
+      let buf = host.buffer(7);
+      if (isStatus(buf)) buf = host.buffer(6);
+      if (isStatus(buf)) return buf;
+      m().give(retPtr, retLen, buf.bytes());
+      return Status.OK;
+    };
+    env.proxy_continue_request = () => host.continueStream(0);
+    env.proxy_continue_response = () => host.continueStream(1);
+    // Route matching in hookwire happens before the filter chain runs.
+    env.proxy_clear_route_cache = () => Status.OK;
+  } else {
+    env.proxy_continue_stream = (stream: number) => host.continueStream(stream);
+    env.proxy_close_stream = (stream: number) => host.closeStream(stream);
+    if (v === AbiVersion.V0_2_1) {
+      env.proxy_get_log_level = (ret: number) => {
+        m().setU32(ret, host.logLevel());
+        return Status.OK;
+      };
+    }
+  }
+
+  for (const name of Object.keys(env)) env[name] = guarded(env[name]!);
+  return env;
+}
+
+/** The full import object for one VM: env plus WASI under both module names. */
+export function createImportObject(host: AbiHost): Record<string, Record<string, HostFn>> {
+  const wasi = createWasi(host);
+  const object: Record<string, Record<string, HostFn>> = { env: createEnvImports(host) };
+  for (const mod of WASI_MODULES) object[mod] = wasi;
+  return object;
+}
+
+const providedCache = new Map<AbiVersion, ReadonlySet<string>>();
+
+/** Names ("module.name") of every function this host links for an ABI version. */
+export function providedImports(abiVersion: AbiVersion): ReadonlySet<string> {
+  let names = providedCache.get(abiVersion);
+  if (!names) {
+    // Building the object touches only abiVersion; the functions are never called here.
+    const object = createImportObject({ abiVersion } as AbiHost);
+    const set = new Set<string>();
+    for (const [mod, fns] of Object.entries(object)) for (const n of Object.keys(fns)) set.add(`${mod}.${n}`);
+    providedCache.set(abiVersion, (names = set));
+  }
+  return names;
+}

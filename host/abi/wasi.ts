@@ -1,0 +1,87 @@
+/**
+ * The WASI subset proxy-wasm hosts provide (Envoy registers it under both
+ * `wasi_snapshot_preview1` and `wasi_unstable`): fd_write to the logs,
+ * proc_exit, clocks, random, and empty args. Everything else a module might
+ * import from WASI is "unknown" and handled by the unknown-import policy.
+ */
+import { randomFillSync } from 'node:crypto';
+import type { AbiHost } from './host.js';
+
+export const WASI_MODULES = ['wasi_snapshot_preview1', 'wasi_unstable'] as const;
+
+const ERRNO_SUCCESS = 0;
+const ERRNO_BADF = 8;
+const ERRNO_INVAL = 28;
+
+type WasiFn = (...args: any[]) => number | void;
+
+export function createWasi(host: AbiHost): Record<string, WasiFn> {
+  const m = () => host.memory;
+  // Text written without a trailing newline waits here until the line completes.
+  const pending: Record<number, string> = { 1: '', 2: '' };
+
+  function emit(fd: number, text: string): void {
+    const all = pending[fd] + text;
+    const lines = all.split('\n');
+    pending[fd] = lines.pop()!;
+    for (const line of lines) host.stdio(fd, line);
+  }
+
+  return {
+    fd_write(fd: number, iovs: number, iovsLen: number, retWritten: number): number {
+      if (fd !== 1 && fd !== 2) return ERRNO_BADF;
+      let total = 0;
+      let text = '';
+      for (let i = 0; i < iovsLen; i++) {
+        const ptr = m().u32(iovs + i * 8);
+        const len = m().u32(iovs + i * 8 + 4);
+        text += m().utf8(ptr, len);
+        total += len;
+      }
+      emit(fd, text);
+      m().setU32(retWritten, total);
+      return ERRNO_SUCCESS;
+    },
+    proc_exit(code: number): void {
+      host.exit(code);
+    },
+    clock_time_get(id: number, _precision: bigint, ret: number): number {
+      // 0 realtime, 1 monotonic, 2/3 cpu-time clocks: approximated by monotonic.
+      if (id < 0 || id > 3) return ERRNO_INVAL;
+      m().setU64(ret, id === 0 ? host.now() : host.monotonic());
+      return ERRNO_SUCCESS;
+    },
+    clock_res_get(_id: number, ret: number): number {
+      m().setU64(ret, 1000n);
+      return ERRNO_SUCCESS;
+    },
+    random_get(ptr: number, len: number): number {
+      randomFillSync(m().view_(ptr, len));
+      return ERRNO_SUCCESS;
+    },
+    environ_sizes_get(retCount: number, retSize: number): number {
+      const env = host.environ();
+      m().setU32(retCount, env.length);
+      m().setU32(retSize, env.reduce((n, e) => n + Buffer.byteLength(e) + 1, 0));
+      return ERRNO_SUCCESS;
+    },
+    environ_get(environ: number, buf: number): number {
+      let at = buf;
+      host.environ().forEach((entry, i) => {
+        const bytes = Buffer.from(entry + '\0', 'utf8');
+        m().view_(at, bytes.length).set(bytes);
+        m().setU32(environ + i * 4, at);
+        at += bytes.length;
+      });
+      return ERRNO_SUCCESS;
+    },
+    args_sizes_get(retCount: number, retSize: number): number {
+      m().setU32(retCount, 0);
+      m().setU32(retSize, 0);
+      return ERRNO_SUCCESS;
+    },
+    args_get(): number {
+      return ERRNO_SUCCESS;
+    },
+  };
+}

@@ -1,0 +1,352 @@
+/**
+ * The shape of a hookwire configuration document (JSON Schema draft-07, checked
+ * with ajv) and the TypeScript types of the normalized configuration that
+ * load.ts produces from it.
+ *
+ * The schema checks everything that can be said about one value in isolation
+ * (types, ranges, enums, patterns, unknown keys). Rules that relate several
+ * values (url vs urls, a route's service exists, unique names, admin token
+ * when not on loopback, URL syntax, listener addresses) live in load.ts,
+ * because ajv can only phrase them as opaque oneOf/if-then failures.
+ *
+ * Every object sets `additionalProperties: false`: a misspelt key is an error,
+ * never a silently ignored setting. On a `pattern`, `description` doubles as
+ * the words of the error message ("must be <description> (found ...)").
+ */
+import { DEFAULTS } from './defaults.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const FAILURE_POLICIES = ['fail_closed', 'fail_open', 'reload'] as const;
+export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
+
+/** The methods a route may list; upper-case only, as they appear on the wire. */
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+/** Workspace names end up in URLs (admin API) and metric labels, so keep them tame. */
+export const WORKSPACE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]*$';
+/** Kong's rule for entity names: letters, digits, ".", "-", "_" and "~". */
+export const ENTITY_NAME_PATTERN = '^[A-Za-z0-9._~-]+$';
+/** A DNS name, optionally with a leading "*." wildcard label; each label 1-63 chars. */
+export const HOST_PATTERN =
+  '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$';
+/** A path prefix: starts with "/", no query, fragment or whitespace. */
+export const PATH_PATTERN = '^/[^?#\\s]*$';
+
+/** setTimeout silently turns delays above 2^31-1 ms into 1 ms, so cap every timeout there. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
+const entityName = {
+  type: 'string',
+  minLength: 1,
+  pattern: ENTITY_NAME_PATTERN,
+  description: 'made of letters, digits, ".", "-", "_" and "~" only',
+} as const;
+
+const port = { type: 'integer', minimum: 0, maximum: 65535, description: 'TCP port; 0 lets the OS pick one' } as const;
+const address = { type: 'string', minLength: 1, description: 'IP address or host name to bind' } as const;
+
+/** Plugin configuration: any JSON value; normalized to the string handed to the plugin. */
+const opaqueValue = { description: 'any JSON value; objects and arrays are passed as JSON text' } as const;
+
+export const CONFIG_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://hookwire.dev/schemas/config.json',
+  title: 'hookwire configuration',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    proxy: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        listen: { type: 'array', minItems: 1, items: { $ref: '#/definitions/proxy_listener' } },
+        request_body_buffer_limit: { type: 'integer', minimum: 0, default: DEFAULTS.proxy.request_body_buffer_limit },
+        response_body_buffer_limit: { type: 'integer', minimum: 0, default: DEFAULTS.proxy.response_body_buffer_limit },
+        drain_timeout_ms: {
+          type: 'integer',
+          minimum: 0,
+          maximum: MAX_TIMEOUT_MS,
+          default: DEFAULTS.proxy.drain_timeout_ms,
+        },
+      },
+    },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        listen: { $ref: '#/definitions/admin_listener' },
+        // Presence on non-loopback addresses is checked in load.ts.
+        token: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.admin.token },
+      },
+    },
+    wasm: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        envoy_strict: { type: 'boolean', default: DEFAULTS.wasm.envoy_strict },
+        modules_dir: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.wasm.modules_dir },
+      },
+    },
+    log_level: { type: 'string', enum: LOG_LEVELS, default: DEFAULTS.log_level },
+    plugins: { $ref: '#/definitions/plugins' },
+    services: { $ref: '#/definitions/services' },
+    routes: { $ref: '#/definitions/routes' },
+    consumers: { $ref: '#/definitions/consumers' },
+    workspaces: { type: 'array', items: { $ref: '#/definitions/workspace' } },
+  },
+  definitions: {
+    proxy_listener: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        address: { ...address, default: DEFAULTS.proxy.listener.address },
+        port: { ...port, default: DEFAULTS.proxy.listener.port },
+      },
+    },
+    admin_listener: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        address: { ...address, default: DEFAULTS.admin.listen.address },
+        port: { ...port, default: DEFAULTS.admin.listen.port },
+      },
+    },
+    workspace: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name'],
+      properties: {
+        name: {
+          type: 'string',
+          pattern: WORKSPACE_NAME_PATTERN,
+          description: 'made of lower-case letters, digits, "_" and "-", starting with a letter or digit',
+        },
+        plugins: { $ref: '#/definitions/plugins' },
+        services: { $ref: '#/definitions/services' },
+        routes: { $ref: '#/definitions/routes' },
+        consumers: { $ref: '#/definitions/consumers' },
+      },
+    },
+    services: { type: 'array', items: { $ref: '#/definitions/service' } },
+    service: {
+      type: 'object',
+      additionalProperties: false,
+      // Exactly one of url / urls is required: checked in load.ts for a readable message.
+      required: ['name'],
+      properties: {
+        name: entityName,
+        url: { type: 'string', minLength: 1, description: 'http:// or https:// URL; its path is a prefix' },
+        urls: {
+          type: 'array',
+          minItems: 1,
+          uniqueItems: true,
+          items: { type: 'string', minLength: 1, description: 'http:// or https:// URL; its path is a prefix' },
+        },
+        connect_timeout_ms: {
+          type: 'integer',
+          minimum: 1,
+          maximum: MAX_TIMEOUT_MS,
+          default: DEFAULTS.service.connect_timeout_ms,
+        },
+        read_timeout_ms: {
+          type: 'integer',
+          minimum: 1,
+          maximum: MAX_TIMEOUT_MS,
+          default: DEFAULTS.service.read_timeout_ms,
+        },
+        pool_size: { type: 'integer', minimum: 1, maximum: 65535, default: DEFAULTS.service.pool_size },
+        plugins: { $ref: '#/definitions/plugins' },
+      },
+    },
+    routes: { type: 'array', items: { $ref: '#/definitions/route' } },
+    route: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'service'],
+      properties: {
+        name: entityName,
+        service: { type: 'string', minLength: 1 },
+        hosts: {
+          type: 'array',
+          default: DEFAULTS.route.hosts,
+          items: {
+            type: 'string',
+            pattern: HOST_PATTERN,
+            description: 'a host name such as api.example.com, or a wildcard such as *.example.com',
+          },
+        },
+        paths: {
+          type: 'array',
+          default: DEFAULTS.route.paths,
+          items: {
+            type: 'string',
+            pattern: PATH_PATTERN,
+            description: 'a path prefix starting with "/", without query, fragment or spaces',
+          },
+        },
+        methods: {
+          type: 'array',
+          uniqueItems: true,
+          default: DEFAULTS.route.methods,
+          items: { type: 'string', enum: HTTP_METHODS },
+        },
+        strip_path: { type: 'boolean', default: DEFAULTS.route.strip_path },
+        plugins: { $ref: '#/definitions/plugins' },
+      },
+    },
+    consumers: { type: 'array', items: { $ref: '#/definitions/consumer' } },
+    consumer: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['username'],
+      properties: {
+        username: { type: 'string', minLength: 1 },
+        custom_id: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.consumer.custom_id },
+      },
+    },
+    plugins: { type: 'array', items: { $ref: '#/definitions/plugin' } },
+    plugin: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'wasm'],
+      properties: {
+        name: entityName,
+        wasm: { type: 'string', minLength: 1, description: 'path of the .wasm file' },
+        // null (or absent) means "the plugin name"; "" is a legitimate explicit root id.
+        root_id: { type: ['string', 'null'] },
+        vm_id: { type: ['string', 'null'] },
+        configuration: opaqueValue,
+        vm_configuration: opaqueValue,
+        failure_policy: { type: 'string', enum: FAILURE_POLICIES, default: DEFAULTS.plugin.failure_policy },
+        allow_unknown_imports: { type: 'boolean', default: DEFAULTS.plugin.allow_unknown_imports },
+        enabled: { type: 'boolean', default: DEFAULTS.plugin.enabled },
+      },
+    },
+  },
+} as const;
+
+// ---------------------------------------------------------------------------
+// Normalized configuration (the output of load.ts). Everything is filled in,
+// every entity knows its workspace and has a stable id, and the whole tree is
+// deep-frozen, hence `readonly` throughout.
+// ---------------------------------------------------------------------------
+
+export interface Listener {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface ProxyConfig {
+  readonly listen: readonly Listener[];
+  readonly request_body_buffer_limit: number;
+  readonly response_body_buffer_limit: number;
+  readonly drain_timeout_ms: number;
+}
+
+export interface AdminConfig {
+  readonly listen: Listener;
+  readonly token: string | null;
+}
+
+export interface WasmConfig {
+  readonly envoy_strict: boolean;
+  /** Absolute, or null when plugin paths are resolved against the config's base directory. */
+  readonly modules_dir: string | null;
+}
+
+/** Where a plugin entry was declared; decides its place in a route's chain. */
+export type PluginScope = 'global' | 'workspace' | 'service' | 'route';
+
+export interface PluginConfig {
+  readonly id: string;
+  readonly name: string;
+  readonly scope: PluginScope;
+  /** Null for global plugins, which belong to no workspace. */
+  readonly workspace: string | null;
+  readonly workspace_id: string | null;
+  /** Absolute path of the .wasm file. */
+  readonly wasm: string;
+  readonly root_id: string;
+  readonly vm_id: string;
+  /** Exactly the bytes (as text) handed to on_configure / on_vm_start. */
+  readonly configuration: string;
+  readonly vm_configuration: string;
+  readonly failure_policy: FailurePolicy;
+  readonly allow_unknown_imports: boolean;
+  readonly enabled: boolean;
+}
+
+export interface ServiceConfig {
+  readonly id: string;
+  readonly name: string;
+  readonly workspace: string;
+  readonly workspace_id: string;
+  /** One or more upstream base URLs, as written (http/https, path = prefix). */
+  readonly urls: readonly string[];
+  readonly connect_timeout_ms: number;
+  readonly read_timeout_ms: number;
+  readonly pool_size: number;
+  readonly plugins: readonly PluginConfig[];
+}
+
+export interface RouteConfig {
+  readonly id: string;
+  readonly name: string;
+  readonly workspace: string;
+  readonly workspace_id: string;
+  /** Name of the service, and its id. */
+  readonly service: string;
+  readonly service_id: string;
+  /** Lower-cased; empty = any host. */
+  readonly hosts: readonly string[];
+  readonly paths: readonly string[];
+  readonly methods: readonly HttpMethod[];
+  readonly strip_path: boolean;
+  readonly plugins: readonly PluginConfig[];
+}
+
+export interface ConsumerConfig {
+  readonly id: string;
+  readonly username: string;
+  readonly custom_id: string | null;
+  readonly workspace: string;
+  readonly workspace_id: string;
+}
+
+export interface WorkspaceConfig {
+  readonly id: string;
+  readonly name: string;
+  readonly plugins: readonly PluginConfig[];
+  readonly services: readonly ServiceConfig[];
+  readonly routes: readonly RouteConfig[];
+  readonly consumers: readonly ConsumerConfig[];
+}
+
+/** One route with everything the data plane needs to serve it. */
+export interface ResolvedRoute {
+  readonly route: RouteConfig;
+  readonly service: ServiceConfig;
+  readonly workspace: WorkspaceConfig;
+  /** Effective chain, in run order: global, workspace, service, route plugins; disabled ones left out. */
+  readonly plugins: readonly PluginConfig[];
+}
+
+export interface HookwireConfig {
+  /** File path or label the config came from (used in messages). */
+  readonly source: string;
+  /** Absolute directory that relative paths were resolved against. */
+  readonly base_dir: string;
+  readonly proxy: ProxyConfig;
+  readonly admin: AdminConfig;
+  readonly wasm: WasmConfig;
+  readonly log_level: LogLevel;
+  /** Global plugins: run for every route of every workspace. */
+  readonly plugins: readonly PluginConfig[];
+  /** "default" first (always present), then the declared workspaces in order. */
+  readonly workspaces: readonly WorkspaceConfig[];
+  /** Every route of every workspace, in declaration order. */
+  readonly routes: readonly ResolvedRoute[];
+}

@@ -1,0 +1,343 @@
+/**
+ * A plugin: one root context in a VM, with its configuration, failure
+ * policy, tick timer and outstanding http calls. Streams (HttpContext) are
+ * created from it. Several plugins may share a VM (same vm_id and code).
+ */
+import { LogLevel, MapType, BufferType, Status } from '../abi/constants.js';
+import { HeaderMap } from '../abi/header-map.js';
+import type { AbiBuffer, HttpCallArgs } from '../abi/host.js';
+import { PluginStartError, WasmTrapError } from '../errors.js';
+import { BodyBuffer } from './buffer.js';
+import type { ContextBinding } from './context.js';
+import { HttpContext, type HttpContextOptions } from './http-context.js';
+import type { PropertyValue } from './properties.js';
+import type { QueueOwner } from './shared-queues.js';
+import type { Runtime } from './runtime.js';
+import type { WasmVm } from './vm.js';
+
+export type FailurePolicy = 'fail_closed' | 'fail_open' | 'reload';
+export const FAILURE_POLICIES: readonly FailurePolicy[] = ['fail_closed', 'fail_open', 'reload'];
+
+/** An http call the guest made, as the transport sees it. */
+export interface HttpCallRequest {
+  readonly token: number;
+  readonly plugin: string;
+  readonly upstream: string;
+  /** Including :method, :path, :authority. */
+  readonly headers: HeaderMap;
+  readonly body: Buffer;
+  readonly trailers: HeaderMap;
+  readonly timeoutMs: number;
+}
+
+export interface HttpCallResponse {
+  /** Including :status. */
+  readonly headers: HeaderMap;
+  readonly body: Uint8Array;
+  readonly trailers?: HeaderMap;
+}
+
+/** Why an http call produced no response (the guest then sees 0 headers). */
+export interface HttpCallFailure {
+  readonly failure: 'timeout' | 'connection' | 'cancelled';
+  readonly message?: string;
+}
+
+export interface HttpCallTransport {
+  /** Whether `upstream` names a reachable cluster (strict: cluster names only). */
+  hasUpstream(upstream: string, envoyStrict: boolean): boolean;
+  dispatch(call: HttpCallRequest, done: (result: HttpCallResponse | HttpCallFailure) => void): void;
+}
+
+/** What a new stream gets when the plugin cannot serve it. */
+export type StreamRefusal = 'skip' | 'reject';
+
+export class Plugin implements ContextBinding, QueueOwner {
+  readonly runtime: Runtime;
+  readonly name: string;
+  readonly rootId: string;
+  readonly vmId: string;
+  readonly failurePolicy: FailurePolicy;
+  readonly configuration: Buffer;
+  readonly vmConfiguration: Buffer;
+  vm!: WasmVm;
+  /** Root context id in the current VM. */
+  id = 0;
+  /** Reloads performed after traps (failure policy "reload"). */
+  reloads = 0;
+  closed = false;
+
+  private tickPeriodMs = 0;
+  private tickTimer: unknown = null;
+  private readonly pendingCalls = new Map<number, ContextBinding>();
+  private callResponse: { headers: HeaderMap; trailers: HeaderMap; body: BodyBuffer } | null = null;
+  private readonly configBuffers: (BodyBuffer | null)[] = [];
+  private readonly custom = new Map<string, Uint8Array>();
+  private donePending = false;
+
+  constructor(
+    runtime: Runtime,
+    spec: { name: string; rootId: string; vmId: string; failurePolicy: FailurePolicy; configuration: Buffer; vmConfiguration: Buffer },
+  ) {
+    this.runtime = runtime;
+    this.name = spec.name;
+    this.rootId = spec.rootId;
+    this.vmId = spec.vmId;
+    this.failurePolicy = spec.failurePolicy;
+    this.configuration = spec.configuration;
+    this.vmConfiguration = spec.vmConfiguration;
+  }
+
+  get plugin(): Plugin {
+    return this;
+  }
+
+  /** Healthy: the VM has not trapped. */
+  get healthy(): boolean {
+    return !this.closed && this.vm.poisoned === null;
+  }
+
+  /** Why the plugin cannot run streams now, or null. */
+  get failure(): string | null {
+    return this.closed ? 'plugin closed' : this.vm.poisoned;
+  }
+
+  /**
+   * Create the root context in `vm` and run on_vm_start and on_configure.
+   * Throws PluginStartError when either returns false or traps.
+   */
+  start(vm: WasmVm): void {
+    this.vm = vm;
+    this.id = vm.allocateContextId(this);
+    try {
+      vm.call(this, 'proxy_on_context_create', 0, this.id, 0);
+      this.configBuffers[BufferType.VM_CONFIGURATION] = new BodyBuffer(false, this.vmConfiguration);
+      const started = vm.call(this, 'proxy_on_vm_start', 1, this.id, this.vmConfiguration.length);
+      this.configBuffers[BufferType.VM_CONFIGURATION] = null;
+      if (started === 0) throw new PluginStartError(this.name, 'proxy_on_vm_start returned false (VM configuration rejected)');
+      this.configBuffers[BufferType.PLUGIN_CONFIGURATION] = new BodyBuffer(false, this.configuration);
+      const configured = vm.call(this, 'proxy_on_configure', 1, this.id, this.configuration.length);
+      this.configBuffers[BufferType.PLUGIN_CONFIGURATION] = null;
+      if (configured === 0) throw new PluginStartError(this.name, 'proxy_on_configure returned false (plugin configuration rejected)');
+    } catch (err) {
+      this.configBuffers.length = 0;
+      this.stopTicks();
+      if (err instanceof PluginStartError) throw err;
+      throw new PluginStartError(this.name, (err as Error).message, { cause: err });
+    }
+  }
+
+  /**
+   * A context for one HTTP stream, or a refusal decided by the failure policy
+   * when the VM has trapped: "skip" (fail_open: the stream passes without this
+   * plugin) or "reject" (fail_closed, or a reload that failed: answer 503).
+   */
+  newHttpContext(options: HttpContextOptions = {}): HttpContext | StreamRefusal {
+    if (this.closed) return 'reject';
+    if (this.vm.poisoned !== null) {
+      if (this.failurePolicy === 'fail_open') return 'skip';
+      if (this.failurePolicy === 'fail_closed' || !this.runtime.reloadVm(this.vm)) return 'reject';
+    }
+    const ctx = new HttpContext(this, this.vm, options);
+    try {
+      this.vm.call(ctx, 'proxy_on_context_create', 0, ctx.id, this.id);
+    } catch {
+      ctx.markFailed();
+      return this.failurePolicy === 'fail_open' ? 'skip' : 'reject';
+    }
+    return ctx;
+  }
+
+  // ---- timers ----
+
+  setTickPeriod(ms: number): Status {
+    this.stopTicks();
+    this.tickPeriodMs = ms;
+    if (ms > 0 && !this.closed) this.tickTimer = this.runtime.timers.setInterval(() => this.tick(), ms);
+    return Status.OK;
+  }
+
+  get tickPeriod(): number {
+    return this.tickPeriodMs;
+  }
+
+  /** The VM trapped: no more ticks until a reload restarts the plugin. */
+  suspend(): void {
+    this.stopTicks();
+  }
+
+  private stopTicks(): void {
+    if (this.tickTimer !== null) this.runtime.timers.clearInterval(this.tickTimer);
+    this.tickTimer = null;
+  }
+
+  /** Run proxy_on_tick once (the timer calls it; the emulator may too). */
+  tick(): void {
+    if (!this.healthy) return;
+    this.callRoot('proxy_on_tick', this.id);
+  }
+
+  /** Call a root callback; a trap is already recorded on the VM, so it is only swallowed here. */
+  private callRoot(name: 'proxy_on_tick' | 'proxy_on_queue_ready' | 'proxy_on_http_call_response', a: number, b = 0, c = 0, d = 0, e = 0): void {
+    try {
+      this.vm.call(this, name, 0, a, b, c, d, e);
+    } catch (err) {
+      if (!(err instanceof WasmTrapError)) throw err;
+    }
+  }
+
+  // ---- http calls ----
+
+  httpCall(args: HttpCallArgs, caller: ContextBinding): { status: Status; token: number } {
+    const headers = new HeaderMap(args.headers);
+    // Envoy refuses calls without these pseudo-headers.
+    for (const h of [':method', ':path', ':authority']) {
+      if (!headers.get(h)) {
+        this.vm.hostLog(LogLevel.WARN, `proxy_http_call to ${args.upstream}: missing ${h} header (BAD_ARGUMENT)`);
+        return { status: Status.BAD_ARGUMENT, token: 0 };
+      }
+    }
+    const transport = this.runtime.httpCalls;
+    if (!transport || !transport.hasUpstream(args.upstream, this.runtime.envoyStrict)) {
+      this.vm.hostLog(LogLevel.WARN, `proxy_http_call: unknown upstream ${JSON.stringify(args.upstream)} (BAD_ARGUMENT)`);
+      return { status: Status.BAD_ARGUMENT, token: 0 };
+    }
+    const token = this.runtime.nextToken();
+    this.pendingCalls.set(token, caller);
+    const vm = this.vm;
+    transport.dispatch(
+      {
+        token,
+        plugin: this.name,
+        upstream: args.upstream,
+        headers,
+        body: args.body,
+        trailers: new HeaderMap(args.trailers),
+        timeoutMs: args.timeoutMs,
+      },
+      (result) => this.deliverHttpCallResponse(token, vm, result),
+    );
+    return { status: Status.OK, token };
+  }
+
+  get pendingHttpCalls(): number {
+    return this.pendingCalls.size;
+  }
+
+  private deliverHttpCallResponse(token: number, vm: WasmVm, result: HttpCallResponse | HttpCallFailure): void {
+    if (!this.pendingCalls.delete(token)) return;
+    // A reloaded or trapped VM never hears about calls its predecessor made.
+    if (vm !== this.vm || !this.healthy) return;
+    if ('failure' in result) {
+      vm.lastCallStatus = { code: result.failure === 'timeout' ? 4 : 14, message: result.message ?? result.failure };
+      this.callRoot('proxy_on_http_call_response', this.id, token, 0, 0, 0);
+      return;
+    }
+    const body = new BodyBuffer(false, result.body);
+    body.endOfStream = true;
+    const trailers = result.trailers ?? new HeaderMap();
+    this.callResponse = { headers: result.headers, trailers, body };
+    vm.lastCallStatus = { code: 0, message: '' };
+    try {
+      this.callRoot('proxy_on_http_call_response', this.id, token, result.headers.count, body.size, trailers.count);
+    } finally {
+      this.callResponse = null;
+    }
+  }
+
+  // ---- queues ----
+
+  notify(queueId: number): void {
+    const vm = this.vm;
+    this.runtime.defer(() => {
+      if (vm === this.vm && this.healthy) this.callRoot('proxy_on_queue_ready', this.id, queueId);
+    });
+  }
+
+  // ---- lifecycle ----
+
+  done(): Status {
+    if (!this.donePending) return Status.NOT_FOUND;
+    this.donePending = false;
+    return Status.OK;
+  }
+
+  /** on_done then on_delete on the root context; stops timers. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.stopTicks();
+    if (this.vm.poisoned === null) {
+      try {
+        this.donePending = this.vm.call(this, 'proxy_on_done', 1, this.id) === 0;
+        this.vm.call(this, 'proxy_on_delete', 0, this.id);
+      } catch {
+        // Trap recorded on the VM; closing goes on.
+      }
+    }
+    this.closed = true;
+    this.pendingCalls.clear();
+    this.runtime.queues.release(this);
+    this.vm.releaseContext(this.id);
+  }
+
+  // ---- ContextBinding (root context) ----
+
+  headerMap(type: number, forWrite: boolean): HeaderMap | Status {
+    if (type === MapType.HTTP_CALL_RESPONSE_HEADERS || type === MapType.HTTP_CALL_RESPONSE_TRAILERS) {
+      if (!this.callResponse) return Status.NOT_FOUND;
+      if (forWrite) return Status.BAD_ARGUMENT;
+      return type === MapType.HTTP_CALL_RESPONSE_HEADERS ? this.callResponse.headers : this.callResponse.trailers;
+    }
+    return type >= 0 && type <= 7 ? Status.NOT_FOUND : Status.BAD_ARGUMENT;
+  }
+
+  buffer(type: number): AbiBuffer | Status {
+    if (type === BufferType.HTTP_CALL_RESPONSE_BODY) return this.callResponse ? this.callResponse.body : Status.NOT_FOUND;
+    const b = this.configBuffers[type];
+    if (b) return b;
+    return type >= 0 && type <= 8 ? Status.NOT_FOUND : Status.BAD_ARGUMENT;
+  }
+
+  /** Values set with proxy_set_property on the root context, by raw key. */
+  customProperty(ctx: ContextBinding, key: string): Uint8Array | undefined {
+    if (ctx !== this) {
+      const v = (ctx as HttpContext).overrideProperty?.(key);
+      if (v) return v;
+    }
+    return this.custom.get(key);
+  }
+
+  property(key: string): PropertyValue | undefined {
+    switch (key) {
+      case 'plugin_name':
+        return this.name;
+      case 'plugin_root_id':
+        return this.rootId;
+      case 'plugin_vm_id':
+        return this.vmId;
+    }
+    return this.custom.get(key) ?? this.runtime.staticProperty(key);
+  }
+
+  setProperty(key: string, value: Uint8Array): Status {
+    this.custom.set(key, value);
+    return Status.OK;
+  }
+
+  continueStream(): Status {
+    return Status.BAD_ARGUMENT;
+  }
+
+  closeStream(): Status {
+    return Status.BAD_ARGUMENT;
+  }
+
+  sendLocalResponse(): Status {
+    return Status.BAD_ARGUMENT;
+  }
+
+  /** Maps 6/7 and buffer 4 while an http call response is being delivered (streams read them too). */
+  get activeCallResponse(): { headers: HeaderMap; trailers: HeaderMap; body: BodyBuffer } | null {
+    return this.callResponse;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Properties (Envoy "attributes"): path parsing and value encodings.
+ *
+ * Paths arrive as raw bytes. Envoy separates segments with NUL
+ * ("request\0path") and splits only on NUL; the AS SDK examples use dots
+ * ("request.path"). Both are accepted unless the host is Envoy-strict.
+ * Internally a path is one canonical dotted key: "request.path".
+ *
+ * Values are typed in the host (string, int, bool, timestamp, map...) and
+ * encoded the way Envoy's serializeValue does; the encoder is pluggable
+ * because other hosts differ (ngx returns every value as a string).
+ */
+import { HeaderMap } from '../abi/header-map.js';
+import { serializePairs } from '../abi/memory.js';
+
+/** A typed property value. numbers are 64-bit ints; use Float64 for doubles. */
+export type PropertyValue = string | Uint8Array | number | bigint | boolean | Float64 | HeaderMap | readonly string[];
+
+/** Marks a double (Envoy encodes doubles as 8-byte little-endian IEEE 754). */
+export class Float64 {
+  constructor(readonly value: number) {}
+}
+
+/** Looks a canonical key up; undefined when this source does not know it. */
+export type PropertySource = (key: string) => PropertyValue | undefined;
+
+export interface PropertyEncoder {
+  readonly name: string;
+  encode(value: PropertyValue): Uint8Array;
+}
+
+function int64(v: number | bigint): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigInt64LE(typeof v === 'bigint' ? v : BigInt(Math.trunc(v)));
+  return b;
+}
+
+/** Envoy: strings raw, ints and timestamps 8-byte LE, bool 1 byte, maps and lists as pairs. */
+export const envoyEncoding: PropertyEncoder = {
+  name: 'envoy',
+  encode(value) {
+    if (typeof value === 'string') return Buffer.from(value, 'utf8');
+    if (value instanceof Uint8Array) return value;
+    if (typeof value === 'number' || typeof value === 'bigint') return int64(value);
+    if (typeof value === 'boolean') return Buffer.from([value ? 1 : 0]);
+    if (value instanceof Float64) {
+      const b = Buffer.allocUnsafe(8);
+      b.writeDoubleLE(value.value);
+      return b;
+    }
+    if (value instanceof HeaderMap) return serializePairs(value.flat);
+    // A list: values in the key slots, empty values.
+    const flat: string[] = [];
+    for (const item of value as readonly string[]) flat.push(Buffer.from(item, 'utf8').toString('latin1'), '');
+    return serializePairs(flat);
+  },
+};
+
+/** ngx_wasm_module style: scalars as their decimal/text form. */
+export const stringEncoding: PropertyEncoder = {
+  name: 'string',
+  encode(value) {
+    if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
+      return Buffer.from(String(value), 'utf8');
+    }
+    if (value instanceof Float64) return Buffer.from(String(value.value), 'utf8');
+    return envoyEncoding.encode(value);
+  },
+};
+
+export interface ParsedPath {
+  /** Canonical dotted key, e.g. "request.headers.x-id". */
+  readonly key: string;
+  /** True when the guest used NUL separators (the only form Envoy understands). */
+  readonly nul: boolean;
+}
+
+/** Parse a raw property path. */
+export function parsePropertyPath(raw: Uint8Array): ParsedPath {
+  let s = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
+  // A trailing NUL (C-string habit) is not an empty segment.
+  while (s.endsWith('\0')) s = s.slice(0, -1);
+  const nul = s.includes('\0');
+  return { key: nul ? s.replaceAll('\0', '.') : s, nul };
+}

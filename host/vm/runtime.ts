@@ -1,0 +1,303 @@
+/**
+ * The runtime: loads plugins into VMs (sharing a VM per vm_id and code),
+ * owns what Envoy keeps outside VMs (shared data, shared queues, metrics,
+ * foreign functions), applies the reload policy after traps, and reports
+ * lifecycle events. Layers above (data plane, emulator) supply the http-call
+ * transport, timers, clock and log sink.
+ */
+import { LogLevel, type LogLevelName, type Status } from '../abi/constants.js';
+import { PluginStartError } from '../errors.js';
+import type { LogSink, PluginLogRecord } from './logging.js';
+import { levelFromName } from './logging.js';
+import { MetricsRegistry } from './metrics.js';
+import { loadModuleFile, type ProxyWasmModule } from './module.js';
+import { Plugin, type FailurePolicy, type HttpCallTransport } from './plugin.js';
+import { envoyEncoding, type PropertyEncoder, type PropertyValue } from './properties.js';
+import { SharedData } from './shared-data.js';
+import { SharedQueues } from './shared-queues.js';
+import { WasmVm } from './vm.js';
+
+export interface TimerScheduler {
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+export const realTimers: TimerScheduler = {
+  setInterval(fn, ms) {
+    const t = setInterval(fn, ms);
+    t.unref(); // a plugin's tick must not keep the process alive
+    return t;
+  },
+  clearInterval(handle) {
+    clearInterval(handle as NodeJS.Timeout);
+  },
+};
+
+export interface Clock {
+  /** Wall clock, ns since the epoch. */
+  now(): bigint;
+  monotonic(): bigint;
+}
+
+export const realClock: Clock = {
+  now: () => BigInt(Date.now()) * 1_000_000n,
+  monotonic: () => process.hrtime.bigint(),
+};
+
+export type ForeignFunction = (
+  args: Buffer,
+  caller: { vmId: string; plugin: string; contextId: number },
+) => Uint8Array | Status;
+
+export type RuntimeEvent =
+  | { type: 'plugin_loaded'; plugin: string; vmId: string; rootId: string; sha256: string; file: string }
+  | { type: 'plugin_start_failed'; plugin: string; vmId: string; reason: string }
+  | { type: 'vm_trapped'; vmId: string; callback: string; reason: string; plugins: string[] }
+  | { type: 'vm_reloaded'; vmId: string; plugins: string[]; ok: boolean; reason?: string }
+  | { type: 'plugin_unloaded'; plugin: string; vmId: string };
+
+export interface RuntimeOptions {
+  /** Envoy-strict host mode: NUL-separated property paths only, cluster-only http calls. */
+  envoyStrict?: boolean;
+  logLevel?: LogLevelName;
+  onLog?: LogSink;
+  onEvent?: (event: RuntimeEvent) => void;
+  httpCalls?: HttpCallTransport;
+  timers?: TimerScheduler;
+  clock?: Clock;
+  /** Host-level properties (dotted keys), e.g. node metadata. */
+  properties?: Record<string, PropertyValue>;
+  propertyEncoder?: PropertyEncoder;
+  foreignFunctions?: Record<string, ForeignFunction>;
+  /** How asynchronous notifications (on_queue_ready) are posted. */
+  defer?: (fn: () => void) => void;
+  /** Minimum time between two reload attempts of one VM (failure policy "reload"). */
+  reloadBackoffMs?: number;
+}
+
+export interface PluginSpec {
+  name: string;
+  /** Path of the .wasm file (or give `module`). */
+  wasm?: string;
+  module?: ProxyWasmModule;
+  rootId?: string;
+  vmId?: string;
+  configuration?: string | Uint8Array;
+  vmConfiguration?: string | Uint8Array;
+  failurePolicy?: FailurePolicy;
+  allowUnknownImports?: boolean;
+  /** WASI environment variables (Envoy: vm_config.environment_variables). */
+  environment?: Record<string, string>;
+}
+
+interface VmEntry {
+  vm: WasmVm;
+  readonly key: string;
+  readonly module: ProxyWasmModule;
+  readonly vmId: string;
+  readonly allowUnknownImports: boolean;
+  readonly environment: readonly string[];
+  readonly plugins: Plugin[];
+  lastReload: number;
+}
+
+function toBuffer(v: string | Uint8Array | undefined): Buffer {
+  if (v === undefined) return Buffer.alloc(0);
+  return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+export class Runtime {
+  readonly envoyStrict: boolean;
+  readonly logLevel: LogLevel;
+  readonly sharedData = new SharedData();
+  readonly queues = new SharedQueues();
+  readonly metrics = new MetricsRegistry();
+  readonly foreignFunctions = new Map<string, ForeignFunction>();
+  readonly timers: TimerScheduler;
+  readonly clock: Clock;
+  readonly propertyEncoder: PropertyEncoder;
+  httpCalls: HttpCallTransport | undefined;
+  readonly defer: (fn: () => void) => void;
+
+  private readonly onLog: LogSink | undefined;
+  private readonly onEvent: ((e: RuntimeEvent) => void) | undefined;
+  private readonly properties: Map<string, PropertyValue>;
+  private readonly reloadBackoffMs: number;
+  private readonly entries = new Map<string, VmEntry>();
+  private readonly entryOfVm = new WeakMap<WasmVm, VmEntry>();
+  private token = 1;
+
+  constructor(options: RuntimeOptions = {}) {
+    this.envoyStrict = options.envoyStrict ?? false;
+    this.logLevel = levelFromName(options.logLevel ?? 'info');
+    this.onLog = options.onLog;
+    this.onEvent = options.onEvent;
+    this.httpCalls = options.httpCalls;
+    this.timers = options.timers ?? realTimers;
+    this.clock = options.clock ?? realClock;
+    this.propertyEncoder = options.propertyEncoder ?? envoyEncoding;
+    this.properties = new Map(Object.entries(options.properties ?? {}));
+    this.defer = options.defer ?? ((fn) => void setImmediate(fn));
+    this.reloadBackoffMs = options.reloadBackoffMs ?? 1000;
+    for (const [name, fn] of Object.entries(options.foreignFunctions ?? {})) this.foreignFunctions.set(name, fn);
+  }
+
+  /**
+   * Load a plugin: compile (or reuse) its module, find or create the VM for
+   * its vm_id, create its root context, run on_vm_start and on_configure.
+   * Throws WasmModuleError, UnknownImportError or PluginStartError.
+   */
+  async loadPlugin(spec: PluginSpec): Promise<Plugin> {
+    const module = spec.module ?? (await loadModuleFile(requireWasm(spec)));
+    const vmId = spec.vmId || spec.name;
+    const rootId = spec.rootId ?? spec.name;
+    const key = `${vmId}\0${module.sha256}`;
+    let entry = this.entries.get(key);
+    let created = false;
+    if (entry && entry.plugins.some((p) => p.rootId === rootId && !p.closed)) {
+      throw new PluginStartError(spec.name, `root_id ${JSON.stringify(rootId)} is already in use in VM ${JSON.stringify(vmId)}`);
+    }
+    if (!entry || entry.vm.poisoned !== null) {
+      const environment = Object.entries(spec.environment ?? {}).map(([k, v]) => `${k}=${v}`);
+      const vm = this.createVm(module, vmId, spec.allowUnknownImports ?? false, environment, spec.name);
+      entry = {
+        vm,
+        key,
+        module,
+        vmId,
+        allowUnknownImports: spec.allowUnknownImports ?? false,
+        environment,
+        plugins: entry?.plugins.filter((p) => !p.closed) ?? [],
+        lastReload: 0,
+      };
+      created = true;
+    }
+    const plugin = new Plugin(this, {
+      name: spec.name,
+      rootId,
+      vmId,
+      failurePolicy: spec.failurePolicy ?? 'fail_closed',
+      configuration: toBuffer(spec.configuration),
+      vmConfiguration: toBuffer(spec.vmConfiguration),
+    });
+    try {
+      plugin.start(entry.vm);
+    } catch (err) {
+      this.event({ type: 'plugin_start_failed', plugin: spec.name, vmId, reason: (err as Error).message });
+      throw err;
+    }
+    if (created) {
+      this.entries.set(key, entry);
+      this.entryOfVm.set(entry.vm, entry);
+    }
+    entry.plugins.push(plugin);
+    this.event({ type: 'plugin_loaded', plugin: spec.name, vmId, rootId, sha256: module.sha256, file: module.file });
+    return plugin;
+  }
+
+  private createVm(module: ProxyWasmModule, vmId: string, allowUnknownImports: boolean, environment: readonly string[], who: string): WasmVm {
+    const vm = new WasmVm(this, module, vmId, { allowUnknownImports, environment });
+    try {
+      vm.initialize();
+    } catch (err) {
+      throw new PluginStartError(who, `module start function failed: ${(err as Error).message}`, { cause: err });
+    }
+    return vm;
+  }
+
+  /** Close a plugin (on_done, on_delete); the VM goes when its last plugin does. */
+  unloadPlugin(plugin: Plugin): void {
+    plugin.close();
+    const entry = this.entryOfVm.get(plugin.vm);
+    if (entry) {
+      const i = entry.plugins.indexOf(plugin);
+      if (i >= 0) entry.plugins.splice(i, 1);
+      if (entry.plugins.length === 0 && this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+    }
+    this.event({ type: 'plugin_unloaded', plugin: plugin.name, vmId: plugin.vmId });
+  }
+
+  /** Close every plugin. */
+  close(): void {
+    for (const entry of [...this.entries.values()]) for (const p of [...entry.plugins]) this.unloadPlugin(p);
+  }
+
+  /** Called by a VM on its first trap. */
+  vmPoisoned(vm: WasmVm, callback: string, reason: string): void {
+    const entry = this.entryOfVm.get(vm);
+    const plugins = entry ? entry.plugins.filter((p) => p.vm === vm) : [];
+    for (const p of plugins) p.suspend();
+    this.emitLog({ level: LogLevel.ERROR, message: `VM trapped in ${callback}: ${reason}`, plugin: null, vmId: vm.vmId, contextId: 0, source: 'host' });
+    this.event({ type: 'vm_trapped', vmId: vm.vmId, callback, reason, plugins: plugins.map((p) => p.name) });
+  }
+
+  /**
+   * Failure policy "reload": replace a trapped VM with a fresh instance and
+   * restart every plugin in it. Returns whether the VM is healthy afterwards.
+   * Attempts are spaced by reloadBackoffMs so a crash loop costs little.
+   */
+  reloadVm(vm: WasmVm): boolean {
+    const entry = this.entryOfVm.get(vm);
+    if (!entry) return false;
+    if (entry.vm !== vm) return entry.vm.poisoned === null; // someone reloaded it already
+    const now = Date.now();
+    if (now - entry.lastReload < this.reloadBackoffMs) return false;
+    entry.lastReload = now;
+    const names = entry.plugins.map((p) => p.name);
+    let fresh: WasmVm;
+    try {
+      fresh = this.createVm(entry.module, entry.vmId, entry.allowUnknownImports, entry.environment, names.join(','));
+    } catch (err) {
+      this.event({ type: 'vm_reloaded', vmId: entry.vmId, plugins: names, ok: false, reason: (err as Error).message });
+      return false;
+    }
+    entry.vm = fresh;
+    this.entryOfVm.set(fresh, entry);
+    for (const p of entry.plugins) {
+      try {
+        p.start(fresh);
+        p.reloads++;
+      } catch (err) {
+        const reason = (err as Error).message;
+        fresh.poisoned ??= reason;
+        this.event({ type: 'vm_reloaded', vmId: entry.vmId, plugins: names, ok: false, reason });
+        return false;
+      }
+    }
+    this.event({ type: 'vm_reloaded', vmId: entry.vmId, plugins: names, ok: true });
+    return true;
+  }
+
+  /** Every VM currently in use (for inspection and metrics). */
+  vms(): WasmVm[] {
+    return [...this.entries.values()].map((e) => e.vm);
+  }
+
+  emitLog(record: PluginLogRecord): void {
+    if (record.level < this.logLevel) return;
+    this.onLog?.(record);
+  }
+
+  private event(e: RuntimeEvent): void {
+    this.onEvent?.(e);
+  }
+
+  staticProperty(key: string): PropertyValue | undefined {
+    return this.properties.get(key);
+  }
+
+  setStaticProperty(key: string, value: PropertyValue): void {
+    this.properties.set(key, value);
+  }
+
+  nextToken(): number {
+    const t = this.token++;
+    if (this.token > 0xffffffff) this.token = 1;
+    return t;
+  }
+}
+
+function requireWasm(spec: PluginSpec): string {
+  if (!spec.wasm) throw new TypeError(`plugin ${spec.name}: give either "wasm" (a path) or "module"`);
+  return spec.wasm;
+}

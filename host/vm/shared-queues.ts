@@ -1,0 +1,106 @@
+/**
+ * Shared queues: registered by a root context of a VM (vm_id, name), resolved
+ * and fed by anyone. Enqueueing notifies the registering root context through
+ * proxy_on_queue_ready, asynchronously as Envoy posts it. The host itself may
+ * also consume a queue natively (the event-hooks service does).
+ */
+import { Status } from '../abi/constants.js';
+
+/** Who hears about new items: the guest owner (via its VM) and/or a native consumer. */
+export interface QueueOwner {
+  notify(queueId: number): void;
+}
+
+export type NativeQueueConsumer = (item: Uint8Array, queue: QueueInfo) => void;
+
+export interface QueueInfo {
+  readonly id: number;
+  readonly vmId: string;
+  readonly name: string;
+}
+
+interface Queue extends QueueInfo {
+  items: Uint8Array[];
+  owner: QueueOwner | null;
+  consumer: NativeQueueConsumer | null;
+}
+
+export class SharedQueues {
+  private readonly byKey = new Map<string, Queue>();
+  private readonly byId = new Map<number, Queue>();
+  private nextId = 1;
+
+  private static key(vmId: string, name: string): string {
+    return `${vmId}\0${name}`;
+  }
+
+  private ensure(vmId: string, name: string): Queue {
+    const key = SharedQueues.key(vmId, name);
+    let q = this.byKey.get(key);
+    if (!q) {
+      q = { id: this.nextId++, vmId, name, items: [], owner: null, consumer: null };
+      this.byKey.set(key, q);
+      this.byId.set(q.id, q);
+    }
+    return q;
+  }
+
+  /** Register (or re-register) a queue; the latest registrant is notified. */
+  register(vmId: string, name: string, owner: QueueOwner): number {
+    const q = this.ensure(vmId, name);
+    q.owner = owner;
+    return q.id;
+  }
+
+  resolve(vmId: string, name: string): number | undefined {
+    const q = this.byKey.get(SharedQueues.key(vmId, name));
+    return q && (q.owner || q.consumer) ? q.id : undefined;
+  }
+
+  /**
+   * Consume a queue natively: every enqueued item is handed to `consumer`
+   * (synchronously, in order) instead of being stored. Returns an unsubscribe function.
+   */
+  consume(vmId: string, name: string, consumer: NativeQueueConsumer): () => void {
+    const q = this.ensure(vmId, name);
+    q.consumer = consumer;
+    // Hand over what arrived before the consumer attached.
+    for (const item of q.items.splice(0)) consumer(item, q);
+    return () => {
+      if (q.consumer === consumer) q.consumer = null;
+    };
+  }
+
+  enqueue(id: number, item: Uint8Array): Status {
+    const q = this.byId.get(id);
+    if (!q) return Status.NOT_FOUND;
+    if (q.consumer) {
+      q.consumer(item, q);
+      return Status.OK;
+    }
+    q.items.push(item);
+    q.owner?.notify(q.id);
+    return Status.OK;
+  }
+
+  dequeue(id: number): Uint8Array | Status {
+    const q = this.byId.get(id);
+    if (!q) return Status.NOT_FOUND;
+    const item = q.items.shift();
+    return item ?? Status.EMPTY;
+  }
+
+  size(vmId: string, name: string): number {
+    return this.byKey.get(SharedQueues.key(vmId, name))?.items.length ?? 0;
+  }
+
+  /** Peek at a queue's pending items (for tests and the emulator). */
+  peek(vmId: string, name: string): readonly Uint8Array[] {
+    return this.byKey.get(SharedQueues.key(vmId, name))?.items ?? [];
+  }
+
+  /** Drop the owner link of every queue owned by `owner` (its VM went away). */
+  release(owner: QueueOwner): void {
+    for (const q of this.byId.values()) if (q.owner === owner) q.owner = null;
+  }
+}

@@ -1,0 +1,354 @@
+/**
+ * One instance of a proxy-wasm module (a "VM" in Envoy's terms), keyed by
+ * vm_id. It owns the guest memory, the contexts created in it, and the
+ * effective context that host calls act on. Every call into the guest goes
+ * through `call`, which turns a trap into a poisoned VM and a typed error
+ * instead of an exception that could take the process down.
+ */
+import { LogLevel, Status } from '../abi/constants.js';
+import type { HeaderMap } from '../abi/header-map.js';
+import type { AbiBuffer, AbiHost, HttpCallArgs } from '../abi/host.js';
+import { createImportObject } from '../abi/imports.js';
+import { GuestMemory } from '../abi/memory.js';
+import { UnknownImportError, VmPoisonedError, WasmModuleError, WasmTrapError } from '../errors.js';
+import type { ContextBinding } from './context.js';
+import { parseStdioLine } from './logging.js';
+import type { ProxyWasmModule } from './module.js';
+import { parsePropertyPath } from './properties.js';
+import type { Runtime } from './runtime.js';
+
+/** Thrown by WASI proc_exit to unwind the guest; treated as a trap. */
+export class ProcExit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`proc_exit(${exitCode})`);
+  }
+}
+
+type GuestFn = (...args: number[]) => number | undefined;
+
+/** Guest callbacks, looked up once per instance (missing ones stay undefined). */
+export interface GuestExports {
+  readonly malloc: GuestFn;
+  readonly proxy_on_context_create?: GuestFn;
+  readonly proxy_on_vm_start?: GuestFn;
+  readonly proxy_on_configure?: GuestFn;
+  readonly proxy_on_tick?: GuestFn;
+  readonly proxy_on_queue_ready?: GuestFn;
+  readonly proxy_on_foreign_function?: GuestFn;
+  readonly proxy_on_http_call_response?: GuestFn;
+  readonly proxy_on_request_headers?: GuestFn;
+  readonly proxy_on_request_body?: GuestFn;
+  readonly proxy_on_request_trailers?: GuestFn;
+  readonly proxy_on_response_headers?: GuestFn;
+  readonly proxy_on_response_body?: GuestFn;
+  readonly proxy_on_response_trailers?: GuestFn;
+  readonly proxy_on_done?: GuestFn;
+  readonly proxy_on_log?: GuestFn;
+  readonly proxy_on_delete?: GuestFn;
+}
+
+export interface VmOptions {
+  readonly allowUnknownImports: boolean;
+  readonly environment: readonly string[];
+}
+
+export class WasmVm implements AbiHost {
+  readonly runtime: Runtime;
+  readonly module: ProxyWasmModule;
+  readonly vmId: string;
+  readonly abiVersion;
+  readonly exports: GuestExports;
+  readonly memory: GuestMemory;
+  /** Why the VM is unusable (a trap), or null while healthy. */
+  poisoned: string | null = null;
+
+  private readonly contexts = new Map<number, ContextBinding>();
+  private active: ContextBinding | null = null;
+  private effective: ContextBinding | null = null;
+  private nextContextId = 1;
+  private readonly environment: readonly string[];
+  private lastAbort: string | null = null;
+  private readonly warned = new Set<string>();
+  /** Result of the last http call, for proxy_get_status. */
+  lastCallStatus = { code: 0, message: '' };
+
+  constructor(runtime: Runtime, module: ProxyWasmModule, vmId: string, options: VmOptions) {
+    this.runtime = runtime;
+    this.module = module;
+    this.vmId = vmId;
+    this.abiVersion = module.abiVersion;
+    this.environment = options.environment;
+
+    if (module.unknownImports.length > 0 && !options.allowUnknownImports) {
+      throw new UnknownImportError(module.file, module.unknownImports);
+    }
+    const imports = createImportObject(this);
+    for (const name of module.unknownImports) {
+      const dot = name.indexOf('.');
+      const mod = name.slice(0, dot);
+      const fn = name.slice(dot + 1);
+      if (fn.includes(' (')) throw new UnknownImportError(module.file, [name]); // memory/global/table: cannot stub
+      (imports[mod] ??= {})[fn] = () => this.unimplemented(name);
+      this.hostLog(LogLevel.WARN, `import ${name} is not provided by this host; stubbed to return UNIMPLEMENTED`);
+    }
+    let instance: WebAssembly.Instance;
+    try {
+      instance = new WebAssembly.Instance(module.module, imports as WebAssembly.Imports);
+    } catch (err) {
+      throw new WasmModuleError(module.file, `instantiation failed: ${(err as Error).message}`, { cause: err });
+    }
+    const ex = instance.exports as Record<string, unknown>;
+    this.exports = ex as unknown as GuestExports;
+    const alloc = ex[module.allocator] as GuestFn;
+    this.memory = new GuestMemory(ex.memory as WebAssembly.Memory, (n) => alloc(n) as number);
+  }
+
+  /** Run the module's start function (_initialize or _start), if any. */
+  initialize(): void {
+    const start = this.module.start;
+    if (!start) return;
+    const fn = (this.module.start && (this.exports as unknown as Record<string, GuestFn>)[start])!;
+    try {
+      fn();
+    } catch (err) {
+      throw this.poison(start, err);
+    }
+  }
+
+  allocateContextId(binding: ContextBinding | null): number {
+    const id = this.nextContextId++;
+    if (binding) this.contexts.set(id, binding);
+    return id;
+  }
+
+  bindContext(id: number, binding: ContextBinding): void {
+    this.contexts.set(id, binding);
+  }
+
+  releaseContext(id: number): void {
+    this.contexts.delete(id);
+  }
+
+  hasContext(id: number): boolean {
+    return this.contexts.has(id);
+  }
+
+  /**
+   * Call a guest export with `ctx` as the current context. A trap poisons the
+   * VM and is rethrown as WasmTrapError; a call on a poisoned VM throws
+   * VmPoisonedError. A missing export returns `fallback`.
+   */
+  call(
+    ctx: ContextBinding,
+    name: keyof GuestExports,
+    fallback: number,
+    a = 0,
+    b = 0,
+    c = 0,
+    d = 0,
+    e = 0,
+  ): number {
+    if (this.poisoned !== null) throw new VmPoisonedError(this.vmId, this.poisoned);
+    const fn = this.exports[name];
+    if (fn === undefined) return fallback;
+    const prevActive = this.active;
+    const prevEffective = this.effective;
+    this.active = ctx;
+    this.effective = ctx;
+    try {
+      const r = fn(a, b, c, d, e);
+      return r === undefined ? fallback : r >>> 0;
+    } catch (err) {
+      throw this.poison(name, err);
+    } finally {
+      this.active = prevActive;
+      this.effective = prevEffective;
+    }
+  }
+
+  /** Mark the VM unusable after a trap; returns the error to throw. */
+  private poison(callback: string, err: unknown): WasmTrapError {
+    if (err instanceof WasmTrapError) return err; // nested call already poisoned us
+    let reason = err instanceof ProcExit ? err.message : err instanceof Error ? err.message : String(err);
+    if (this.lastAbort) reason = `${this.lastAbort} (${reason})`;
+    if (!(err instanceof WebAssembly.RuntimeError) && !(err instanceof ProcExit)) {
+      reason = `host error during guest call: ${reason}`;
+    }
+    const first = this.poisoned === null;
+    this.poisoned ??= reason;
+    this.lastAbort = null;
+    if (first) this.runtime.vmPoisoned(this, callback, reason);
+    return new WasmTrapError(callback, reason, { cause: err });
+  }
+
+  // ---- AbiHost: host calls from the guest ----
+
+  private ctx(): ContextBinding {
+    // Host calls only happen while the guest runs, so a context is always set.
+    return this.effective!;
+  }
+
+  hostLog(level: LogLevel, message: string): void {
+    this.runtime.emitLog({ level, message, plugin: null, vmId: this.vmId, contextId: 0, source: 'host' });
+  }
+
+  private guestLog(level: number, message: string, source: 'proxy_log' | 'stdout' | 'stderr'): void {
+    if (level >= LogLevel.CRITICAL && message.startsWith('abort:')) this.lastAbort = message;
+    const ctx = this.effective;
+    this.runtime.emitLog({
+      level: Math.min(Math.max(level, 0), 5) as LogLevel,
+      message,
+      plugin: ctx ? ctx.plugin.name : null,
+      vmId: this.vmId,
+      contextId: ctx ? ctx.id : 0,
+      source,
+    });
+  }
+
+  log(level: number, message: string): void {
+    this.guestLog(level, message, 'proxy_log');
+  }
+
+  logLevel(): number {
+    return this.runtime.logLevel;
+  }
+
+  stdio(fd: number, text: string): void {
+    const { level, message } = parseStdioLine(fd, text);
+    this.guestLog(level, message, fd === 2 ? 'stderr' : 'stdout');
+  }
+
+  exit(code: number): never {
+    throw new ProcExit(code);
+  }
+
+  now(): bigint {
+    return this.runtime.clock.now();
+  }
+
+  monotonic(): bigint {
+    return this.runtime.clock.monotonic();
+  }
+
+  environ(): readonly string[] {
+    return this.environment;
+  }
+
+  setTickPeriod(ms: number): Status {
+    return this.ctx().plugin.setTickPeriod(ms);
+  }
+
+  setEffectiveContext(id: number): Status {
+    const target = this.contexts.get(id);
+    if (!target) return Status.BAD_ARGUMENT;
+    this.effective = target;
+    return Status.OK;
+  }
+
+  done(): Status {
+    return this.ctx().plugin.done();
+  }
+
+  headerMap(type: number, forWrite: boolean): HeaderMap | Status {
+    return this.ctx().headerMap(type, forWrite);
+  }
+
+  buffer(type: number): AbiBuffer | Status {
+    return this.ctx().buffer(type);
+  }
+
+  getProperty(raw: Buffer): Uint8Array | Status {
+    const { key, nul } = parsePropertyPath(raw);
+    const ctx = this.ctx();
+    // Envoy splits only on NUL: in strict mode "request.path" is one unknown segment.
+    if (!nul && this.runtime.envoyStrict && key.includes('.')) {
+      const custom = ctx.plugin.customProperty(ctx, key);
+      return custom ?? Status.NOT_FOUND;
+    }
+    const value = ctx.property(key);
+    if (value === undefined) return Status.NOT_FOUND;
+    return value instanceof Uint8Array ? value : this.runtime.propertyEncoder.encode(value);
+  }
+
+  setProperty(raw: Buffer, value: Buffer): Status {
+    const { key } = parsePropertyPath(raw);
+    if (key.length === 0) return Status.BAD_ARGUMENT;
+    return this.ctx().setProperty(key, value);
+  }
+
+  continueStream(stream: number): Status {
+    return this.ctx().continueStream(stream);
+  }
+
+  closeStream(stream: number): Status {
+    return this.ctx().closeStream(stream);
+  }
+
+  sendLocalResponse(code: number, details: string, body: Buffer, headers: string[], grpcStatus: number): Status {
+    return this.ctx().sendLocalResponse(code, details, body, headers, grpcStatus);
+  }
+
+  httpCall(args: HttpCallArgs): { status: Status; token: number } {
+    return this.ctx().plugin.httpCall(args, this.ctx());
+  }
+
+  getStatus(): { code: number; message: string } {
+    return this.lastCallStatus;
+  }
+
+  getSharedData(key: string): { value: Uint8Array; cas: number } | Status {
+    return this.runtime.sharedData.get(this.vmId, key) ?? Status.NOT_FOUND;
+  }
+
+  setSharedData(key: string, value: Buffer, cas: number): Status {
+    return this.runtime.sharedData.set(this.vmId, key, value, cas);
+  }
+
+  registerSharedQueue(name: string): { status: Status; id: number } {
+    return { status: Status.OK, id: this.runtime.queues.register(this.vmId, name, this.ctx().plugin) };
+  }
+
+  resolveSharedQueue(vmId: string, name: string): { status: Status; id: number } {
+    const id = this.runtime.queues.resolve(vmId, name);
+    return id === undefined ? { status: Status.NOT_FOUND, id: 0 } : { status: Status.OK, id };
+  }
+
+  enqueueSharedQueue(id: number, value: Buffer): Status {
+    return this.runtime.queues.enqueue(id, value);
+  }
+
+  dequeueSharedQueue(id: number): Uint8Array | Status {
+    return this.runtime.queues.dequeue(id);
+  }
+
+  defineMetric(type: number, name: string): { status: Status; id: number } {
+    return this.runtime.metrics.define(type, name);
+  }
+
+  incrementMetric(id: number, delta: bigint): Status {
+    return this.runtime.metrics.increment(id, delta);
+  }
+
+  recordMetric(id: number, value: bigint): Status {
+    return this.runtime.metrics.record(id, value);
+  }
+
+  getMetric(id: number): bigint | Status {
+    return this.runtime.metrics.get(id);
+  }
+
+  callForeignFunction(name: string, args: Buffer): Uint8Array | Status {
+    const fn = this.runtime.foreignFunctions.get(name);
+    if (!fn) return Status.NOT_FOUND;
+    const ctx = this.ctx();
+    return fn(args, { vmId: this.vmId, plugin: ctx.plugin.name, contextId: ctx.id });
+  }
+
+  unimplemented(name: string): Status {
+    if (!this.warned.has(name)) {
+      this.warned.add(name);
+      this.hostLog(LogLevel.WARN, `${name} is not implemented by this host (returned UNIMPLEMENTED)`);
+    }
+    return Status.UNIMPLEMENTED;
+  }
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// Compile every AssemblyScript plugin to dist/<name>.wasm and every test
+// fixture to build/fixtures/<name>.wasm, two at a time (asc is single-threaded).
+// An output newer than all of its possible inputs is kept (pass --force to rebuild).
+//   node scripts/build-wasm.mjs [--target release|debug] [--force] [--only name]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const target = args.includes('--target') ? args[args.indexOf('--target') + 1] : 'release';
+const force = args.includes('--force');
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : null;
+
+function newestMtime(path) {
+  if (!existsSync(path)) return 0;
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const e of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, e)));
+  return newest;
+}
+
+const outDir = target === 'debug' ? 'dist/debug' : 'dist';
+const jobs = [];
+const pluginsDir = join(root, 'assembly/plugins');
+for (const name of existsSync(pluginsDir) ? readdirSync(pluginsDir) : []) {
+  const entry = join(pluginsDir, name, 'index.ts');
+  if (existsSync(entry)) jobs.push({ name, entry, out: join(root, outDir, `${name}.wasm`) });
+}
+const fixturesDir = join(root, 'test/fixtures/assembly');
+for (const file of existsSync(fixturesDir) ? readdirSync(fixturesDir) : []) {
+  if (!file.endsWith('.ts') || file.startsWith('_')) continue;
+  const name = file.slice(0, -3);
+  jobs.push({ name: `fixture:${name}`, entry: join(fixturesDir, file), out: join(root, 'build/fixtures', `${name}.wasm`) });
+}
+
+// Anything under assembly/ (libraries), the SDK and the compiler config can change an output.
+const sharedInputs = Math.max(
+  newestMtime(join(root, 'assembly')),
+  newestMtime(join(root, 'asconfig.json')),
+  newestMtime(join(root, 'node_modules/@gcoredev/proxy-wasm-sdk-as/package.json')),
+  newestMtime(join(root, 'node_modules/assemblyscript/package.json')),
+  newestMtime(fixturesDir),
+);
+
+const todo = jobs.filter((j) => (!only || j.name.endsWith(only)) && (force || newestMtime(j.out) < Math.max(sharedInputs, newestMtime(j.entry))));
+
+function compile(job) {
+  mkdirSync(dirname(job.out), { recursive: true });
+  const asc = join(root, 'node_modules/assemblyscript/bin/asc.js');
+  const argv = [asc, relative(root, job.entry), '--config', 'asconfig.json', '--target', target, '-o', relative(root, job.out)];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('close', (code) => resolve({ job, code, output }));
+  });
+}
+
+let failed = 0;
+const queue = [...todo];
+async function worker() {
+  for (let job = queue.shift(); job; job = queue.shift()) {
+    const started = Date.now();
+    const { code, output } = await compile(job);
+    if (code !== 0) {
+      failed++;
+      console.error(`✗ ${job.name}: asc exited with ${code}\n${output}`);
+    } else {
+      console.log(`✓ ${job.name} -> ${relative(root, job.out)} (${Date.now() - started} ms)`);
+    }
+  }
+}
+await Promise.all([worker(), worker()]);
+console.log(`${todo.length} built, ${jobs.length - todo.length} up to date${failed ? `, ${failed} FAILED` : ''}`);
+process.exit(failed ? 1 : 0);
