@@ -820,6 +820,37 @@ describe('error reporting', () => {
   });
 });
 
+describe('docs/configuration.md', () => {
+  it('has a full example that is valid and whose chain is as documented', async () => {
+    const doc = await readFile(join(PACKAGE_ROOT, 'docs', 'configuration.md'), 'utf8');
+    const example = /## Full example\s+```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+    expect(example).toBeDefined();
+    const cfg = parseConfig(example!, 'docs example', { baseDir: BASE });
+    const ordersApi = cfg.routes.find((r) => r.route.name === 'orders-api')!;
+    expect(ordersApi.plugins.map((p) => p.name)).toEqual([
+      'access-log',
+      'team-a-auth',
+      'orders-cache',
+      'orders-rate-limit',
+    ]);
+    expect(cfg.plugins[0]!.wasm).toBe('/srv/hookwire/plugins/http-log.wasm');
+  });
+
+  it('documents every key of the schema', async () => {
+    const doc = await readFile(join(PACKAGE_ROOT, 'docs', 'configuration.md'), 'utf8');
+    const keys = new Set<string>();
+    const walk = (node: unknown): void => {
+      if (node === null || typeof node !== 'object') return;
+      const n = node as Record<string, unknown>;
+      if (n.properties) for (const k of Object.keys(n.properties as object)) keys.add(k);
+      for (const v of Object.values(n)) walk(v);
+    };
+    walk(CONFIG_SCHEMA);
+    // As a table key: `key`, `listen[].key` or `listen.key`.
+    for (const key of keys) expect(doc, key).toMatch(new RegExp(`[\`.]${key}\``));
+  });
+});
+
 describe('loadConfigFile', () => {
   let dir: string;
   beforeAll(async () => {
