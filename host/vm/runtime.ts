@@ -88,6 +88,12 @@ export interface PluginSpec {
   allowUnknownImports?: boolean;
   /** WASI environment variables (Envoy: vm_config.environment_variables). */
   environment?: Record<string, string>;
+  /**
+   * Configuration generation. Plugins of a new generation get new VMs, so a
+   * reload can start and configure them while the old ones still serve.
+   * Shared data stays keyed by vm_id alone and so survives reloads.
+   */
+  generation?: number;
 }
 
 interface VmEntry {
@@ -151,7 +157,7 @@ export class Runtime {
     const module = spec.module ?? (await loadModuleFile(requireWasm(spec)));
     const vmId = spec.vmId || spec.name;
     const rootId = spec.rootId ?? spec.name;
-    const key = `${vmId}\0${module.sha256}`;
+    const key = `${vmId}\0${module.sha256}\0${spec.generation ?? 0}`;
     let entry = this.entries.get(key);
     let created = false;
     if (entry && entry.plugins.some((p) => p.rootId === rootId && !p.closed)) {
