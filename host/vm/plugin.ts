@@ -109,21 +109,27 @@ export class Plugin implements ContextBinding, QueueOwner {
   start(vm: WasmVm): void {
     this.vm = vm;
     this.id = vm.allocateContextId(this);
+    const errors: string[] = [];
+    // A plugin that refuses its configuration says why in its error log; keep it for the error.
+    const why = (what: string) => (errors.length ? `${what}: ${errors.join('; ')}` : what);
+    vm.capturedErrors = errors;
     try {
       vm.call(this, 'proxy_on_context_create', 0, this.id, 0);
       this.configBuffers[BufferType.VM_CONFIGURATION] = new BodyBuffer(false, this.vmConfiguration);
       const started = vm.call(this, 'proxy_on_vm_start', 1, this.id, this.vmConfiguration.length);
       this.configBuffers[BufferType.VM_CONFIGURATION] = null;
-      if (started === 0) throw new PluginStartError(this.name, 'proxy_on_vm_start returned false (VM configuration rejected)');
+      if (started === 0) throw new PluginStartError(this.name, why('proxy_on_vm_start returned false (VM configuration rejected)'));
       this.configBuffers[BufferType.PLUGIN_CONFIGURATION] = new BodyBuffer(false, this.configuration);
       const configured = vm.call(this, 'proxy_on_configure', 1, this.id, this.configuration.length);
       this.configBuffers[BufferType.PLUGIN_CONFIGURATION] = null;
-      if (configured === 0) throw new PluginStartError(this.name, 'proxy_on_configure returned false (plugin configuration rejected)');
+      if (configured === 0) throw new PluginStartError(this.name, why('proxy_on_configure returned false (plugin configuration rejected)'));
     } catch (err) {
       this.configBuffers.length = 0;
       this.stopTicks();
       if (err instanceof PluginStartError) throw err;
       throw new PluginStartError(this.name, (err as Error).message, { cause: err });
+    } finally {
+      vm.capturedErrors = null;
     }
   }
 

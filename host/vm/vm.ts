@@ -192,8 +192,12 @@ export class WasmVm implements AbiHost {
     this.runtime.emitLog({ level, message, plugin: null, vmId: this.vmId, contextId: 0, source: 'host' });
   }
 
+  /** While set, error-level guest logs are collected here (to explain a refused configuration). */
+  capturedErrors: string[] | null = null;
+
   private guestLog(level: number, message: string, source: 'proxy_log' | 'stdout' | 'stderr'): void {
     if (level >= LogLevel.CRITICAL && message.startsWith('abort:')) this.lastAbort = message;
+    if (level >= LogLevel.ERROR && this.capturedErrors) this.capturedErrors.push(message);
     const ctx = this.effective;
     this.runtime.emitLog({
       level: Math.min(Math.max(level, 0), 5) as LogLevel,
