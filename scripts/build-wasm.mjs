@@ -37,16 +37,24 @@ for (const file of existsSync(fixturesDir) ? readdirSync(fixturesDir) : []) {
   jobs.push({ name: `fixture:${name}`, entry: join(fixturesDir, file), out: join(root, 'build/fixtures', `${name}.wasm`) });
 }
 
-// Anything under assembly/ (libraries), the SDK and the compiler config can change an output.
-const sharedInputs = Math.max(
+// Anything under assembly/ (plugins and libraries), the SDK and the compiler
+// config can change any output; fixtures also share the `_*.ts` helpers beside them.
+const commonInputs = Math.max(
   newestMtime(join(root, 'assembly')),
   newestMtime(join(root, 'asconfig.json')),
   newestMtime(join(root, 'node_modules/@gcoredev/proxy-wasm-sdk-as/package.json')),
   newestMtime(join(root, 'node_modules/assemblyscript/package.json')),
-  newestMtime(fixturesDir),
 );
+const fixtureHelpers = Math.max(
+  0,
+  ...(existsSync(fixturesDir) ? readdirSync(fixturesDir) : [])
+    .filter((f) => f.startsWith('_'))
+    .map((f) => newestMtime(join(fixturesDir, f))),
+);
+const inputsOf = (job) =>
+  Math.max(commonInputs, newestMtime(job.entry), job.name.startsWith('fixture:') ? fixtureHelpers : 0);
 
-const todo = jobs.filter((j) => (!only || j.name.endsWith(only)) && (force || newestMtime(j.out) < Math.max(sharedInputs, newestMtime(j.entry))));
+const todo = jobs.filter((j) => (!only || j.name.endsWith(only)) && (force || newestMtime(j.out) < inputsOf(j)));
 
 function compile(job) {
   mkdirSync(dirname(job.out), { recursive: true });

@@ -37,6 +37,8 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
 
   const env: Record<string, HostFn> = {
     proxy_log(level: number, ptr: number, len: number) {
+      // Envoy (proxy-wasm-cpp-host): a level above critical is BAD_ARGUMENT, nothing is logged.
+      if (level >>> 0 > 5) return Status.BAD_ARGUMENT;
       host.log(level, m().utf8(ptr, len));
       return Status.OK;
     },

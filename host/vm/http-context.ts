@@ -169,7 +169,8 @@ export class HttpContext implements ContextBinding {
   }
 
   property(key: string): PropertyValue | undefined {
-    return this.overrides?.get(key) ?? this.properties?.(key) ?? this.plugin.property(key);
+    // Like Envoy, a built-in attribute wins over a value the filter stored under the same path.
+    return this.properties?.(key) ?? this.overrides?.get(key) ?? this.plugin.property(key);
   }
 
   setProperty(key: string, value: Uint8Array): Status {

@@ -165,7 +165,14 @@ export class Runtime {
     }
     if (!entry || entry.vm.poisoned !== null) {
       const environment = Object.entries(spec.environment ?? {}).map(([k, v]) => `${k}=${v}`);
-      const vm = this.createVm(module, vmId, spec.allowUnknownImports ?? false, environment, spec.name);
+      let vm: WasmVm;
+      try {
+        vm = this.createVm(module, vmId, spec.allowUnknownImports ?? false, environment, spec.name);
+      } catch (err) {
+        // A trap in _start fails the start like on_vm_start/on_configure do (module errors are not start failures).
+        if (err instanceof PluginStartError) this.event({ type: 'plugin_start_failed', plugin: spec.name, vmId, reason: err.message });
+        throw err;
+      }
       entry = {
         vm,
         key,

@@ -196,7 +196,9 @@ export class WasmVm implements AbiHost {
   capturedErrors: string[] | null = null;
 
   private guestLog(level: number, message: string, source: 'proxy_log' | 'stdout' | 'stderr'): void {
-    if (level >= LogLevel.CRITICAL && message.startsWith('abort:')) this.lastAbort = message;
+    // The SDK's abort_proc_exit logs "abort: ..." at critical; the wasi-shim's
+    // wasi_abort (what asc actually links with this asconfig) writes it to stderr.
+    if (message.startsWith('abort:') && (level >= LogLevel.CRITICAL || source === 'stderr')) this.lastAbort = message;
     if (level >= LogLevel.ERROR && this.capturedErrors) this.capturedErrors.push(message);
     const ctx = this.effective;
     this.runtime.emitLog({
