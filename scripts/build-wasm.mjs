@@ -39,8 +39,13 @@ for (const file of existsSync(fixturesDir) ? readdirSync(fixturesDir) : []) {
 
 // Anything under assembly/ (plugins and libraries), the SDK and the compiler
 // config can change any output; fixtures also share the `_*.ts` helpers beside them.
+// Libraries: everything under assembly/ except the plugin folders (a plugin depends on its own folder only).
+const libraryInputs = (existsSync(join(root, 'assembly')) ? readdirSync(join(root, 'assembly')) : [])
+  .filter((e) => e !== 'plugins')
+  .map((e) => newestMtime(join(root, 'assembly', e)));
 const commonInputs = Math.max(
-  newestMtime(join(root, 'assembly')),
+  0,
+  ...libraryInputs,
   newestMtime(join(root, 'asconfig.json')),
   newestMtime(join(root, 'node_modules/@gcoredev/proxy-wasm-sdk-as/package.json')),
   newestMtime(join(root, 'node_modules/assemblyscript/package.json')),
@@ -52,7 +57,7 @@ const fixtureHelpers = Math.max(
     .map((f) => newestMtime(join(fixturesDir, f))),
 );
 const inputsOf = (job) =>
-  Math.max(commonInputs, newestMtime(job.entry), job.name.startsWith('fixture:') ? fixtureHelpers : 0);
+  Math.max(commonInputs, newestMtime(job.dir ?? job.entry), job.name.startsWith('fixture:') ? fixtureHelpers : 0);
 
 const todo = jobs.filter((j) => (!only || j.name.endsWith(only)) && (force || newestMtime(j.out) < inputsOf(j)));
 
