@@ -155,6 +155,8 @@ export class WasmVm implements AbiHost {
     const prevEffective = this.effective;
     this.active = ctx;
     this.effective = ctx;
+    // An "abort:" line from an earlier call that did not trap explains nothing about this one.
+    if (prevActive === null) this.lastAbort = null;
     try {
       const r = fn(a, b, c, d, e);
       return r === undefined ? fallback : r >>> 0;
