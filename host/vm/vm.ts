@@ -185,9 +185,13 @@ export class WasmVm implements AbiHost {
 
   // ---- AbiHost: host calls from the guest ----
 
+  /**
+   * The effective context. During `_start`/`_initialize` there is none (Envoy
+   * allows only logging and WASI there): such calls get NO_CONTEXT, which
+   * answers BAD_ARGUMENT instead of failing the VM.
+   */
   private ctx(): ContextBinding {
-    // Host calls only happen while the guest runs, so a context is always set.
-    return this.effective!;
+    return this.effective ?? NO_CONTEXT;
   }
 
   hostLog(level: LogLevel, message: string): void {
@@ -243,7 +247,8 @@ export class WasmVm implements AbiHost {
   }
 
   setTickPeriod(ms: number): Status {
-    return this.ctx().plugin.setTickPeriod(ms);
+    const ctx = this.ctx();
+    return ctx === NO_CONTEXT ? Status.BAD_ARGUMENT : ctx.plugin.setTickPeriod(ms);
   }
 
   setEffectiveContext(id: number): Status {
@@ -254,7 +259,8 @@ export class WasmVm implements AbiHost {
   }
 
   done(): Status {
-    return this.ctx().plugin.done();
+    const ctx = this.ctx();
+    return ctx === NO_CONTEXT ? Status.NOT_FOUND : ctx.plugin.done();
   }
 
   headerMap(type: number, forWrite: boolean): HeaderMap | Status {
@@ -269,6 +275,7 @@ export class WasmVm implements AbiHost {
     const { key, nul } = parsePropertyPath(raw);
     const ctx = this.ctx();
     // Envoy splits only on NUL: in strict mode "request.path" is one unknown segment.
+    if (ctx === NO_CONTEXT) return Status.NOT_FOUND;
     if (!nul && this.runtime.envoyStrict && key.includes('.')) {
       const custom = ctx.plugin.customProperty(ctx, key);
       return custom ?? Status.NOT_FOUND;
@@ -297,7 +304,8 @@ export class WasmVm implements AbiHost {
   }
 
   httpCall(args: HttpCallArgs): { status: Status; token: number } {
-    return this.ctx().plugin.httpCall(args, this.ctx());
+    const ctx = this.ctx();
+    return ctx === NO_CONTEXT ? { status: Status.BAD_ARGUMENT, token: 0 } : ctx.plugin.httpCall(args, ctx);
   }
 
   getStatus(): { code: number; message: string } {
@@ -313,7 +321,9 @@ export class WasmVm implements AbiHost {
   }
 
   registerSharedQueue(name: string): { status: Status; id: number } {
-    return { status: Status.OK, id: this.runtime.queues.register(this.vmId, name, this.ctx().plugin) };
+    const ctx = this.ctx();
+    if (ctx === NO_CONTEXT) return { status: Status.BAD_ARGUMENT, id: 0 };
+    return { status: Status.OK, id: this.runtime.queues.register(this.vmId, name, ctx.plugin) };
   }
 
   resolveSharedQueue(vmId: string, name: string): { status: Status; id: number } {
@@ -349,7 +359,13 @@ export class WasmVm implements AbiHost {
     const fn = this.runtime.foreignFunctions.get(name);
     if (!fn) return Status.NOT_FOUND;
     const ctx = this.ctx();
-    return fn(args, { vmId: this.vmId, plugin: ctx.plugin.name, contextId: ctx.id });
+    try {
+      return fn(args, { vmId: this.vmId, plugin: ctx === NO_CONTEXT ? '' : ctx.plugin.name, contextId: ctx.id });
+    } catch (err) {
+      // A host-side function's bug is the host's problem, not a reason to kill the guest.
+      this.hostLog(LogLevel.ERROR, `foreign function ${name} threw: ${(err as Error).message}`);
+      return Status.INTERNAL_FAILURE;
+    }
   }
 
   unimplemented(name: string): Status {
@@ -360,3 +376,18 @@ export class WasmVm implements AbiHost {
     return Status.UNIMPLEMENTED;
   }
 }
+
+/** The "context" of host calls made before any context exists (from _start). */
+const NO_CONTEXT: ContextBinding = {
+  id: 0,
+  get plugin(): never {
+    throw new Error('no plugin context during module start');
+  },
+  headerMap: () => Status.BAD_ARGUMENT,
+  buffer: () => Status.BAD_ARGUMENT,
+  property: () => undefined,
+  setProperty: () => Status.BAD_ARGUMENT,
+  continueStream: () => Status.BAD_ARGUMENT,
+  closeStream: () => Status.BAD_ARGUMENT,
+  sendLocalResponse: () => Status.BAD_ARGUMENT,
+};

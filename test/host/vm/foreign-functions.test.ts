@@ -65,7 +65,7 @@ describe('foreign functions (proxy_call_foreign_function)', () => {
     expect(caller).toMatchObject({ contextId: host.plugin.id });
   });
 
-  it('a foreign function that throws fails the VM like a trap; the process survives', async () => {
+  it('a foreign function that throws answers INTERNAL_FAILURE and logs the error; the VM keeps running', async () => {
     const host = await startProbe(
       {},
       {
@@ -78,8 +78,10 @@ describe('foreign functions (proxy_call_foreign_function)', () => {
     );
     const id = host.initHttpContext();
     const r = host.callOnRequestHeaders(id, { ':path': '/', 'x-ops': 'ff|broken|' });
-    expect(r).toBe(FilterResult.FAILED);
-    expect(host.plugin.vm.poisoned).toContain('host bug');
-    expect(host.localResponse(id)?.status).toBe(503);
+    expect(r).toBe(FilterResult.CONTINUE);
+    expect(host.plugin.vm.poisoned).toBeNull();
+    expect(host.logs('error')).toContain('foreign function broken threw: host bug');
+    expect(host.logs('info').join('\n')).toMatch(/"status":10\b/);
+    expect(host.localResponse(id)).toBeNull();
   });
 });
