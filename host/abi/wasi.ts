@@ -12,6 +12,8 @@ export const WASI_MODULES = ['wasi_snapshot_preview1', 'wasi_unstable'] as const
 const ERRNO_SUCCESS = 0;
 const ERRNO_BADF = 8;
 const ERRNO_INVAL = 28;
+const ERRNO_NOSYS = 52;
+const FILETYPE_CHARACTER_DEVICE = 2;
 
 type WasiFn = (...args: any[]) => number | void;
 
@@ -51,10 +53,6 @@ export function createWasi(host: AbiHost): Record<string, WasiFn> {
       m().setU64(ret, id === 0 ? host.now() : host.monotonic());
       return ERRNO_SUCCESS;
     },
-    clock_res_get(_id: number, ret: number): number {
-      m().setU64(ret, 1000n);
-      return ERRNO_SUCCESS;
-    },
     random_get(ptr: number, len: number): number {
       randomFillSync(m().view_(ptr, len));
       return ERRNO_SUCCESS;
@@ -83,5 +81,22 @@ export function createWasi(host: AbiHost): Record<string, WasiFn> {
     args_get(): number {
       return ERRNO_SUCCESS;
     },
+    // The rest of Envoy's WASI list: no files, no preopens, no polling, as in Envoy.
+    // Toolchains other than AssemblyScript (Rust, TinyGo) import some of these at start-up.
+    fd_fdstat_get(fd: number, ret: number): number {
+      if (fd < 0 || fd > 2) return ERRNO_BADF;
+      m().view_(ret, 24).fill(0);
+      m().view_(ret, 1)[0] = FILETYPE_CHARACTER_DEVICE;
+      return ERRNO_SUCCESS;
+    },
+    fd_prestat_get: (): number => ERRNO_BADF,
+    fd_prestat_dir_name: (): number => ERRNO_BADF,
+    fd_read: (): number => ERRNO_NOSYS,
+    fd_seek: (): number => ERRNO_NOSYS,
+    fd_close: (): number => ERRNO_NOSYS,
+    fd_fdstat_set_flags: (): number => ERRNO_NOSYS,
+    path_open: (): number => ERRNO_NOSYS,
+    poll_oneoff: (): number => ERRNO_NOSYS,
+    sched_yield: (): number => ERRNO_SUCCESS,
   };
 }

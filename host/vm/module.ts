@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { ABI_MARKERS, type AbiVersion } from '../abi/constants.js';
+import { envoyImports } from '../abi/envoy.js';
 import { providedImports } from '../abi/imports.js';
 import { WasmModuleError } from '../errors.js';
 
@@ -95,4 +96,14 @@ export async function loadModuleFile(path: string): Promise<ProxyWasmModule> {
     });
   }
   return compileModule(bytes, path);
+}
+
+/** Imports of `module` that Envoy would not link (Envoy-strict mode, the import check). */
+export function envoyUnknownImports(module: Pick<ProxyWasmModule, 'imports' | 'abiVersion' | 'unknownImports'>): string[] {
+  const envoy = envoyImports(module.abiVersion);
+  const out = new Set(module.unknownImports);
+  for (const i of module.imports) {
+    if (i.kind === 'function' && !envoy.has(`${i.module}.${i.name}`)) out.add(`${i.module}.${i.name}`);
+  }
+  return [...out];
 }

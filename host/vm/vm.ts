@@ -8,12 +8,13 @@
 import { LogLevel, Status } from '../abi/constants.js';
 import type { HeaderMap } from '../abi/header-map.js';
 import type { AbiBuffer, AbiHost, HttpCallArgs } from '../abi/host.js';
+import { envoyImports } from '../abi/envoy.js';
 import { createImportObject } from '../abi/imports.js';
 import { GuestMemory } from '../abi/memory.js';
 import { UnknownImportError, VmPoisonedError, WasmModuleError, WasmTrapError } from '../errors.js';
 import type { ContextBinding } from './context.js';
 import { parseStdioLine } from './logging.js';
-import type { ProxyWasmModule } from './module.js';
+import { envoyUnknownImports, type ProxyWasmModule } from './module.js';
 import { parsePropertyPath } from './properties.js';
 import type { Runtime } from './runtime.js';
 
@@ -79,11 +80,17 @@ export class WasmVm implements AbiHost {
     this.abiVersion = module.abiVersion;
     this.environment = options.environment;
 
-    if (module.unknownImports.length > 0 && !options.allowUnknownImports) {
-      throw new UnknownImportError(module.file, module.unknownImports);
+    // Envoy-strict: link only what Envoy itself would link.
+    const unknownImports = runtime.envoyStrict ? envoyUnknownImports(module) : module.unknownImports;
+    if (unknownImports.length > 0 && !options.allowUnknownImports) {
+      throw new UnknownImportError(module.file, unknownImports);
     }
     const imports = createImportObject(this);
-    for (const name of module.unknownImports) {
+    if (runtime.envoyStrict) {
+      const envoy = envoyImports(module.abiVersion);
+      for (const [mod, fns] of Object.entries(imports)) for (const n of Object.keys(fns)) if (!envoy.has(`${mod}.${n}`)) delete fns[n];
+    }
+    for (const name of unknownImports) {
       const dot = name.indexOf('.');
       const mod = name.slice(0, dot);
       const fn = name.slice(dot + 1);

@@ -153,7 +153,7 @@ describe('module validation', () => {
 
   it('lists every unknown import of a module', async () => {
     const m = await compileModule(await readFile(fixture('lifecycle-unknown-import')), 'unknown.wasm');
-    expect([...m.unknownImports].sort()).toEqual(['env.proxy_hookwire_made_up', 'hookwire_vendor.mystery', 'wasi_snapshot_preview1.fd_close']);
+    expect([...m.unknownImports].sort()).toEqual(['env.proxy_hookwire_made_up', 'hookwire_vendor.mystery', 'wasi_snapshot_preview1.fd_pwrite']);
   });
 
   it('refuses to load a module with unknown imports (UnknownImportError naming each one)', async () => {
@@ -161,8 +161,8 @@ describe('module validation', () => {
     const err = await rejection(runtime.loadPlugin({ name: 'u', wasm: fixture('lifecycle-unknown-import') }));
     expect(err).toBeInstanceOf(UnknownImportError);
     expect(err).toMatchObject({ code: 'HW_ERR_WASM_UNKNOWN_IMPORT', file: fixture('lifecycle-unknown-import') });
-    expect([...(err as UnknownImportError).imports].sort()).toEqual(['env.proxy_hookwire_made_up', 'hookwire_vendor.mystery', 'wasi_snapshot_preview1.fd_close']);
-    for (const name of ['env.proxy_hookwire_made_up', 'hookwire_vendor.mystery', 'wasi_snapshot_preview1.fd_close']) expect(err.message).toContain(name);
+    expect([...(err as UnknownImportError).imports].sort()).toEqual(['env.proxy_hookwire_made_up', 'hookwire_vendor.mystery', 'wasi_snapshot_preview1.fd_pwrite']);
+    for (const name of ['env.proxy_hookwire_made_up', 'hookwire_vendor.mystery', 'wasi_snapshot_preview1.fd_pwrite']) expect(err.message).toContain(name);
     expect(err.message).toContain('allow_unknown_imports');
     expect(runtime.vms()).toEqual([]);
     expect(events.some((e) => e.type === 'plugin_loaded')).toBe(false);
@@ -170,9 +170,9 @@ describe('module validation', () => {
 
   it('loads it with allowUnknownImports: each stub returns UNIMPLEMENTED (12) and a warning is logged', async () => {
     const host = await HostEmulator.start({ wasm: fixture('lifecycle-unknown-import'), allowUnknownImports: true });
-    expect(only(reports(host), 'unknown_imports')).toMatchObject({ made_up: Status.UNIMPLEMENTED, fd_close: Status.UNIMPLEMENTED, mystery: Status.UNIMPLEMENTED });
+    expect(only(reports(host), 'unknown_imports')).toMatchObject({ made_up: Status.UNIMPLEMENTED, fd_pwrite: Status.UNIMPLEMENTED, mystery: Status.UNIMPLEMENTED });
     const warnings = host.logs('warn');
-    for (const name of ['env.proxy_hookwire_made_up', 'hookwire_vendor.mystery', 'wasi_snapshot_preview1.fd_close']) {
+    for (const name of ['env.proxy_hookwire_made_up', 'hookwire_vendor.mystery', 'wasi_snapshot_preview1.fd_pwrite']) {
       expect(warnings).toContain(`import ${name} is not provided by this host; stubbed to return UNIMPLEMENTED`);
       expect(warnings).toContain(`${name} is not implemented by this host (returned UNIMPLEMENTED)`);
     }

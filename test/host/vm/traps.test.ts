@@ -256,7 +256,7 @@ describe('traps', () => {
   it('keeps refusing streams while the reload itself fails (vm_reloaded ok:false), and recovers once it succeeds', async () => {
     let broken = false;
     const host = await startProbe(
-      { configure: 'ff|gate|' },
+      { configure: 'ff!|gate|' },
       {
         failurePolicy: 'reload',
         foreignFunctions: {
@@ -275,7 +275,7 @@ describe('traps', () => {
     expect(host.plugin.newHttpContext()).toBe('reject');
     const reloads = host.runtimeEvents().filter((e) => e.type === 'vm_reloaded');
     expect(reloads).toHaveLength(2);
-    expect(reloads[0]).toMatchObject({ ok: false, reason: expect.stringContaining('gate closed') });
+    expect(reloads[0]).toMatchObject({ ok: false, reason: expect.stringContaining('ff gate failed with status 10') });
     expect(host.plugin.reloads).toBe(0);
 
     broken = false;
