@@ -1,0 +1,317 @@
+// http-log: Kong's HTTP Log plugin as a proxy-wasm filter (see README.md).
+//
+// on_log serializes the request (entry.ts) and hands the entry to the root
+// context's queue, which batches entries, sends them with proxy_http_call to
+// the cluster named by http_endpoint's host (one batch in flight), and retries
+// failures with exponential backoff, as kong.tools.queue does. Timing runs on
+// root ticks. With event_hooks on, the plugin also publishes source "http-log"
+// event "log" and emits it for every request (the seed blog's plugin).
+export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+import {
+  BufferTypeValues,
+  Context,
+  get_buffer_bytes,
+  log,
+  LogLevelValues,
+  registerRootContext,
+  RootContext,
+  stream_context,
+} from "@gcoredev/proxy-wasm-sdk-as/assembly";
+import { emit, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
+import { httpCall, httpCallToken, lastStatusMessage, nowMillis, setEffectiveContext, setTickPeriod } from "../../event-hooks/host";
+import { HttpLogConfig, parseConfig } from "./config";
+import { identity, writeEntry } from "./entry";
+import { ByteQueue } from "../../event-hooks/queue";
+
+/** Kong: sends right away when less than this is left of the coalescing delay (COALESCE_MIN_TIME). */
+const COALESCE_MIN_MS: f64 = 50;
+/** Longest tick while waiting, as Kong polls at most every second (COALESCE_POLL_TIME). */
+const MAX_TICK_MS: f64 = 1000;
+/** Tick used only to retry event-hooks queue resolution. */
+const EVENT_HOOKS_RETRY_MS: u32 = 1000;
+const CAPACITY_WARNING_THRESHOLD: f64 = 0.8;
+/** Response body bytes quoted in a failure message. */
+const MAX_BODY_IN_LOG: u32 = 256;
+
+const EVENT_SOURCE = "http-log";
+const EVENT_NAME = "log";
+
+// Reused on every request.
+const entryWriter = new JsonWriter(4096);
+const eventData = new JsonObject(128);
+const consumerData = new JsonObject(64);
+const serviceData = new JsonObject(64);
+const routeData = new JsonObject(64);
+
+function nowMs(): f64 {
+  return <f64>nowMillis();
+}
+
+class HttpLogRoot extends RootContext {
+  cfg: HttpLogConfig = new HttpLogConfig();
+  queue: ByteQueue = new ByteQueue();
+
+  // The batch being sent or waiting to be retried (empty: none).
+  batch: ArrayBuffer[] = [];
+  body: ArrayBuffer = new ArrayBuffer(0);
+  /** Token of the http call in flight (0: none). */
+  token: u32 = 0;
+  firstAttempt: f64 = 0;
+  retries: i32 = 0;
+  retryAt: f64 = 0;
+  /** When the oldest waiting entry started its coalescing delay. */
+  coalesceStart: f64 = 0;
+
+  tickMs: u32 = 0;
+  warnedCapacity: bool = false;
+  queueFull: bool = false;
+  droppedWhileFull: i64 = 0;
+
+  createContext(context_id: u32): Context {
+    return new HttpLogStream(context_id, this);
+  }
+
+  onConfigure(configuration_size: u32): bool {
+    super.onConfigure(configuration_size);
+    const text = configuration_size == 0 ? new ArrayBuffer(0) : get_buffer_bytes(BufferTypeValues.PluginConfiguration, 0, configuration_size);
+    const errors = new Array<string>();
+    const warnings = new Array<string>();
+    const cfg = parseConfig(text, errors, warnings);
+    for (let i = 0; i < warnings.length; i++) log(LogLevelValues.warn, warnings[i]);
+    if (cfg === null) {
+      for (let i = 0; i < errors.length; i++) log(LogLevelValues.error, errors[i]);
+      return false;
+    }
+    this.cfg = cfg;
+    if (cfg.eventHooks) {
+      setQueueVmId(cfg.eventHooksVmId);
+      publish(EVENT_SOURCE, EVENT_NAME, PublishOptions.of(["consumer", "ip", "service", "route"], ["consumer", "ip", "service"], "Run an event for a request"));
+    }
+    this.reschedule(nowMs());
+    return true;
+  }
+
+  onTick(): void {
+    if (this.cfg.eventHooks) eventHooksTick();
+    const now = nowMs();
+    this.pump(now);
+    this.reschedule(now);
+  }
+
+  // ---- the queue (kong.tools.queue semantics) ----
+
+  /** Queue one serialized entry. Runs as the root context (the caller switched to it). */
+  enqueue(entry: ArrayBuffer): void {
+    const q = this.cfg.queue;
+    const len = entry.byteLength;
+    if (q.maxBytes > 0 && <i64>len > q.maxBytes) {
+      log(LogLevelValues.error, "http-log: string to be queued is longer (" + len.toString() + " bytes) than the queue's max_bytes (" + q.maxBytes.toString() + " bytes)");
+      return;
+    }
+    const count = this.queue.length;
+    if (<f64>count >= <f64>q.maxEntries * CAPACITY_WARNING_THRESHOLD) {
+      if (!this.warnedCapacity) {
+        log(LogLevelValues.warn, "http-log: queue at 80% capacity");
+        this.warnedCapacity = true;
+      }
+    } else {
+      this.warnedCapacity = false;
+    }
+    if (count >= q.maxEntries) {
+      if (!this.queueFull) {
+        this.queueFull = true;
+        log(LogLevelValues.error, "http-log: queue full, dropping old entries until processing is successful again");
+      }
+      this.queue.shift();
+      this.droppedWhileFull++;
+    }
+    if (q.maxBytes > 0) {
+      let dropped = 0;
+      while (this.queue.length > 0 && this.queue.bytes + <i64>len > q.maxBytes) {
+        this.queue.shift();
+        dropped++;
+      }
+      if (dropped > 0) {
+        this.queueFull = true;
+        this.droppedWhileFull += dropped;
+        log(LogLevelValues.error, "http-log: byte capacity exceeded, " + dropped.toString() + " queue entries were dropped");
+      }
+    }
+    const now = nowMs();
+    const startsBatch = this.queue.length == 0 && this.batch.length == 0;
+    this.queue.push(entry);
+    if (startsBatch) this.coalesceStart = now;
+    const sent = this.pump(now);
+    // The timer only needs attention when a coalescing window opened or a send started.
+    if (startsBatch || sent) this.reschedule(now);
+  }
+
+  /** Start sending when due; returns whether a call was attempted. */
+  pump(now: f64): bool {
+    if (this.token != 0) return false;
+    if (this.batch.length > 0) {
+      if (now < this.retryAt) return false;
+      this.attempt(now);
+      return true;
+    }
+    const q = this.cfg.queue;
+    const n = this.queue.length;
+    if (n == 0) return false;
+    if (q.maxBatchSize > 1 && n < q.maxBatchSize && now - this.coalesceStart < q.maxCoalescingDelay - COALESCE_MIN_MS) return false;
+    this.takeBatch(now);
+    this.attempt(now);
+    return true;
+  }
+
+  takeBatch(now: f64): void {
+    const size = this.cfg.queue.maxBatchSize;
+    const n = min(size, this.queue.length);
+    const batch = new Array<ArrayBuffer>(n);
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      batch[i] = this.queue.shift();
+      bytes += batch[i].byteLength;
+    }
+    this.batch = batch;
+    if (size == 1) {
+      this.body = batch[0]; // Kong: one object, not an array, when max_batch_size is 1
+    } else {
+      const body = new ArrayBuffer(bytes + n + 1);
+      const p = changetype<usize>(body);
+      store<u8>(p, 0x5b);
+      let o: usize = 1;
+      for (let i = 0; i < n; i++) {
+        if (i > 0) store<u8>(p + o++, 0x2c);
+        memory.copy(p + o, changetype<usize>(batch[i]), batch[i].byteLength);
+        o += batch[i].byteLength;
+      }
+      store<u8>(p + o, 0x5d);
+      this.body = body;
+    }
+    this.firstAttempt = now;
+    this.retries = 0;
+  }
+
+  attempt(now: f64): void {
+    const cfg = this.cfg;
+    const status = httpCall(cfg.clusterBytes, cfg.callHeaders, this.body, cfg.timeout);
+    if (status == 0) {
+      this.token = httpCallToken;
+      return;
+    }
+    this.failed(now, "could not call cluster '" + cfg.cluster + "' (proxy_http_call status " + status.toString() + ")");
+  }
+
+  onHttpCallResponse(token: u32, headers: u32, body_size: u32, trailers: u32): void {
+    if (token != this.token || token == 0) return;
+    this.token = 0;
+    const now = nowMs();
+    const where = this.cfg.cluster + ":" + this.cfg.port.toString();
+    if (headers == 0) {
+      const why = lastStatusMessage();
+      this.failed(now, "failed request to " + where + ": " + (why.length > 0 ? why : "no response"));
+    } else {
+      const statusText = stream_context.headers.http_callback.get(":status");
+      const status = I32.parseInt(statusText);
+      if (status > 0 && status < 300) {
+        this.succeeded(now);
+      } else {
+        const shown = body_size > MAX_BODY_IN_LOG ? MAX_BODY_IN_LOG : body_size;
+        const body = shown > 0 ? String.UTF8.decode(get_buffer_bytes(BufferTypeValues.HttpCallResponseBody, 0, shown)) : "";
+        this.failed(now, "request to " + where + " returned status code " + statusText + " and body " + body);
+      }
+    }
+    this.pump(now);
+    this.reschedule(now);
+  }
+
+  succeeded(now: f64): void {
+    this.batch = [];
+    this.body = new ArrayBuffer(0);
+    this.retries = 0;
+    if (this.queueFull) {
+      this.queueFull = false;
+      log(LogLevelValues.info, "http-log: queue resumed processing (" + this.droppedWhileFull.toString() + " entries were dropped while it was full)");
+      this.droppedWhileFull = 0;
+    }
+    this.coalesceStart = now;
+  }
+
+  failed(now: f64, why: string): void {
+    const q = this.cfg.queue;
+    if (now - this.firstAttempt > q.maxRetryTime) {
+      log(LogLevelValues.error, "http-log: could not send entries, giving up after " + this.retries.toString() + " retries. " +
+        this.batch.length.toString() + " queue entries were lost (last error: " + why + ")");
+      this.batch = [];
+      this.body = new ArrayBuffer(0);
+      this.coalesceStart = now;
+      return;
+    }
+    log(LogLevelValues.warn, "http-log: handler could not process entries: " + why);
+    const exp = this.retries < 60 ? this.retries : 60;
+    const delay = Math.min(q.maxRetryDelay, q.initialRetryDelay * Math.pow(2, <f64>exp));
+    this.retries++;
+    this.retryAt = now + delay;
+  }
+
+  /** Keep the tick period to what the next deadline needs (0 when nothing waits). */
+  reschedule(now: f64): void {
+    let want: u32 = 0;
+    // While a call is in flight its answer drives the queue; otherwise wake
+    // for the retry or the end of the coalescing window (at least every second).
+    if (this.token == 0 && (this.batch.length > 0 || this.queue.length > 0)) {
+      const due = this.batch.length > 0
+        ? this.retryAt - now
+        : this.coalesceStart + this.cfg.queue.maxCoalescingDelay - COALESCE_MIN_MS - now;
+      want = <u32>Math.ceil(Math.max(1, Math.min(MAX_TICK_MS, due)));
+    }
+    if (want == 0 && this.cfg.eventHooks && pendingRecords() > 0) want = EVENT_HOOKS_RETRY_MS;
+    if (want != this.tickMs) {
+      setTickPeriod(want);
+      this.tickMs = want;
+    }
+  }
+}
+
+class HttpLogStream extends Context {
+  onLog(): void {
+    const root = <HttpLogRoot>this.root_context;
+    const cfg = root.cfg;
+    const now = nowMillis();
+    entryWriter.reset();
+    writeEntry(entryWriter, cfg.customFields, now);
+    const entry = entryWriter.toArrayBuffer();
+
+    if (cfg.eventHooks) emitLogEvent();
+
+    // Sending (and the tick) belong to the root context: a call made by this
+    // stream's context would be cancelled when the stream is deleted.
+    setEffectiveContext(root.context_id);
+    root.enqueue(entry);
+    setEffectiveContext(this.context_id);
+  }
+}
+
+/** The seed's event: {consumer, ip, service, route}; entities as {id, name}/{id, username}, {} when unknown. */
+function emitLogEvent(): void {
+  const id = identity;
+  consumerData.clear();
+  if (id.consumerId !== null) consumerData.bytes("id", id.consumerId!);
+  if (id.consumerUsername !== null) consumerData.bytes("username", id.consumerUsername!);
+  serviceData.clear();
+  if (id.serviceId !== null) serviceData.bytes("id", id.serviceId!);
+  if (id.serviceName !== null) serviceData.bytes("name", id.serviceName!);
+  routeData.clear();
+  if (id.routeId !== null) routeData.bytes("id", id.routeId!);
+  if (id.routeName !== null) routeData.bytes("name", id.routeName!);
+  eventData.clear();
+  eventData.obj("consumer", consumerData);
+  if (id.clientIp !== null) eventData.bytes("ip", id.clientIp!);
+  else eventData.str("ip", "");
+  eventData.obj("service", serviceData);
+  eventData.obj("route", routeData);
+  const r = emit(EVENT_SOURCE, EVENT_NAME, eventData);
+  if (!r.ok) log(LogLevelValues.warn, "http-log: event hook not emitted: " + r.error);
+}
+
+registerRootContext((context_id: u32) => new HttpLogRoot(context_id), "http-log");
