@@ -49,9 +49,13 @@ export interface AbiHost {
   /** The map, or a status when this context has no such map now. */
   headerMap(type: number, forWrite: boolean): HeaderMap | Status;
   buffer(type: number): AbiBuffer | Status;
-  /** Value bytes, or a status (NOT_FOUND...). `path` is raw bytes as the guest sent them. */
-  getProperty(path: Buffer): Uint8Array | Status;
-  setProperty(path: Buffer, value: Buffer): Status;
+  /**
+   * A property value, or a status (NOT_FOUND...). `path` is the guest's raw
+   * path bytes as a byte string (latin1). A string result is UTF-8 text the
+   * ABI layer writes straight into guest memory (no intermediate buffer).
+   */
+  getProperty(path: string): Uint8Array | string | Status;
+  setProperty(path: string, value: Buffer): Status;
 
   continueStream(stream: number): Status;
   closeStream(stream: number): Status;

@@ -137,13 +137,14 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
 
     proxy_get_property(pPtr: number, pLen: number, retPtr: number, retLen: number) {
-      const value = host.getProperty(m().copy(pPtr, pLen));
+      const value = host.getProperty(m().latin1(pPtr, pLen));
       if (isStatus(value)) return value;
-      m().give(retPtr, retLen, value);
+      if (typeof value === 'string') m().giveUtf8(retPtr, retLen, value);
+      else m().give(retPtr, retLen, value);
       return Status.OK;
     },
     proxy_set_property(pPtr: number, pLen: number, vPtr: number, vLen: number) {
-      return host.setProperty(m().copy(pPtr, pLen), m().copy(vPtr, vLen));
+      return host.setProperty(m().latin1(pPtr, pLen), m().copy(vPtr, vLen));
     },
 
     proxy_send_local_response(

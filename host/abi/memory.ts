@@ -22,39 +22,31 @@ export class GuestMemory {
   private readonly memory: WebAssembly.Memory;
   private readonly allocate: Allocator;
   private bytes: Buffer;
-  private view: DataView;
 
   constructor(memory: WebAssembly.Memory, allocate: Allocator) {
     this.memory = memory;
     this.allocate = allocate;
     this.bytes = Buffer.from(memory.buffer);
-    this.view = new DataView(memory.buffer);
   }
 
-  /** The current byte view; refreshed when the guest grew its memory. */
+  /**
+   * The current byte view. Growing a (non-shared) memory detaches its old
+   * ArrayBuffer, which turns our view's length to 0: that is the cheap signal
+   * to re-read `memory.buffer` (a getter that crosses into the engine).
+   */
   buffer(): Buffer {
-    if (this.bytes.buffer !== this.memory.buffer) this.refresh();
-    return this.bytes;
-  }
-
-  private dataView(): DataView {
-    if (this.view.buffer !== this.memory.buffer) this.refresh();
-    return this.view;
-  }
-
-  private refresh(): void {
-    this.bytes = Buffer.from(this.memory.buffer);
-    this.view = new DataView(this.memory.buffer);
+    const b = this.bytes;
+    return b.length !== 0 ? b : (this.bytes = Buffer.from(this.memory.buffer));
   }
 
   get size(): number {
-    return this.memory.buffer.byteLength;
+    return this.buffer().length;
   }
 
   check(ptr: number, len: number): void {
     // ptr/len arrive as i32: normalise the sign so huge u32 values are caught.
-    if (ptr < 0 || len < 0 || ptr + len > this.memory.buffer.byteLength) {
-      throw new MemoryAccessError(ptr >>> 0, len >>> 0, this.memory.buffer.byteLength);
+    if (ptr < 0 || len < 0 || ptr + len > this.buffer().length) {
+      throw new MemoryAccessError(ptr >>> 0, len >>> 0, this.buffer().length);
     }
   }
 
@@ -90,19 +82,19 @@ export class GuestMemory {
   u32(ptr: number): number {
     ptr >>>= 0;
     this.check(ptr, 4);
-    return this.dataView().getUint32(ptr, true);
+    return this.bytes.readUInt32LE(ptr);
   }
 
   setU32(ptr: number, value: number): void {
     ptr >>>= 0;
     this.check(ptr, 4);
-    this.dataView().setUint32(ptr, value >>> 0, true);
+    this.bytes.writeUInt32LE(value >>> 0, ptr);
   }
 
   setU64(ptr: number, value: bigint): void {
     ptr >>>= 0;
     this.check(ptr, 8);
-    this.dataView().setBigUint64(ptr, BigInt.asUintN(64, value), true);
+    this.bytes.writeBigUInt64LE(BigInt.asUintN(64, value), ptr);
   }
 
   /**
@@ -124,6 +116,19 @@ export class GuestMemory {
     const buf = this.buffer();
     if (typeof data === 'string') buf.write(data, ptr, len, 'latin1');
     else buf.set(data, ptr);
+    this.setU32(retPtr, ptr);
+    this.setU32(retLen, len);
+  }
+
+  /** Give the guest a JS string as UTF-8, encoded straight into its memory. */
+  giveUtf8(retPtr: number, retLen: number, text: string): void {
+    // All-ASCII (the usual case): the UTF-8 length is the string length.
+    const len = Buffer.byteLength(text, 'utf8');
+    if (len === 0) return this.give(retPtr, retLen, '');
+    this.check(retPtr >>> 0, 4);
+    this.check(retLen >>> 0, 4);
+    const ptr = this.alloc(len);
+    this.buffer().write(text, ptr, len, 'utf8');
     this.setU32(retPtr, ptr);
     this.setU32(retLen, len);
   }

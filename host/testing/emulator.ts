@@ -106,7 +106,9 @@ export class HostEmulator {
   private readonly streams = new Map<number, StreamRecord>();
   private readonly pending = new Map<number, { call: HttpCallRequest; done: (r: HttpCallResponse | HttpCallFailure) => void }>();
   private readonly deferred: Array<() => void> = [];
-  private tickFn: (() => void) | null = null;
+  /** Tick callbacks by timer handle: one per plugin that set a tick period. */
+  private readonly tickFns = new Map<number, () => void>();
+  private nextTimer = 1;
 
   private constructor(options: EmulatorOptions) {
     const upstreams = options.upstreams ? new Set(options.upstreams) : null;
@@ -122,8 +124,12 @@ export class HostEmulator {
       // Reloads happen on the next stream, with no wall-clock backoff in tests.
       reloadBackoffMs: 0,
       timers: {
-        setInterval: (fn) => (this.tickFn = fn),
-        clearInterval: () => (this.tickFn = null),
+        setInterval: (fn) => {
+          const handle = this.nextTimer++;
+          this.tickFns.set(handle, fn);
+          return handle;
+        },
+        clearInterval: (handle) => void this.tickFns.delete(handle as number),
       },
       httpCalls: {
         hasUpstream: (name) => (upstreams ? upstreams.has(name) : true),
@@ -369,10 +375,11 @@ export class HostEmulator {
     return this.plugin.tickPeriod;
   }
 
-  /** Fire proxy_on_tick once, if the plugin has a tick period. */
+  /** Fire proxy_on_tick once on every plugin of this runtime that has a tick period. */
   tick(): void {
-    if (!this.tickFn) return;
-    this.drive(() => this.tickFn?.());
+    this.drive(() => {
+      for (const fn of [...this.tickFns.values()]) fn();
+    });
   }
 
   sharedData(key: string): { value: Buffer; cas: number } | undefined {

@@ -75,11 +75,23 @@ export interface ParsedPath {
   readonly nul: boolean;
 }
 
-/** Parse a raw property path. */
-export function parsePropertyPath(raw: Uint8Array): ParsedPath {
-  let s = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
-  // A trailing NUL (C-string habit) is not an empty segment.
-  while (s.endsWith('\0')) s = s.slice(0, -1);
-  const nul = s.includes('\0');
-  return { key: nul ? s.replaceAll('\0', '.') : s, nul };
+const parsedPaths = new Map<string, ParsedPath>();
+const MAX_CACHED_PATHS = 4096;
+
+/**
+ * Parse a raw property path, given as a byte string (latin1). Plugins ask for
+ * the same few paths on every request, so results are cached by raw path.
+ */
+export function parsePropertyPath(raw: string): ParsedPath {
+  let parsed = parsedPaths.get(raw);
+  if (parsed === undefined) {
+    let s = Buffer.from(raw, 'latin1').toString('utf8');
+    // A trailing NUL (C-string habit) is not an empty segment.
+    while (s.endsWith('\0')) s = s.slice(0, -1);
+    const nul = s.includes('\0');
+    parsed = { key: nul ? s.replaceAll('\0', '.') : s, nul };
+    if (parsedPaths.size >= MAX_CACHED_PATHS) parsedPaths.clear(); // bound the cache against junk paths
+    parsedPaths.set(raw, parsed);
+  }
+  return parsed;
 }

@@ -73,7 +73,9 @@ export class SharedQueues {
 
   enqueue(id: number, item: Uint8Array): Status {
     const q = this.byId.get(id);
-    if (!q) return Status.NOT_FOUND;
+    // A queue nobody listens to any more (its VM went away) is gone, as in Envoy:
+    // producers learn it and can hold their records instead of losing them here.
+    if (!q || (!q.owner && !q.consumer)) return Status.NOT_FOUND;
     if (q.consumer) {
       q.consumer(item, q);
       return Status.OK;

@@ -278,7 +278,7 @@ export class WasmVm implements AbiHost {
     return this.ctx().buffer(type);
   }
 
-  getProperty(raw: Buffer): Uint8Array | Status {
+  getProperty(raw: string): Uint8Array | string | Status {
     const { key, nul } = parsePropertyPath(raw);
     const ctx = this.ctx();
     // Envoy splits only on NUL: in strict mode "request.path" is one unknown segment.
@@ -289,10 +289,12 @@ export class WasmVm implements AbiHost {
     }
     const value = ctx.property(key);
     if (value === undefined) return Status.NOT_FOUND;
+    // Strings (most attributes) go straight into guest memory as UTF-8.
+    if (typeof value === 'string') return value;
     return value instanceof Uint8Array ? value : this.runtime.propertyEncoder.encode(value);
   }
 
-  setProperty(raw: Buffer, value: Buffer): Status {
+  setProperty(raw: string, value: Buffer): Status {
     const { key } = parsePropertyPath(raw);
     if (key.length === 0) return Status.BAD_ARGUMENT;
     return this.ctx().setProperty(key, value);

@@ -155,11 +155,12 @@ describe('shared queues', () => {
     expect(seen.map(([item]) => item)).toEqual(['e1', 'e2']);
     expect(seen[0]![1]).toMatchObject({ id: Number(id), vmId: 'plugin', name: 'events' });
 
-    // After unsubscribing, items are stored again.
+    // After unsubscribing nobody listens: the queue is gone (NOT_FOUND), so producers keep their records.
     stop();
-    streamOps(host, `q.enq|${id}|e3`);
+    const [after] = streamOps(host, `q.enq|${id}|e3`);
+    expect(after).toMatchObject({ op: 'q.enq', status: Status.NOT_FOUND });
     expect(seen).toHaveLength(2);
-    expect(host.queueItems('events').map(String)).toEqual(['e3']);
+    expect(host.queueItems('events')).toEqual([]);
   });
 
   it('gives a consumer that attaches late the items already waiting', async () => {
