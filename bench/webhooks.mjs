@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// Webhook delivery throughput: hookwire's event-hooks service (signed with
+// Standard Webhooks v1, durable in a SQLite file, SSRF-vetted, attempts
+// recorded) next to a plain undici POST loop, against the same loopback
+// receiver (a separate process), with the same connection count.
+//
+//   npm run build:host && node bench/webhooks.mjs [--rounds 5] [--seconds 2] [--connections 16] [--synchronous normal|full]
+//
+// The two are measured in alternating windows (plain, hookwire, plain, ...)
+// so that load from elsewhere on the machine hits both alike; the summary
+// gives medians over the rounds, and CPU µs per request / delivery of this
+// process. Bounded: about rounds × (2 × seconds + drain) + 3 s.
+import { fork } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+if (process.argv[2] === '--receiver') {
+  // The receiver: answers every request 200 "ok" after reading the body.
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  server.keepAliveTimeout = 10_000;
+  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+  process.on('disconnect', () => process.exit(0));
+} else {
+  await main();
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '5' },
+      connections: { type: 'string', default: '16' },
+      synchronous: { type: 'string', default: 'normal' },
+      only: { type: 'string', default: '' }, // "hooks": skip the plain loop (profiling)
+    },
+  });
+  const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
+  const connections = Number(values.connections);
+  const { pino } = await import('pino');
+  const { Pool } = await import('undici');
+  let hooksMod;
+  try {
+    hooksMod = await import(join(HERE, '..', 'dist', 'host', 'hooks', 'index.js'));
+  } catch (err) {
+    console.error('dist/host/hooks is missing: run "npm run build:host" first.', err.message);
+    process.exit(1);
+  }
+  const { EventHooks } = hooksMod;
+
+  const child = fork(fileURLToPath(import.meta.url), ['--receiver'], { stdio: 'inherit' });
+  const port = await new Promise((r) => child.once('message', (m) => r(m.port)));
+  const url = `http://127.0.0.1:${port}/hook`;
+  const data = { consumer: 'c-42', ip: '203.0.113.7', service: 'billing', route: 'invoices', latency_ms: 12, status: 200 };
+  const body = JSON.stringify({ ...data, event: 'log', source: 'http-log' });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const cpu = () => {
+    const c = process.cpuUsage();
+    return c.user + c.system;
+  };
+
+  // ---- plain undici loop: the same body, the same connection count ----
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections, pipelining: 1 });
+  async function plain(ms) {
+    let n = 0;
+    const end = Date.now() + ms;
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (Date.now() < end) {
+          const res = await pool.request({ path: '/hook', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+          await res.body.text();
+          if (res.statusCode === 200) n++;
+        }
+      }),
+    );
+    return n;
+  }
+
+  // ---- hookwire: ingest (durable) → outbox → signed webhook → attempt recorded ----
+  const dir = mkdtempSync(join(tmpdir(), 'hookwire-bench-'));
+  const hooks = new EventHooks({
+    database: join(dir, 'bench.db'),
+    synchronous: values.synchronous,
+    logger: pino({ level: 'warn' }),
+    ssrf: { allowCidrs: ['127.0.0.1/32'] },
+    delivery: { perOriginConcurrency: connections, maxInFlight: connections * 4 },
+  });
+  await hooks.start();
+  await hooks.createHook({ source: 'http-log', event: 'log', handler: 'webhook', config: { url, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' } });
+  await hooks.ingest([{ v: 1, type: 'publish', source: 'http-log', event: 'log', fields: Object.keys(data), plugin: 'bench' }]);
+  const succeeded = () => hooks.stats().deliveriesSucceeded;
+  const emit = { v: 1, type: 'emit', source: 'http-log', event: 'log', data, plugin: 'bench' };
+  let ingested = 0;
+  async function hooked(ms) {
+    // A producer keeps a backlog in the outbox (each ingest call: one transaction of 200 events).
+    let producing = true;
+    const producer = (async () => {
+      while (producing) {
+        if (ingested - succeeded() > 1000) {
+          await sleep(1);
+          continue;
+        }
+        ingested += (await hooks.ingest(Array.from({ length: 200 }, () => emit))).accepted;
+      }
+    })();
+    await sleep(200);
+    const s0 = succeeded();
+    const c0 = cpu();
+    const t0 = performance.now();
+    await sleep(ms);
+    const n = succeeded() - s0;
+    const elapsed = performance.now() - t0;
+    const used = cpu() - c0;
+    producing = false;
+    await producer;
+    while (succeeded() < ingested) await sleep(5); // drain outside the window
+    return { rate: n / (elapsed / 1000), cpuPer: used / n };
+  }
+
+  await plain(500);
+  await hooked(500);
+  const results = [];
+  for (let r = 0; r < rounds; r++) {
+    let p = { rate: NaN, cpuPer: NaN };
+    if (values.only !== 'hooks') {
+      const c0 = cpu();
+      const t0 = performance.now();
+      const n = await plain(seconds * 1000);
+      p = { rate: n / ((performance.now() - t0) / 1000), cpuPer: (cpu() - c0) / n };
+    }
+    const h = await hooked(seconds * 1000);
+    results.push({ plain: p, hooks: h, ratio: h.rate / p.rate });
+    console.log(
+      `round ${r + 1}: plain ${Math.round(p.rate)} req/s (${p.cpuPer.toFixed(1)} µs CPU/req) | hookwire ${Math.round(h.rate)} deliveries/s (${h.cpuPer.toFixed(1)} µs CPU/delivery) | ratio ${(h.rate / p.rate).toFixed(2)}`,
+    );
+  }
+  const failed = hooks.stats().deliveriesFailed;
+  await pool.close();
+  await hooks.close({ timeoutMs: 5000 });
+
+  // ---- accept only: durable ingestion, batches of 100, no delivery ----
+  const hooks2 = new EventHooks({ database: join(dir, 'accept.db'), synchronous: values.synchronous, logger: pino({ level: 'warn' }) });
+  await hooks2.createHook({ source: 'http-log', event: 'log', handler: 'webhook', config: { url } });
+  await hooks2.ingest([{ v: 1, type: 'publish', source: 'http-log', event: 'log', fields: [], plugin: 'bench' }]);
+  let accepted = 0;
+  const t2 = performance.now();
+  const endAccept = Date.now() + Math.min(2000, seconds * 1000);
+  while (Date.now() < endAccept) accepted += (await hooks2.ingest(Array.from({ length: 100 }, () => emit))).accepted;
+  const acceptRate = accepted / ((performance.now() - t2) / 1000);
+  await hooks2.close();
+
+  child.disconnect();
+  rmSync(dir, { recursive: true, force: true });
+
+  const median = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s[Math.floor(s.length / 2)];
+  };
+  const summary = {
+    rounds,
+    seconds_per_window: seconds,
+    connections,
+    synchronous: values.synchronous,
+    plain_rps_median: Math.round(median(results.map((r) => r.plain.rate))),
+    webhooks_per_s_median: Math.round(median(results.map((r) => r.hooks.rate))),
+    ratio_median: Number(median(results.map((r) => r.ratio)).toFixed(3)),
+    plain_cpu_us_per_req_median: Number(median(results.map((r) => r.plain.cpuPer)).toFixed(1)),
+    hooks_cpu_us_per_delivery_median: Number(median(results.map((r) => r.hooks.cpuPer)).toFixed(1)),
+    accept_events_per_s: Math.round(acceptRate),
+    failed_deliveries: failed,
+    node: process.version,
+  };
+  console.log(
+    `median: plain ${summary.plain_rps_median} req/s, hookwire ${summary.webhooks_per_s_median} webhooks/s (signed, durable), ratio ${summary.ratio_median}x; accept only ${summary.accept_events_per_s} events/s`,
+  );
+  console.log(JSON.stringify(summary));
+}

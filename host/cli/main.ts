@@ -1,0 +1,189 @@
+/**
+ * The `hookwire` command (bin/hookwire.js runs `run()`):
+ *   hookwire start [-c hookwire.yaml]   serve (built-in defaults without -c)
+ *   hookwire validate -c hookwire.yaml  check a configuration; exit 0 "ok" or 1 and why
+ * Signals while serving: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the file.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { destination, pino, stdTimeFunctions, type Logger } from 'pino';
+import { defaultConfig, loadConfigFile, PACKAGE_ROOT } from '../config/load.js';
+import type { HookwireConfig } from '../config/schema.js';
+import { HookwireError } from '../errors.js';
+import { allPlugins } from '../proxy/generation.js';
+import { loadModuleFile } from '../vm/module.js';
+import { startHookwire } from './app.js';
+
+export interface Io {
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+}
+
+const processIo: Io = {
+  out: (line) => process.stdout.write(line + '\n'),
+  err: (line) => process.stderr.write(line + '\n'),
+};
+
+const USAGE = `Usage: hookwire <command> [options]
+
+Commands:
+  start [-c FILE]      start the proxy and admin listeners and load the plugins
+                       (without -c: the built-in defaults, proxy 127.0.0.1:8000, admin 127.0.0.1:8001)
+  validate -c FILE     check a configuration file (and compile its .wasm modules) without starting
+  help                 show this text
+  version              print the version
+
+Options:
+  -c, --config FILE    configuration file (YAML or JSON)
+
+Signals (start): SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration file.`;
+
+interface Parsed {
+  command: string;
+  config: string | null;
+}
+
+function parseArgs(argv: readonly string[]): Parsed | string {
+  let command: string | null = null;
+  let config: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-c' || a === '--config') {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('-')) return `${a} needs a file name`;
+      config = v;
+    } else if (a.startsWith('--config=')) {
+      config = a.slice('--config='.length);
+    } else if (a === '-h' || a === '--help') {
+      command = 'help';
+    } else if (a === '-v' || a === '--version') {
+      command = 'version';
+    } else if (a.startsWith('-')) {
+      return `unknown option ${a}`;
+    } else if (command === null) {
+      command = a;
+    } else {
+      return `unexpected argument ${a}`;
+    }
+  }
+  return { command: command ?? 'help', config };
+}
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Run the CLI; resolves with the exit code (`start` resolves when the gateway has stopped). */
+export async function run(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const parsed = parseArgs(argv);
+  if (typeof parsed === 'string') {
+    io.err(`hookwire: ${parsed}\n\n${USAGE}`);
+    return 2;
+  }
+  switch (parsed.command) {
+    case 'help':
+      io.out(USAGE);
+      return 0;
+    case 'version':
+      io.out(version());
+      return 0;
+    case 'validate':
+      return validate(parsed.config, io);
+    case 'start':
+      return start(parsed.config, io);
+    default:
+      io.err(`hookwire: unknown command ${JSON.stringify(parsed.command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function validate(path: string | null, io: Io): Promise<number> {
+  if (path === null) {
+    io.err('hookwire validate: give the file to check with -c FILE');
+    return 2;
+  }
+  try {
+    const config = await loadConfigFile(path);
+    // Without starting anything: every .wasm must exist and be a usable proxy-wasm module.
+    const compiled = new Set<string>();
+    for (const p of allPlugins(config)) {
+      if (compiled.has(p.wasm)) continue;
+      compiled.add(p.wasm);
+      await loadModuleFile(p.wasm);
+    }
+    io.out('ok');
+    return 0;
+  } catch (err) {
+    io.err((err as Error).message);
+    return 1;
+  }
+}
+
+function createLogger(config: HookwireConfig): { logger: Logger; flush: () => Promise<void> } {
+  // Buffered: one write per 8 KiB of log lines instead of one per line (an access-log line per
+  // request costs ~8 us of CPU this way, ~40 us with a write per line), flushed at least every 100 ms.
+  const stream = destination({ dest: 1, sync: false, minLength: 8192 });
+  setInterval(() => stream.flush(), 100).unref();
+  process.once('exit', () => {
+    try {
+      stream.flushSync();
+    } catch {
+      // Nothing more can be done about logs while exiting.
+    }
+  });
+  const logger = pino({ level: config.log_level, timestamp: stdTimeFunctions.isoTime, base: { pid: process.pid } }, stream);
+  return { logger, flush: () => new Promise<void>((resolve) => logger.flush(() => resolve())) };
+}
+
+async function start(path: string | null, io: Io): Promise<number> {
+  let config: HookwireConfig;
+  try {
+    config = path === null ? defaultConfig() : await loadConfigFile(path);
+  } catch (err) {
+    io.err((err as Error).message);
+    return 1;
+  }
+  const { logger, flush } = createLogger(config);
+  let app: Awaited<ReturnType<typeof startHookwire>>;
+  try {
+    app = await startHookwire(config, { logger, configPath: path });
+  } catch (err) {
+    const e = err as Error;
+    logger.fatal({ code: (e as HookwireError).code, err: e instanceof HookwireError ? undefined : e }, e.message);
+    await flush();
+    io.err(`hookwire: ${e.message}`);
+    return 1;
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting without waiting for the drain');
+        void flush().then(() => resolve(1));
+        return;
+      }
+      stopping = true;
+      logger.info({ signal, inflight: app.gateway.inflight }, 'shutting down');
+      app.close().then(
+        () => flush().then(() => resolve(0)),
+        (err) => {
+          logger.error({ err }, 'shutdown failed');
+          void flush().then(() => resolve(1));
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      logger.info({ file: path }, 'SIGHUP: reloading the configuration');
+      app.gateway.reloadFromFile().catch(() => {
+        // Logged by the gateway; the previous configuration keeps serving.
+      });
+    });
+  });
+}

@@ -1,0 +1,407 @@
+/**
+ * The gateway: proxy listeners, the serving generation (plugins + router +
+ * upstreams), reloads that swap generations atomically, graceful shutdown,
+ * and the status and metrics the admin API shows. One proxy-wasm Runtime
+ * lives as long as the gateway, so shared data, queues and plugin metrics
+ * survive reloads (plugins of a new generation get fresh VMs).
+ *
+ * ```ts
+ * const gateway = await Gateway.start(await loadConfigFile('hookwire.yaml'), { logger });
+ * await gateway.reload(await loadConfigFile('hookwire.yaml')); // throws ReloadError, old config keeps serving
+ * await gateway.close(); // stop accepting, drain, done/log, unload
+ * ```
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import type { LogLevelName } from '../abi/constants.js';
+import { loadConfigFile } from '../config/load.js';
+import type { HookwireConfig, Listener } from '../config/schema.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { Runtime, type RuntimeEvent, type RuntimeOptions } from '../vm/runtime.js';
+import type { PluginLogRecord } from '../vm/logging.js';
+import { GatewayClosedError, ListenError, ReloadError } from './errors.js';
+import { Generation, type RouteEntry } from './generation.js';
+import { GatewayMetrics } from './metrics.js';
+import { hasExchange, serve, type StreamCore } from './stream.js';
+import { HttpCallDispatcher, PoolRegistry } from './upstream.js';
+
+export interface GatewayOptions {
+  /** Where hookwire logs (default: pino to stdout at the config's log_level). */
+  logger?: Logger;
+  /** The file the config came from; SIGHUP / reloadFromFile() re-read it. */
+  configPath?: string | null;
+  /** Extra runtime settings (tests: reloadBackoffMs, clock, timers, foreignFunctions...). */
+  runtime?: Omit<RuntimeOptions, 'envoyStrict' | 'logLevel' | 'onLog' | 'onEvent' | 'httpCalls'>;
+  /** Open the proxy listeners (default true); false to serve only through handle(). */
+  listen?: boolean;
+}
+
+export interface ListenerInfo {
+  readonly address: string;
+  readonly port: number;
+  readonly url: string;
+}
+
+export interface ReloadResult {
+  readonly generation: number;
+  readonly previous: number;
+  readonly plugins: number;
+  readonly routes: number;
+}
+
+export interface PluginStatus {
+  readonly name: string;
+  readonly vm_id: string;
+  readonly root_id: string;
+  readonly failure_policy: string;
+  readonly healthy: boolean;
+  readonly failure: string | null;
+  readonly reloads: number;
+}
+
+export interface GatewayStatus {
+  readonly generation: number;
+  readonly started_at: string;
+  readonly config_source: string;
+  readonly draining: boolean;
+  readonly inflight: number;
+  readonly listeners: { readonly proxy: readonly ListenerInfo[] };
+  readonly routes: number;
+  readonly services: number;
+  readonly plugins: readonly PluginStatus[];
+}
+
+/** pino level names by proxy-wasm log level (trace..critical). */
+const PINO_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+/** The runtime's level for a config log_level (proxy-wasm calls fatal "critical"). */
+function runtimeLevel(level: HookwireConfig['log_level']): LogLevelName {
+  return level === 'fatal' ? 'critical' : level;
+}
+
+export function listenerUrl(address: string, port: number): string {
+  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+/** Listen on `listener`; ListenError (naming `what`) on failure. */
+export async function listen(server: Server, listener: Listener, what: string): Promise<ListenerInfo> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(new ListenError(what, listener.address, listener.port, { cause: err }));
+    server.once('error', onError);
+    server.listen(listener.port, listener.address, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  return { address: addr.address, port: addr.port, url: listenerUrl(addr.address, addr.port) };
+}
+
+export class Gateway implements StreamCore {
+  readonly logger: Logger;
+  readonly metrics = new GatewayMetrics();
+  readonly runtime: Runtime;
+  readonly startedAt = new Date();
+  /** Where the proxy listens (filled by start()). */
+  readonly listeners: ListenerInfo[] = [];
+  configPath: string | null;
+  /** Requests being served, all generations together. */
+  inflight = 0;
+  draining = false;
+  accessLog: boolean;
+
+  private readonly registry = new PoolRegistry();
+  private readonly calls: HttpCallDispatcher;
+  private current!: Generation;
+  private nextGeneration = 1;
+  private readonly retired = new Set<Generation>();
+  private readonly servers: Server[] = [];
+  private closing: Promise<void> | null = null;
+  private drainWaiter: (() => void) | null = null;
+  private reloadChain: Promise<unknown> = Promise.resolve();
+  /**
+   * Plugins are being unloaded. The AssemblyScript SDK (@gcoredev 1.2.3)
+   * aborts in a root context's proxy_on_done (it looks the root up in its
+   * stream map), so every unload of such a plugin traps; that is reported
+   * as a warning, not as a failure of a serving plugin.
+   */
+  private unloading = false;
+  private readonly handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+
+  private constructor(config: HookwireConfig, options: GatewayOptions) {
+    this.logger = options.logger ?? pino({ level: config.log_level });
+    this.configPath = options.configPath ?? null;
+    this.accessLog = this.logger.isLevelEnabled('info');
+    const d = DEFAULTS.service;
+    this.calls = new HttpCallDispatcher(
+      (name) => this.current?.clusters.get(name),
+      this.registry,
+      { connectTimeoutMs: d.connect_timeout_ms, readTimeoutMs: d.read_timeout_ms, connections: 16 },
+      config.proxy.response_body_buffer_limit,
+    );
+    this.runtime = new Runtime({
+      ...options.runtime,
+      envoyStrict: config.wasm.envoy_strict,
+      logLevel: runtimeLevel(config.log_level),
+      onLog: (record) => this.pluginLog(record),
+      onEvent: (event) => this.runtimeEvent(event),
+      httpCalls: this.calls,
+    });
+  }
+
+  /**
+   * Load and configure every plugin of `config` (generation 1), then open
+   * the proxy listeners. Throws PluginStartError / WasmModuleError /
+   * ListenError, with nothing left running.
+   */
+  static async start(config: HookwireConfig, options: GatewayOptions = {}): Promise<Gateway> {
+    const gateway = new Gateway(config, options);
+    try {
+      gateway.current = await Generation.load(gateway.runtime, config, gateway.nextGeneration++, gateway.registry, gateway.metrics);
+      if (options.listen ?? true) {
+        for (const l of config.proxy.listen) {
+          const server = createServer(gateway.handler);
+          gateway.servers.push(server);
+          const info = await listen(server, l, 'proxy');
+          gateway.listeners.push(info);
+          gateway.logger.info({ url: info.url }, `proxy listening on ${info.url}`);
+        }
+      }
+    } catch (err) {
+      await gateway.close({ drainTimeoutMs: 0 });
+      throw err;
+    }
+    gateway.logger.info(
+      { generation: gateway.current.number, routes: gateway.current.router.size, plugins: gateway.current.plugins.size, source: config.source },
+      'configuration loaded',
+    );
+    return gateway;
+  }
+
+  /** The configuration serving new requests. */
+  get config(): HookwireConfig {
+    return this.current.config;
+  }
+
+  /** The generation serving new requests. */
+  get generation(): number {
+    return this.current.number;
+  }
+
+  /** Whether close() has begun. */
+  get closed(): boolean {
+    return this.closing !== null;
+  }
+
+  /** The request entry point (the proxy listeners call it; embedders may too). */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const gen = this.current;
+    gen.inflight++;
+    this.inflight++;
+    try {
+      serve(this, gen, req, res);
+    } catch (err) {
+      this.logger.error({ err }, 'request handling failed');
+      if (!hasExchange(res)) this.streamDone(gen);
+      res.destroy();
+    }
+  }
+
+  streamDone(gen: Generation): void {
+    gen.requestDone();
+    if (--this.inflight === 0) this.drainWaiter?.();
+  }
+
+  // ---- reload ----
+
+  /**
+   * Serve `config` from now on: its plugins are loaded in fresh VMs (a new
+   * generation) and configured first; then the router is swapped. Requests
+   * in flight finish on the previous generation, whose plugins are unloaded
+   * afterwards. On failure nothing changes and a ReloadError says why.
+   * Listener, admin and envoy_strict changes need a restart (logged).
+   */
+  reload(config: HookwireConfig): Promise<ReloadResult> {
+    const run = this.reloadChain.then(() => this.swap(config));
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Re-read the configuration file (SIGHUP) and reload it. */
+  async reloadFromFile(path: string | null = this.configPath): Promise<ReloadResult> {
+    if (path === null) {
+      const err = new ReloadError('config', this.generation, 'hookwire was started without a configuration file, there is nothing to re-read');
+      this.logger.error({ code: err.code }, err.message);
+      throw err;
+    }
+    let config: HookwireConfig;
+    try {
+      config = await loadConfigFile(path);
+    } catch (cause) {
+      const err = new ReloadError('config', this.generation, (cause as Error).message, { cause });
+      this.logger.error({ code: err.code, stage: err.stage }, err.message);
+      throw err;
+    }
+    return this.reload(config);
+  }
+
+  private async swap(config: HookwireConfig): Promise<ReloadResult> {
+    const previous = this.current;
+    if (this.closing) throw new ReloadError('closed', previous.number, new GatewayClosedError('reload').message);
+    let next: Generation;
+    try {
+      next = await Generation.load(this.runtime, config, this.nextGeneration++, this.registry, this.metrics);
+    } catch (cause) {
+      const err = new ReloadError('plugins', previous.number, (cause as Error).message, { cause });
+      this.logger.error({ code: err.code, stage: err.stage, generation: previous.number }, err.message);
+      throw err;
+    }
+    if (this.closing) {
+      next.release(this.runtime, this.registry);
+      throw new ReloadError('closed', previous.number, new GatewayClosedError('reload').message);
+    }
+    this.warnUnapplied(previous.config, config);
+    // The swap: new requests take the new router from here on.
+    this.current = next;
+    if (config.log_level !== previous.config.log_level) {
+      this.logger.level = config.log_level;
+      this.accessLog = this.logger.isLevelEnabled('info');
+    }
+    this.retired.add(previous);
+    previous.retire(() => {
+      this.retired.delete(previous);
+      this.release(previous);
+      this.logger.debug({ generation: previous.number }, 'previous generation drained and unloaded');
+    });
+    const result = { generation: next.number, previous: previous.number, plugins: next.plugins.size, routes: next.router.size };
+    this.logger.info({ ...result, source: config.source }, 'configuration reloaded');
+    return result;
+  }
+
+  private warnUnapplied(before: HookwireConfig, after: HookwireConfig): void {
+    const changed: string[] = [];
+    if (JSON.stringify(before.proxy.listen) !== JSON.stringify(after.proxy.listen)) changed.push('proxy.listen');
+    if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) changed.push('admin');
+    if (before.wasm.envoy_strict !== after.wasm.envoy_strict) changed.push('wasm.envoy_strict');
+    if (before.log_level !== after.log_level) changed.push('log_level (plugin log filtering)');
+    if (changed.length > 0) this.logger.warn({ settings: changed }, `reload does not apply ${changed.join(', ')}: restart hookwire for that`);
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Stop accepting connections, let in-flight requests finish (at most
+   * `drainTimeoutMs`, default proxy.drain_timeout_ms), close what is left
+   * (each stream still runs done/log/delete), then unload every plugin and
+   * close the upstream pools. Idempotent.
+   */
+  close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.shutdown(options.drainTimeoutMs ?? this.current?.config.proxy.drain_timeout_ms ?? 0);
+    return this.closing;
+  }
+
+  private async shutdown(drainTimeoutMs: number): Promise<void> {
+    this.draining = true;
+    const serversClosed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of this.servers) s.closeIdleConnections();
+    if (this.inflight > 0) {
+      this.logger.info({ inflight: this.inflight, timeout_ms: drainTimeoutMs }, 'draining in-flight requests');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, drainTimeoutMs);
+        this.drainWaiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.drainWaiter = null;
+    }
+    if (this.inflight > 0) this.logger.warn({ inflight: this.inflight }, 'drain timeout: closing the remaining connections');
+    for (const s of this.servers) s.closeAllConnections();
+    await Promise.all(serversClosed);
+    for (const gen of this.retired) this.release(gen);
+    this.retired.clear();
+    if (this.current) this.release(this.current);
+    this.calls.close();
+    this.runtime.close();
+    await this.registry.closeAll();
+    this.logger.info('gateway stopped');
+  }
+
+  /** Unload a generation's plugins and release its pools. */
+  private release(gen: Generation): void {
+    this.unloading = true;
+    try {
+      gen.release(this.runtime, this.registry);
+    } finally {
+      this.unloading = false;
+    }
+  }
+
+  // ---- observability ----
+
+  status(): GatewayStatus {
+    const gen = this.current;
+    return {
+      generation: gen.number,
+      started_at: this.startedAt.toISOString(),
+      config_source: gen.config.source,
+      draining: this.draining,
+      inflight: this.inflight,
+      listeners: { proxy: this.listeners },
+      routes: gen.router.size,
+      services: gen.config.workspaces.reduce((n, ws) => n + ws.services.length, 0),
+      plugins: [...gen.plugins.values()].map((p) => ({
+        name: p.name,
+        vm_id: p.vmId,
+        root_id: p.rootId,
+        failure_policy: p.failurePolicy,
+        healthy: p.healthy,
+        failure: p.failure,
+        reloads: p.reloads,
+      })),
+    };
+  }
+
+  /** Prometheus text exposition of the gateway's and the plugins' metrics. */
+  metricsText(): string {
+    return this.metrics.render(
+      { inflight: this.inflight, generation: this.current.number, plugins: this.current.plugins.size },
+      this.runtime.metrics.snapshot(),
+    );
+  }
+
+  /** The route entry a request would take (for tools and tests). */
+  route(method: string, host: string, url: string): RouteEntry | null {
+    return this.current.router.match(method, host, url)?.value ?? null;
+  }
+
+  private pluginLog(r: PluginLogRecord): void {
+    if (this.unloading && r.level >= 4) {
+      this.logger.warn({ plugin: r.plugin, vm_id: r.vmId, source: r.source, during: 'unload' }, r.message);
+      return;
+    }
+    this.logger[PINO_LEVELS[r.level] ?? 'info']({ plugin: r.plugin, vm_id: r.vmId, context_id: r.contextId, source: r.source }, r.message);
+  }
+
+  private runtimeEvent(e: RuntimeEvent): void {
+    switch (e.type) {
+      case 'vm_trapped':
+        this.logger[this.unloading ? 'warn' : 'error']({ vm_id: e.vmId, callback: e.callback, plugins: e.plugins, reason: e.reason }, 'VM trapped');
+        break;
+      case 'vm_reloaded':
+        this.metrics.vmRestart(e.vmId, e.ok);
+        this.logger[e.ok ? 'warn' : 'error']({ vm_id: e.vmId, plugins: e.plugins, ok: e.ok, reason: e.reason }, 'VM reloaded after a trap');
+        break;
+      case 'plugin_start_failed':
+        this.logger.error({ plugin: e.plugin, vm_id: e.vmId, reason: e.reason }, 'plugin failed to start');
+        break;
+      case 'plugin_loaded':
+        this.logger.debug({ plugin: e.plugin, vm_id: e.vmId, root_id: e.rootId, sha256: e.sha256, file: e.file }, 'plugin loaded');
+        break;
+      case 'plugin_unloaded':
+        this.logger.debug({ plugin: e.plugin, vm_id: e.vmId }, 'plugin unloaded');
+        break;
+    }
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * A generation: everything one configuration needs to serve traffic (its
+ * plugins, started and configured; its router; its upstream targets). A
+ * reload builds a new generation next to the serving one and swaps; the old
+ * one is retired and released once its in-flight requests are done.
+ */
+import type { HookwireConfig, PluginConfig, ResolvedRoute } from '../config/schema.js';
+import { loadModuleFile, type ProxyWasmModule } from '../vm/module.js';
+import type { Plugin } from '../vm/plugin.js';
+import type { Runtime } from '../vm/runtime.js';
+import type { GatewayMetrics, RouteStats } from './metrics.js';
+import { Router } from './router.js';
+import { PoolRegistry, serviceTargets, type UpstreamTarget } from './upstream.js';
+
+/** One route as the data plane serves it. */
+export interface RouteEntry {
+  readonly resolved: ResolvedRoute;
+  /** Plugins in configured (request) order. */
+  readonly chain: readonly Plugin[];
+  readonly targets: readonly UpstreamTarget[];
+  readonly stats: RouteStats;
+  readonly generation: Generation;
+  /** Round-robin cursor over `targets`. */
+  next: number;
+}
+
+/** Every enabled plugin entry of a configuration, once each (names are unique). */
+export function allPlugins(config: HookwireConfig): PluginConfig[] {
+  const seen = new Map<string, PluginConfig>();
+  const add = (list: readonly PluginConfig[]) => {
+    for (const p of list) if (p.enabled && !seen.has(p.name)) seen.set(p.name, p);
+  };
+  add(config.plugins);
+  for (const ws of config.workspaces) {
+    add(ws.plugins);
+    for (const s of ws.services) add(s.plugins);
+    for (const r of ws.routes) add(r.plugins);
+  }
+  return [...seen.values()];
+}
+
+export class Generation {
+  readonly number: number;
+  readonly config: HookwireConfig;
+  readonly router: Router<RouteEntry>;
+  /** Loaded plugins by name. */
+  readonly plugins: ReadonlyMap<string, Plugin>;
+  /** proxy_http_call clusters: service name (first workspace that has it) to its first target. */
+  readonly clusters: ReadonlyMap<string, UpstreamTarget>;
+  /** Requests being served by this generation. */
+  inflight = 0;
+  retired = false;
+  released = false;
+  private readonly poolKeys: string[];
+  private onDrained: (() => void) | null = null;
+
+  private constructor(
+    number: number,
+    config: HookwireConfig,
+    plugins: Map<string, Plugin>,
+    registry: PoolRegistry,
+    metrics: GatewayMetrics,
+  ) {
+    this.number = number;
+    this.config = config;
+    this.plugins = plugins;
+    const clusters = new Map<string, UpstreamTarget>();
+    const poolKeys: string[] = [];
+    const targetsOf = new Map<string, UpstreamTarget[]>();
+    for (const ws of config.workspaces) {
+      for (const service of ws.services) {
+        const targets = serviceTargets(service, registry);
+        for (const t of targets) poolKeys.push(t.poolKey);
+        targetsOf.set(service.id, targets);
+        if (!clusters.has(service.name)) clusters.set(service.name, targets[0]!);
+      }
+    }
+    this.poolKeys = poolKeys;
+    this.clusters = clusters;
+    this.router = new Router(
+      config.routes.map((resolved) => ({
+        hosts: resolved.route.hosts,
+        paths: resolved.route.paths,
+        methods: resolved.route.methods,
+        value: {
+          resolved,
+          chain: resolved.plugins.map((p) => plugins.get(p.name)!),
+          targets: targetsOf.get(resolved.service.id)!,
+          stats: metrics.route({ route: resolved.route.name, service: resolved.service.name, workspace: resolved.workspace.name }),
+          generation: this,
+          next: 0,
+        } satisfies RouteEntry,
+      })),
+    );
+  }
+
+  /**
+   * Start every enabled plugin of `config` in fresh VMs (generation `number`)
+   * and build the router. On any failure the plugins already started are
+   * unloaded and the error is rethrown; nothing else changes.
+   */
+  static async load(
+    runtime: Runtime,
+    config: HookwireConfig,
+    number: number,
+    registry: PoolRegistry,
+    metrics: GatewayMetrics,
+  ): Promise<Generation> {
+    const plugins = new Map<string, Plugin>();
+    const modules = new Map<string, ProxyWasmModule>();
+    try {
+      // Sequential: plugins sharing a vm_id must find the VM the previous one created.
+      for (const p of allPlugins(config)) {
+        let module = modules.get(p.wasm);
+        if (!module) {
+          module = await loadModuleFile(p.wasm);
+          modules.set(p.wasm, module);
+        }
+        const plugin = await runtime.loadPlugin({
+          name: p.name,
+          module,
+          rootId: p.root_id,
+          vmId: p.vm_id,
+          configuration: p.configuration,
+          vmConfiguration: p.vm_configuration,
+          failurePolicy: p.failure_policy,
+          allowUnknownImports: p.allow_unknown_imports,
+          generation: number,
+        });
+        plugins.set(p.name, plugin);
+      }
+      return new Generation(number, config, plugins, registry, metrics);
+    } catch (err) {
+      for (const plugin of plugins.values()) runtime.unloadPlugin(plugin);
+      throw err;
+    }
+  }
+
+  /** Stop taking new requests; `onDrained` runs once the last in-flight one is done. */
+  retire(onDrained: () => void): void {
+    this.retired = true;
+    this.onDrained = onDrained;
+    if (this.inflight === 0) this.drained();
+  }
+
+  /** Called by the data plane when one of this generation's requests is done. */
+  requestDone(): void {
+    if (--this.inflight === 0 && this.retired) this.drained();
+  }
+
+  private drained(): void {
+    const fn = this.onDrained;
+    this.onDrained = null;
+    fn?.();
+  }
+
+  /** Unload the plugins (root on_done / on_delete) and release the pools. Idempotent. */
+  release(runtime: Runtime, registry: PoolRegistry): void {
+    if (this.released) return;
+    this.released = true;
+    for (const plugin of this.plugins.values()) runtime.unloadPlugin(plugin);
+    for (const key of this.poolKeys) registry.release(key);
+  }
+}

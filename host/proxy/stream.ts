@@ -1,0 +1,1025 @@
+/**
+ * One request through the gateway: route match, then either
+ *   - DirectStream: no plugin on the route; headers are rewritten in one pass
+ *     and the body is piped both ways with no buffering, or
+ *   - FilterStream: the route's filter chain, phase by phase, with Envoy's
+ *     HTTP filter semantics (request phases in configured order, response
+ *     phases in reverse order, PAUSE holds the direction until continue_stream,
+ *     bodies buffered only while a filter pauses in a body phase, local replies
+ *     encoded through the response chain).
+ *
+ * Both talk to the upstream through undici's dispatcher handler interface
+ * (onConnect/onHeaders/onData/onComplete/onError): it is what undici's own
+ * clients call, so no adapter is allocated per request, and it gives raw
+ * header bytes and explicit flow control.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { HeaderMap } from '../abi/header-map.js';
+import { FilterResult, type HttpContext, type LocalResponse, type StreamDelegate } from '../vm/http-context.js';
+import type { PropertySource } from '../vm/properties.js';
+import type { Generation, RouteEntry } from './generation.js';
+import type { GatewayMetrics } from './metrics.js';
+import { requestProperty, type LiveRequest } from './properties.js';
+import { normalizeHost, upstreamTarget, type RouteMatch } from './router.js';
+import { classifyUpstreamError, isHopByHop, type UpstreamTarget } from './upstream.js';
+
+/** What streams need from the gateway. */
+export interface StreamCore {
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+  /** Shutting down: answer with Connection: close so keep-alive connections end. */
+  readonly draining: boolean;
+  /** Whether the per-request access log line is enabled (info level). */
+  readonly accessLog: boolean;
+  /** A stream of `gen` has ended (response sent or connection closed). */
+  streamDone(gen: Generation): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+const NOT_FOUND_MESSAGE = 'no Route matched with those values';
+
+/** The JSON body of every error hookwire itself answers. */
+export function errorBody(message: string, requestId: string): Buffer {
+  return Buffer.from(JSON.stringify({ message, request_id: requestId }), 'utf8');
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** Header names whose length matches a name the request pass has to look at. */
+function interesting(len: number): boolean {
+  return len === 2 || len === 4 || len === 6 || len === 7 || len === 10 || len === 12 || len === 14 || len === 15 || len === 16 || len === 17;
+}
+
+/** Hop-by-hop check for a name in any case (upstream responses). */
+function hopByHopAnyCase(name: string): boolean {
+  const len = name.length;
+  return (len === 2 || len === 7 || len === 10 || len === 14 || len === 16 || len === 17) && isHopByHop(name.toLowerCase());
+}
+
+function rawString(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
+}
+
+/** Connection header tokens naming more headers to drop (rare; "keep-alive" and "close" are not names to drop). */
+function connectionNamed(value: string): string[] {
+  const out: string[] = [];
+  for (const t of value.split(',')) {
+    const token = t.trim().toLowerCase();
+    if (token !== '' && token !== 'close' && token !== 'keep-alive') out.push(token);
+  }
+  return out;
+}
+
+/**
+ * Serve one request with `gen` (already counted in its inflight). Reads the
+ * raw headers once: forwarded headers (hop-by-hop, Host, Expect dropped;
+ * X-Forwarded-For/Proto/Host and X-Request-Id set, as Envoy and Kong do before
+ * their filters) and the few values routing and framing need.
+ */
+export function serve(core: StreamCore, gen: Generation, req: IncomingMessage, res: ServerResponse): void {
+  const raw = req.rawHeaders;
+  let host: string | undefined;
+  let requestId: string | undefined;
+  let xff: string | undefined;
+  let connection: string | undefined;
+  let hasBody = false;
+  const fwd: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (interesting(name.length)) {
+      switch (name.toLowerCase()) {
+        case 'host':
+          host ??= value;
+          continue;
+        case 'x-request-id':
+          requestId ??= value;
+          break;
+        case 'content-length':
+          if (value !== '0') hasBody = true;
+          break;
+        case 'transfer-encoding':
+          hasBody = true;
+          continue;
+        case 'x-forwarded-for':
+          xff = xff === undefined ? value : `${xff}, ${value}`;
+          continue;
+        case 'connection':
+          connection = connection === undefined ? value : `${connection},${value}`;
+          continue;
+        case 'x-forwarded-proto':
+        case 'x-forwarded-host':
+        case 'expect':
+        case 'te':
+        case 'trailer':
+        case 'upgrade':
+        case 'keep-alive':
+        case 'proxy-connection':
+        case 'http2-settings':
+          continue;
+      }
+    }
+    fwd.push(name, value);
+  }
+  if (connection !== undefined) {
+    const named = connectionNamed(connection);
+    if (named.length > 0) {
+      for (let i = fwd.length - 2; i >= 0; i -= 2) if (named.includes(fwd[i]!.toLowerCase())) fwd.splice(i, 2);
+    }
+  }
+  const remote = req.socket.remoteAddress ?? '';
+  fwd.push('x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`, 'x-forwarded-proto', 'http');
+  if (host !== undefined) fwd.push('x-forwarded-host', host);
+  if (requestId === undefined) {
+    requestId = randomUUID();
+    fwd.push('x-request-id', requestId);
+  }
+
+  const match = gen.router.match(req.method!, normalizeHost(host), req.url!);
+  if (match === null) {
+    new NotFound(core, gen, req, res, requestId, null).send();
+    return;
+  }
+  const entry = match.value;
+  if (entry.chain.length === 0) new DirectStream(core, gen, req, res, requestId, entry).start(match, fwd, hasBody);
+  else new FilterStream(core, gen, req, res, requestId, entry, match, fwd, host ?? '', hasBody).start();
+}
+
+// ---------------------------------------------------------------------------
+
+const kExchange = Symbol('hookwire.exchange');
+type ResponseWithExchange = ServerResponse & { [kExchange]?: Exchange };
+
+/** Whether a request's stream has taken charge of `res` (and so of its accounting). */
+export function hasExchange(res: ServerResponse): boolean {
+  return (res as ResponseWithExchange)[kExchange] !== undefined;
+}
+
+/** Shared 'close' listener: no closure per request. */
+function onResponseClose(this: ResponseWithExchange): void {
+  this[kExchange]?.closed();
+}
+
+/** What every request has: accounting when the response is over. */
+abstract class Exchange {
+  readonly core: StreamCore;
+  readonly gen: Generation;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId: string;
+  readonly entry: RouteEntry | null;
+  readonly startMono: bigint = process.hrtime.bigint();
+  endMono = 0n;
+  /** Status recorded when the connection ends without a complete response. */
+  protected abortStatus = 499;
+  protected done = false;
+
+  constructor(core: StreamCore, gen: Generation, req: IncomingMessage, res: ServerResponse, requestId: string, entry: RouteEntry | null) {
+    this.core = core;
+    this.gen = gen;
+    this.req = req;
+    this.res = res;
+    this.requestId = requestId;
+    this.entry = entry;
+    (res as ResponseWithExchange)[kExchange] = this;
+    res.on('close', onResponseClose);
+  }
+
+  /** The response was sent, or the connection went away: finish up once. */
+  closed(): void {
+    if (this.done) return;
+    this.done = true;
+    this.endMono = process.hrtime.bigint();
+    this.finish();
+    const res = this.res;
+    const status = res.writableFinished || res.headersSent ? res.statusCode : this.abortStatus;
+    const seconds = Number(this.endMono - this.startMono) / 1e9;
+    const stats = this.entry ? this.entry.stats : this.core.metrics.unmatched;
+    stats.observe(status, seconds);
+    if (this.core.accessLog) {
+      const route = this.entry?.resolved;
+      this.core.logger.info(
+        {
+          request_id: this.requestId,
+          method: this.req.method,
+          path: this.req.url,
+          status,
+          duration_ms: Math.round(seconds * 1e6) / 1e3,
+          route: route?.route.name ?? null,
+          service: route?.service.name ?? null,
+          generation: this.gen.number,
+          completed: res.writableFinished,
+        },
+        'request',
+      );
+    }
+    this.core.streamDone(this.gen);
+  }
+
+  /** Subclass cleanup (abort upstream, done/log/delete for filters). */
+  protected abstract finish(): void;
+
+  /** Answer with hookwire's JSON error body (nothing sent yet). */
+  protected sendError(status: number, message: string, close = false): void {
+    const res = this.res;
+    if (this.core.draining || close) res.shouldKeepAlive = false;
+    const body = errorBody(message, this.requestId);
+    res.writeHead(status, ['content-type', JSON_TYPE, 'content-length', String(body.length)]);
+    res.end(body);
+  }
+
+  protected pickTarget(entry: RouteEntry): UpstreamTarget {
+    const targets = entry.targets;
+    if (targets.length === 1) return targets[0]!;
+    const t = targets[entry.next % targets.length]!;
+    entry.next = (entry.next + 1) % targets.length;
+    return t;
+  }
+
+  protected logUpstreamError(service: string, status: number, reason: string): void {
+    this.core.logger.warn(
+      { request_id: this.requestId, route: this.entry?.resolved.route.name, service, status, reason },
+      'upstream request failed',
+    );
+  }
+}
+
+class NotFound extends Exchange {
+  send(): void {
+    this.sendError(404, NOT_FOUND_MESSAGE);
+  }
+
+  protected finish(): void {}
+}
+
+// ---------------------------------------------------------------------------
+
+/** A route with no plugin: straight through, streaming both ways. */
+class DirectStream extends Exchange {
+  private abort: ((err?: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
+  private upstreamDone = false;
+  private service = '';
+
+  start(match: RouteMatch<RouteEntry>, fwd: string[], hasBody: boolean): void {
+    const entry = match.value;
+    const route = entry.resolved.route;
+    const target = this.pickTarget(entry);
+    this.service = entry.resolved.service.name;
+    fwd.push('host', target.host);
+    target.pool.dispatch(
+      {
+        path: upstreamTarget(target.basePath, this.req.url!, route.strip_path ? match.prefix : ''),
+        method: this.req.method!,
+        headers: fwd,
+        body: hasBody ? this.req : null,
+      },
+      this,
+    );
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (this.done) return false;
+    if (status < 200) return true; // 1xx: not forwarded
+    this.resume = resume;
+    const flat: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = rawString(raw[i]!);
+      if (hopByHopAnyCase(name)) continue;
+      flat.push(name, rawString(raw[i + 1]!));
+    }
+    const res = this.res;
+    if (this.core.draining) res.shouldKeepAlive = false;
+    res.writeHead(status, flat);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.done) return false;
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.resume!);
+    return false;
+  }
+
+  onComplete(trailers: (Buffer | string)[] | null): void {
+    this.upstreamDone = true;
+    if (this.done) return;
+    if (trailers && trailers.length > 0) this.res.addTrailers(trailerPairs(trailers));
+    this.res.end();
+  }
+
+  onError(err: Error): void {
+    this.upstreamDone = true;
+    if (this.done) return;
+    const failure = classifyUpstreamError(err);
+    this.core.metrics.upstreamError(this.service, failure.kind);
+    this.logUpstreamError(this.service, failure.status, failure.reason);
+    if (!this.res.headersSent) this.sendError(failure.status, failure.message);
+    else this.res.destroy();
+  }
+
+  protected finish(): void {
+    if (!this.upstreamDone && this.abort !== null) {
+      this.upstreamDone = true;
+      this.abort();
+    }
+  }
+}
+
+function trailerPairs(raw: (Buffer | string)[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = rawString(raw[i]!);
+    if (!hopByHopAnyCase(name)) out.push([name, rawString(raw[i + 1]!)]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// The filter chain.
+
+// Per-step state of a direction, as bit flags (steps count in the direction's order).
+const BLOCK = 3; // mask
+const NONE = 0;
+const ON_HEADERS = 1; // paused in the headers phase: waits for continue_stream
+const ON_BODY = 2; // paused in a body phase: buffering; called again as data arrives
+const ON_TRAILERS = 3; // paused in the trailers phase
+const HELD = 4; // the step's body buffer holds data not passed on yet
+const HELD_EOS = 8; // ... and that data ends the stream
+const HELD_TRAILERS = 16; // trailers wait here (the step is paused in headers)
+
+/** One direction (request or response) of a filter stream. */
+class Direction {
+  readonly request: boolean;
+  readonly steps: number[];
+  headers: HeaderMap | null = null;
+  trailers: HeaderMap | null = null;
+  headersEos = false;
+  /** Cut (local reply, reset): nothing more flows in this direction. */
+  dead = false;
+  /** Body bytes that entered the direction. */
+  bytesIn = 0;
+  /** Body bytes that left the chain (sent upstream / to the client). */
+  bytesOut = 0;
+
+  constructor(request: boolean, n: number) {
+    this.request = request;
+    this.steps = new Array<number>(n).fill(0);
+  }
+}
+
+type Pending =
+  | { kind: 'reply'; status: number; headers: string[]; body: Buffer; details: string; close: boolean }
+  | { kind: 'reset'; reason: string };
+
+/** The standard headers of a local reply: Envoy adds text/plain to a non-empty body without a type. */
+function replyHeaders(status: number, extra: readonly string[], body: Buffer): string[] {
+  const flat = [':status', String(status)];
+  let typed = false;
+  for (let i = 0; i < extra.length; i += 2) {
+    const name = extra[i]!;
+    if (name.charCodeAt(0) === 58 || name === 'content-length') continue;
+    if (name === 'content-type') typed = true;
+    flat.push(name, extra[i + 1]!);
+  }
+  if (!typed && body.length > 0) flat.push('content-type', 'text/plain');
+  return flat;
+}
+
+/** A route with plugins: every phase of every filter, Envoy's way. */
+class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
+  private readonly match: RouteMatch<RouteEntry>;
+  private readonly chain: RouteEntry['chain'];
+  private readonly n: number;
+  private readonly ctxs: (HttpContext | null)[];
+  private readonly rq: Direction;
+  private readonly rs: Direction;
+  readonly requestHeaders: HeaderMap;
+  private readonly originalAuthority: string;
+  private readonly hasBody: boolean;
+  declare readonly entry: RouteEntry;
+  private readonly startWallMs = Date.now();
+  target: UpstreamTarget | null = null;
+  codeDetails = '';
+
+  private pending: Pending | null = null;
+  /** A local reply is going through the response chain. */
+  private replying = false;
+
+  // Upstream side.
+  private upstreamRequest: { path: string; method: string; headers: string[] } | null = null;
+  private dispatched = false;
+  private upstreamBody: Readable | null = null;
+  private abort: ((err?: Error) => void) | null = null;
+  /** Upstream finished, failed or was abandoned: ignore its callbacks. */
+  private upstreamDone = false;
+  private upstreamResume: (() => void) | null = null;
+  private upstreamStart = 0n;
+  private upstreamEnd = 0n;
+
+  // Client side.
+  private clientHead = false;
+  private clientBackpressure = false;
+
+  constructor(
+    core: StreamCore,
+    gen: Generation,
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    entry: RouteEntry,
+    match: RouteMatch<RouteEntry>,
+    fwd: string[],
+    authority: string,
+    hasBody: boolean,
+  ) {
+    super(core, gen, req, res, requestId, entry);
+    this.match = match;
+    this.chain = entry.chain;
+    this.n = entry.chain.length;
+    this.ctxs = new Array<HttpContext | null>(this.n).fill(null);
+    this.rq = new Direction(true, this.n);
+    this.rs = new Direction(false, this.n);
+    this.hasBody = hasBody;
+    this.originalAuthority = authority;
+    // Envoy's request map: pseudo-headers first, Host folded into :authority.
+    const flat = [':authority', authority, ':path', req.url!, ':method', req.method!, ':scheme', 'http'];
+    for (let i = 0; i < fwd.length; i += 2) flat.push(fwd[i]!.toLowerCase(), fwd[i + 1]!);
+    this.requestHeaders = new HeaderMap(flat);
+  }
+
+  // ---- LiveRequest (properties) ----
+
+  get startWallNs(): bigint {
+    return BigInt(this.startWallMs) * 1_000_000n;
+  }
+
+  get responseHeaders(): HeaderMap | null {
+    return this.rs.headers;
+  }
+
+  get requestBodyBytes(): number {
+    return this.rq.bytesIn;
+  }
+
+  get responseBodyBytes(): number {
+    return this.rs.bytesOut;
+  }
+
+  backendLatency(): bigint {
+    if (this.upstreamStart === 0n) return -1n;
+    return (this.upstreamEnd > 0n ? this.upstreamEnd : process.hrtime.bigint()) - this.upstreamStart;
+  }
+
+  private readonly properties: PropertySource = (key) => requestProperty(this, key);
+
+  // ---- start ----
+
+  start(): void {
+    let rejectedBy: string | null = null;
+    for (let i = 0; i < this.n; i++) {
+      const plugin = this.chain[i]!;
+      const ctx = plugin.newHttpContext({ delegate: this, properties: this.properties });
+      if (ctx === 'skip') {
+        // Per request, so debug: the trap itself was logged once, as an error.
+        this.core.logger.debug({ request_id: this.requestId, plugin: plugin.name, reason: plugin.failure }, 'plugin skipped (fail_open)');
+        continue;
+      }
+      if (ctx === 'reject') {
+        rejectedBy ??= plugin.name;
+        continue;
+      }
+      ctx.requestHeaders = this.requestHeaders;
+      this.ctxs[i] = ctx;
+    }
+    this.target = this.pickTarget(this.match.value);
+    this.rq.headers = this.requestHeaders;
+    this.rq.headersEos = !this.hasBody;
+    if (this.hasBody) {
+      this.req.on('data', (chunk: Buffer) => this.onRequestData(chunk));
+      this.req.on('end', () => this.onRequestEnd());
+    }
+    if (rejectedBy !== null) {
+      this.core.logger.warn(
+        { request_id: this.requestId, plugin: rejectedBy, reason: this.match.value.chain.find((p) => p.name === rejectedBy)?.failure },
+        'plugin unavailable, request refused (failure policy)',
+      );
+      this.pending = this.failureReply(rejectedBy);
+      this.processPending();
+      return;
+    }
+    this.headersFrom(this.rq, 0);
+  }
+
+  private failureReply(plugin: string): Pending {
+    return {
+      kind: 'reply',
+      status: 503,
+      headers: ['content-type', JSON_TYPE],
+      body: errorBody(`The request could not be processed: plugin ${plugin} failed`, this.requestId),
+      details: 'wasm_fail_stream',
+      close: false,
+    };
+  }
+
+  private onRequestData(chunk: Buffer): void {
+    const d = this.rq;
+    if (d.dead || this.done) return;
+    d.bytesIn += chunk.length;
+    this.dataFrom(d, 0, chunk, false);
+  }
+
+  private onRequestEnd(): void {
+    const d = this.rq;
+    if (d.dead || this.done) return;
+    const rawTrailers = this.req.rawTrailers;
+    if (rawTrailers.length > 0) {
+      const flat: string[] = [];
+      for (let i = 0; i < rawTrailers.length; i += 2) flat.push(rawTrailers[i]!.toLowerCase(), rawTrailers[i + 1]!);
+      d.trailers = new HeaderMap(flat);
+      for (const ctx of this.ctxs) if (ctx !== null) ctx.requestTrailers = d.trailers;
+      this.trailersFrom(d, 0);
+    } else {
+      this.dataFrom(d, 0, EMPTY, true);
+    }
+  }
+
+  // ---- the chain ----
+
+  private ctxAt(d: Direction, k: number): HttpContext | null {
+    const ctx = this.ctxs[d.request ? k : this.n - 1 - k]!;
+    return ctx === null || ctx.failed ? null : ctx;
+  }
+
+  /**
+   * After a guest callback at step k: apply the failure policy to a trap,
+   * carry out a local reply or reset the callback asked for. True when the
+   * caller must stop walking the chain.
+   */
+  private interrupted(d: Direction, k: number, r: FilterResult): boolean {
+    if (r === FilterResult.FAILED) {
+      const plugin = this.chain[d.request ? k : this.n - 1 - k]!;
+      this.core.metrics.trap(plugin.name);
+      const failOpen = plugin.failurePolicy === 'fail_open';
+      this.core.logger.error(
+        { request_id: this.requestId, plugin: plugin.name, policy: plugin.failurePolicy, reason: plugin.failure },
+        failOpen ? 'filter failed, continuing without it (fail_open)' : 'filter failed, request refused',
+      );
+      // A failure while a reply is already on its way only drops that filter.
+      if (!failOpen && !this.replying) this.pending ??= this.failureReply(plugin.name);
+    }
+    if (this.pending !== null) {
+      this.processPending();
+      return true;
+    }
+    return d.dead || this.done;
+  }
+
+  private headersFrom(d: Direction, k: number): void {
+    for (; k < this.n; k++) {
+      const ctx = this.ctxAt(d, k);
+      if (ctx === null) continue;
+      const r = d.request ? ctx.onRequestHeaders(d.headersEos) : ctx.onResponseHeaders(d.headersEos);
+      if (this.interrupted(d, k, r)) return;
+      if (r === FilterResult.PAUSE) {
+        d.steps[k] = (d.steps[k]! & ~BLOCK) | ON_HEADERS;
+        return;
+      }
+    }
+    this.headersAtEnd(d);
+  }
+
+  private dataFrom(d: Direction, k: number, chunk: Buffer, eos: boolean): void {
+    for (; k < this.n; k++) {
+      const ctx = this.ctxAt(d, k);
+      if (ctx === null) continue;
+      const buffer = d.request ? ctx.requestBody : ctx.responseBody;
+      const state = d.steps[k]!;
+      const blocked = state & BLOCK;
+      if (blocked === ON_HEADERS || blocked === ON_TRAILERS) {
+        // Held until this filter continues; it sees it all then.
+        if (chunk.length > 0) buffer.append(chunk);
+        d.steps[k] = blocked | HELD | (eos ? HELD_EOS : 0) | (state & HELD_TRAILERS);
+        this.overLimit(d, buffer.size);
+        return;
+      }
+      if (blocked === ON_BODY) {
+        if (chunk.length > 0) buffer.append(chunk);
+        if (this.overLimit(d, buffer.size)) return;
+      } else {
+        buffer.replace(chunk);
+      }
+      const r = d.request ? ctx.onRequestBody(eos) : ctx.onResponseBody(eos);
+      if (this.interrupted(d, k, r)) return;
+      if (r === FilterResult.PAUSE) {
+        d.steps[k] = ON_BODY | HELD | (eos ? HELD_EOS : 0);
+        if (blocked !== ON_BODY) this.overLimit(d, buffer.size);
+        return;
+      }
+      d.steps[k] = NONE;
+      chunk = buffer.bytes();
+    }
+    this.dataAtEnd(d, chunk, eos);
+  }
+
+  private trailersFrom(d: Direction, k: number): void {
+    for (; k < this.n; k++) {
+      const ctx = this.ctxAt(d, k);
+      if (ctx === null) continue;
+      const state = d.steps[k]!;
+      if ((state & BLOCK) === ON_HEADERS) {
+        d.steps[k] = state | HELD_TRAILERS;
+        return;
+      }
+      const r = d.request ? ctx.onRequestTrailers() : ctx.onResponseTrailers();
+      if (this.interrupted(d, k, r)) return;
+      if (r === FilterResult.PAUSE) {
+        d.steps[k] = (state & HELD) | ON_TRAILERS;
+        return;
+      }
+      d.steps[k] = NONE;
+      if (state & HELD) {
+        // Data this filter was buffering goes on before the trailers.
+        this.dataFrom(d, k + 1, d.request ? ctx.requestBody.bytes() : ctx.responseBody.bytes(), false);
+        if (d.dead || this.done) return;
+      }
+    }
+    this.trailersAtEnd(d);
+  }
+
+  /** continue_stream from the filter at step k (run from a microtask, never inside the guest). */
+  private resume(d: Direction, k: number): void {
+    if (d.dead || this.done) return;
+    const state = d.steps[k]!;
+    const blocked = state & BLOCK;
+    if (blocked === NONE) return; // continue without a pause: nothing to do
+    const ctx = this.ctxs[d.request ? k : this.n - 1 - k]!;
+    const buffered = (): Buffer => (ctx === null ? EMPTY : d.request ? ctx.requestBody.bytes() : ctx.responseBody.bytes());
+    d.steps[k] = NONE;
+    if (blocked === ON_HEADERS) {
+      this.headersFrom(d, k + 1);
+      if (d.dead || this.done) return;
+      // Data that arrived meanwhile now reaches this filter, then the trailers.
+      if (state & HELD) this.dataFrom(d, k, buffered(), (state & HELD_EOS) !== 0);
+      if (d.dead || this.done) return;
+      if (state & HELD_TRAILERS) this.trailersFrom(d, k);
+    } else if (blocked === ON_BODY) {
+      this.dataFrom(d, k + 1, buffered(), (state & HELD_EOS) !== 0);
+    } else {
+      if (state & HELD) {
+        this.dataFrom(d, k + 1, buffered(), false);
+        if (d.dead || this.done) return;
+      }
+      this.trailersFrom(d, k + 1);
+    }
+  }
+
+  /** Over the buffer limit: 413 for a request, 502 for a response. True when that happened. */
+  private overLimit(d: Direction, size: number): boolean {
+    const proxy = this.gen.config.proxy;
+    const limit = d.request ? proxy.request_body_buffer_limit : proxy.response_body_buffer_limit;
+    if (size <= limit) return false;
+    const what = d.request ? 'request' : 'response';
+    const setting = d.request ? 'proxy.request_body_buffer_limit' : 'proxy.response_body_buffer_limit';
+    const message = `The ${what} body exceeds the buffer limit of ${limit} bytes (${setting}) while a plugin buffers it`;
+    this.core.logger.warn({ request_id: this.requestId, route: this.match.value.resolved.route.name, limit }, message);
+    this.pending ??= {
+      kind: 'reply',
+      status: d.request ? 413 : 502,
+      headers: ['content-type', JSON_TYPE],
+      body: errorBody(message, this.requestId),
+      details: `${what}_payload_too_large`,
+      close: d.request, // the client may still be uploading: do not read the rest
+    };
+    this.processPending();
+    return true;
+  }
+
+  // ---- ends of the chain ----
+
+  private headersAtEnd(d: Direction): void {
+    if (d.request) {
+      this.prepareUpstream();
+      if (d.headersEos) this.dispatch(null);
+      return;
+    }
+    if (d.headersEos) {
+      if (this.writeClientHead(this.noResponseBody() ? -1 : 0)) this.res.end();
+    }
+  }
+
+  private dataAtEnd(d: Direction, chunk: Buffer, eos: boolean): void {
+    d.bytesOut += chunk.length;
+    if (d.request) {
+      if (!this.dispatched) {
+        if (eos) {
+          // The whole body in one piece (small, or buffered by a filter): send it with its exact length.
+          this.dispatch(chunk);
+          return;
+        }
+        this.upstreamBody = new Readable({ read: () => this.req.resume() });
+        this.dispatch(this.upstreamBody);
+      }
+      const body = this.upstreamBody;
+      if (body === null || body.destroyed) return;
+      if (chunk.length > 0 && !body.push(chunk)) this.req.pause();
+      if (eos) body.push(null);
+      return;
+    }
+    if (!this.clientHead && !this.writeClientHead(eos && !this.noResponseBody() ? chunk.length : -1)) return;
+    if (eos) this.res.end(chunk);
+    else if (chunk.length > 0 && !this.res.write(chunk)) this.clientBackpressure = true;
+  }
+
+  private trailersAtEnd(d: Direction): void {
+    if (d.request) {
+      // HTTP/1.1 upstream requests carry no trailers: filters saw them, the upstream does not.
+      if (!this.dispatched) this.dispatch(EMPTY);
+      else this.upstreamBody?.push(null);
+      return;
+    }
+    if (!this.clientHead && !this.writeClientHead(-1)) return;
+    const trailers: [string, string][] = [];
+    for (const [name, value] of d.trailers?.pairs() ?? []) if (!isHopByHop(name)) trailers.push([name, value]);
+    if (trailers.length > 0) this.res.addTrailers(trailers);
+    this.res.end();
+  }
+
+  private noResponseBody(): boolean {
+    const status = this.rs.headers?.get(':status');
+    return this.req.method === 'HEAD' || status === '204' || status === '304';
+  }
+
+  // ---- upstream ----
+
+  /** The request as the router would send it, from the headers as they left the chain. */
+  private prepareUpstream(): void {
+    const map = this.requestHeaders;
+    const flat = map.flat;
+    const headers: string[] = [];
+    let authority = this.originalAuthority;
+    let path = '/';
+    let method = 'GET';
+    for (let i = 0; i < flat.length; i += 2) {
+      const name = flat[i]!;
+      if (name.charCodeAt(0) === 58 /* : */) {
+        if (name === ':authority') authority = flat[i + 1]!;
+        else if (name === ':path') path = flat[i + 1]!;
+        else if (name === ':method') method = flat[i + 1]!;
+        continue;
+      }
+      if (name === 'host' || name === 'expect' || isHopByHop(name)) continue;
+      headers.push(name, flat[i + 1]!);
+    }
+    const target = this.target!;
+    // Kong's preserve_host off: the service's host, unless a filter set :authority.
+    headers.push('host', authority === this.originalAuthority ? target.host : authority);
+    const route = this.match.value.resolved.route;
+    this.upstreamRequest = {
+      path: upstreamTarget(target.basePath, path, route.strip_path ? this.match.prefix : ''),
+      method,
+      headers,
+    };
+  }
+
+  private dispatch(body: Buffer | Readable | null): void {
+    this.dispatched = true;
+    const request = this.upstreamRequest!;
+    let headers = request.headers;
+    if (body instanceof Buffer) {
+      // undici frames a complete body itself; a filter may have changed its length.
+      headers = [];
+      for (let i = 0; i < request.headers.length; i += 2) {
+        if (request.headers[i] !== 'content-length') headers.push(request.headers[i]!, request.headers[i + 1]!);
+      }
+      if (body.length === 0 && !this.hasBody) body = null;
+    }
+    this.upstreamStart = process.hrtime.bigint();
+    this.target!.pool.dispatch({ path: request.path, method: request.method, headers, body }, this);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (this.upstreamDone || this.done) return false;
+    if (status < 200) return true;
+    this.upstreamResume = resume;
+    const flat = [':status', String(status)];
+    let eos = this.req.method === 'HEAD' || status === 204 || status === 304;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = rawString(raw[i]!).toLowerCase();
+      const value = rawString(raw[i + 1]!);
+      if (name === 'content-length' && value === '0') eos = true;
+      flat.push(name, value);
+    }
+    this.codeDetails = 'via_upstream';
+    this.startResponse(new HeaderMap(flat), eos);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.upstreamDone || this.done) return false;
+    const d = this.rs;
+    if (d.dead) return true;
+    d.bytesIn += chunk.length;
+    this.clientBackpressure = false;
+    this.dataFrom(d, 0, chunk, false);
+    if (this.clientBackpressure && !this.done) {
+      this.res.once('drain', this.upstreamResume!);
+      return false;
+    }
+    return true;
+  }
+
+  onComplete(trailers: (Buffer | string)[] | null): void {
+    if (this.upstreamDone || this.done) return;
+    this.upstreamDone = true;
+    this.upstreamEnd = process.hrtime.bigint();
+    const d = this.rs;
+    if (d.dead) return;
+    if (trailers !== null && trailers.length > 0) {
+      const flat: string[] = [];
+      for (let i = 0; i < trailers.length; i += 2) flat.push(rawString(trailers[i]!).toLowerCase(), rawString(trailers[i + 1]!));
+      d.trailers = new HeaderMap(flat);
+      for (const ctx of this.ctxs) if (ctx !== null) ctx.responseTrailers = d.trailers;
+      this.trailersFrom(d, 0);
+    } else if (!d.headersEos) {
+      this.dataFrom(d, 0, EMPTY, true);
+    }
+  }
+
+  onError(err: Error): void {
+    if (this.upstreamDone || this.done) return;
+    this.upstreamDone = true;
+    this.upstreamEnd = process.hrtime.bigint();
+    const service = this.match.value.resolved.service.name;
+    const failure = classifyUpstreamError(err);
+    this.core.metrics.upstreamError(service, failure.kind);
+    this.logUpstreamError(service, failure.status, failure.reason);
+    this.pending ??= {
+      kind: 'reply',
+      status: failure.status,
+      headers: ['content-type', JSON_TYPE],
+      body: errorBody(failure.message, this.requestId),
+      details: failure.kind === 'timeout' ? 'upstream_response_timeout' : 'upstream_reset_before_response_started',
+      close: false,
+    };
+    this.processPending();
+  }
+
+  /** Stop talking to the upstream (local reply, reset, client gone). */
+  private abandonUpstream(): void {
+    if (this.upstreamBody !== null && !this.upstreamBody.destroyed) this.upstreamBody.destroy();
+    if (this.upstreamDone) return;
+    this.upstreamDone = true;
+    if (this.upstreamEnd === 0n && this.upstreamStart > 0n) this.upstreamEnd = process.hrtime.bigint();
+    this.abort?.();
+  }
+
+  // ---- client ----
+
+  private startResponse(headers: HeaderMap, eos: boolean): void {
+    const d = this.rs;
+    d.headers = headers;
+    d.headersEos = eos;
+    for (const ctx of this.ctxs) if (ctx !== null) ctx.responseHeaders = headers;
+    this.headersFrom(d, 0);
+  }
+
+  /**
+   * Write the status line and headers as the response chain left them. With
+   * `knownLength` >= 0 the whole body is known, so Content-Length is set to
+   * it (a filter may have changed the body). False when the head could not
+   * be written (the stream was answered with an error instead).
+   */
+  private writeClientHead(knownLength: number): boolean {
+    const map = this.rs.headers!;
+    const flat = map.flat;
+    const status = Number(map.get(':status'));
+    const headers: string[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      const name = flat[i]!;
+      if (name.charCodeAt(0) === 58 || isHopByHop(name)) continue;
+      if (knownLength >= 0 && name === 'content-length') continue;
+      headers.push(name, flat[i + 1]!);
+    }
+    if (knownLength >= 0) headers.push('content-length', String(knownLength));
+    const res = this.res;
+    if (this.core.draining) res.shouldKeepAlive = false;
+    try {
+      if (!Number.isInteger(status) || status < 100 || status > 999) throw new Error(`invalid :status ${JSON.stringify(map.get(':status'))}`);
+      res.writeHead(status, headers);
+    } catch (err) {
+      // A filter left headers node refuses to send (bad characters, bad :status).
+      this.core.logger.error({ request_id: this.requestId, reason: (err as Error).message }, 'response headers rejected');
+      this.rs.dead = true;
+      this.abandonUpstream();
+      this.clientHead = true;
+      if (!res.headersSent) this.sendError(502, 'The response headers could not be sent');
+      else res.destroy();
+      return false;
+    }
+    this.clientHead = true;
+    return true;
+  }
+
+  // ---- StreamDelegate (called from inside the guest: record, act later) ----
+
+  continueStream(ctx: HttpContext, stream: 0 | 1): void {
+    const slot = this.ctxs.indexOf(ctx);
+    if (slot < 0) return;
+    const d = stream === 0 ? this.rq : this.rs;
+    const k = d.request ? slot : this.n - 1 - slot;
+    queueMicrotask(() => this.resume(d, k));
+  }
+
+  closeStream(ctx: HttpContext, stream: 0 | 1): void {
+    this.pending = { kind: 'reset', reason: `close_stream(${stream}) by plugin ${ctx.plugin.name}` };
+    queueMicrotask(() => this.processPending());
+  }
+
+  sendLocalResponse(ctx: HttpContext, response: LocalResponse): void {
+    if (this.pending?.kind === 'reset') return;
+    this.pending = {
+      kind: 'reply',
+      status: response.status,
+      headers: response.headers.flat,
+      body: response.body,
+      details: response.details === '' ? `local_reply_by_${ctx.plugin.name}` : response.details,
+      close: false,
+    };
+    queueMicrotask(() => this.processPending());
+  }
+
+  private processPending(): void {
+    const p = this.pending;
+    if (p === null) return;
+    this.pending = null;
+    if (this.done) return;
+    if (p.kind === 'reset') {
+      this.reset(p.reason);
+      return;
+    }
+    this.reply(p.status, p.headers, p.body, p.details, p.close);
+  }
+
+  /**
+   * A local reply, Envoy's way: before any response exists it is encoded
+   * through the response filter chain; once response headers exist but are
+   * not sent it replaces them directly; after that the stream is reset.
+   */
+  private reply(status: number, extra: readonly string[], body: Buffer, details: string, close: boolean): void {
+    this.rq.dead = true;
+    this.abandonUpstream();
+    // The rest of the request body is not needed; keep reading it so the connection can be reused.
+    if (this.hasBody) this.req.resume();
+    const res = this.res;
+    if (close) res.shouldKeepAlive = false;
+    this.codeDetails = details;
+    const flat = replyHeaders(status, extra, body);
+    if (this.rs.headers === null) {
+      this.replying = true;
+      this.startResponse(new HeaderMap(flat), body.length === 0);
+      if (body.length > 0 && !this.rs.dead && !this.done) this.dataFrom(this.rs, 0, body, true);
+      return;
+    }
+    if (!this.clientHead) {
+      this.rs.dead = true;
+      this.rs.headers.setAll(flat); // on_log sees the reply's :status
+      if (this.writeClientHead(this.noResponseBody() ? -1 : body.length)) {
+        this.rs.bytesOut += body.length;
+        res.end(body);
+      }
+      return;
+    }
+    this.reset(`local reply ${status} after the response started`);
+  }
+
+  private reset(reason: string): void {
+    this.core.logger.warn({ request_id: this.requestId, reason }, 'stream reset');
+    this.rq.dead = true;
+    this.rs.dead = true;
+    this.abortStatus = 444;
+    this.abandonUpstream();
+    this.res.destroy();
+  }
+
+  // ---- end ----
+
+  protected finish(): void {
+    this.rq.dead = true;
+    this.rs.dead = true;
+    this.abandonUpstream();
+    // Done, log and delete, in configured order, after the response.
+    for (const ctx of this.ctxs) if (ctx !== null) ctx.complete();
+  }
+}
