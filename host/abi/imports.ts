@@ -14,11 +14,15 @@ import { createWasi, WASI_MODULES } from './wasi.js';
 
 type HostFn = (...args: any[]) => number | bigint | void;
 
-/** Wrap so an out-of-bounds guest pointer becomes a status, not a trap. */
+/**
+ * Wrap so an out-of-bounds guest pointer becomes a status, not a trap.
+ * Fixed arity (the ABI's longest call has 12 parameters) keeps the wrapper
+ * cheap: no rest array per host call.
+ */
 function guarded(fn: HostFn): HostFn {
-  return (...args: any[]) => {
+  return (a?: any, b?: any, c?: any, d?: any, e?: any, f?: any, g?: any, h?: any, i?: any, j?: any, k?: any, l?: any) => {
     try {
-      return fn(...args);
+      return fn(a, b, c, d, e, f, g, h, i, j, k, l);
     } catch (err) {
       if (err instanceof MemoryAccessError) return Status.INVALID_MEMORY_ACCESS;
       throw err;

@@ -54,6 +54,8 @@ export const REQUEST_PROPERTIES = [
   'hookwire.workspace_name',
   'hookwire.consumer_id',
   'hookwire.consumer_username',
+  'hookwire.upstream_uri',
+  'hookwire.upstream_status',
 ] as const;
 
 /** What a stream exposes to the property lookup. */
@@ -72,6 +74,10 @@ export interface LiveRequest {
   readonly responseBodyBytes: number;
   readonly codeDetails: string;
   readonly target: UpstreamTarget | null;
+  /** The request sent upstream (path after strip_path), once built. */
+  readonly upstreamRequest: { readonly path: string } | null;
+  /** The status the upstream answered, or 0. */
+  readonly upstreamStatus: number;
   /** ns from the upstream request start to its last byte (or until now), or -1n when none. */
   backendLatency(): bigint;
 }
@@ -191,6 +197,11 @@ export function requestProperty(s: LiveRequest, key: string): PropertyValue | un
       return s.entry.resolved.workspace.id;
     case 'hookwire.workspace_name':
       return s.entry.resolved.workspace.name;
+    case 'hookwire.upstream_uri':
+      return s.upstreamRequest === null ? undefined : bytes(s.upstreamRequest.path);
+    case 'hookwire.upstream_status':
+      // Kong's upstream_status is a string; "" when no upstream answered.
+      return s.upstreamStatus === 0 ? '' : String(s.upstreamStatus);
     case 'hookwire.consumer_id':
     case 'hookwire.consumer_username':
       return undefined; // no authenticated consumer yet (auth plugins come later)

@@ -408,13 +408,15 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
   private readonly startWallMs = Date.now();
   target: UpstreamTarget | null = null;
   codeDetails = '';
+  /** The status the upstream answered (before filters), or 0 when none answered. */
+  upstreamStatus = 0;
 
   private pending: Pending | null = null;
   /** A local reply is going through the response chain. */
   private replying = false;
 
   // Upstream side.
-  private upstreamRequest: { path: string; method: string; headers: string[] } | null = null;
+  upstreamRequest: { path: string; method: string; headers: string[] } | null = null;
   private dispatched = false;
   private upstreamBody: Readable | null = null;
   private abort: ((err?: Error) => void) | null = null;
@@ -822,6 +824,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
       flat.push(name, value);
     }
     this.codeDetails = 'via_upstream';
+    this.upstreamStatus = status;
     this.startResponse(new HeaderMap(flat), eos);
     return true;
   }

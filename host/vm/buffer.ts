@@ -9,33 +9,48 @@ import type { AbiBuffer } from '../abi/host.js';
 
 const EMPTY = Buffer.alloc(0);
 
+function view(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
 export class BodyBuffer implements AbiBuffer {
   private data: Buffer = EMPTY;
+  /**
+   * Chunks appended since the last read. A body arriving in many chunks is
+   * joined once, when the guest (or the host) reads it, not on every chunk.
+   */
+  private pending: Buffer[] | null = null;
+  private pendingBytes = 0;
   endOfStream = false;
   writable: boolean;
 
   constructor(writable = true, initial?: Uint8Array) {
     this.writable = writable;
-    if (initial) this.data = Buffer.from(initial.buffer, initial.byteOffset, initial.byteLength);
+    if (initial) this.data = view(initial);
   }
 
   bytes(): Buffer {
+    if (this.pending !== null) {
+      this.data = Buffer.concat([this.data, ...this.pending], this.data.length + this.pendingBytes);
+      this.pending = null;
+      this.pendingBytes = 0;
+    }
     return this.data;
   }
 
   get size(): number {
-    return this.data.length;
+    return this.data.length + this.pendingBytes;
   }
 
   set(start: number, length: number, value: Uint8Array): Status {
-    const size = this.data.length;
+    const data = this.bytes();
+    const size = data.length;
     if (start === 0) {
-      const rest = this.data.subarray(Math.min(length, size));
-      this.data = Buffer.concat([value, rest]);
+      this.data = Buffer.concat([value, data.subarray(Math.min(length, size))]);
       return Status.OK;
     }
     if (start >= size) {
-      this.data = Buffer.concat([this.data, value]);
+      this.data = Buffer.concat([data, value]);
       return Status.OK;
     }
     return Status.BAD_ARGUMENT;
@@ -43,15 +58,23 @@ export class BodyBuffer implements AbiBuffer {
 
   /** Host side: append a received chunk (while a filter buffers). */
   append(chunk: Uint8Array): void {
-    this.data = this.data.length === 0 ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.concat([this.data, chunk]);
+    const b = view(chunk);
+    if (this.data.length === 0 && this.pending === null) {
+      this.data = b;
+      return;
+    }
+    (this.pending ??= []).push(b);
+    this.pendingBytes += b.length;
   }
 
   /** Host side: replace with a new chunk (the previous one went on). */
   replace(chunk: Uint8Array): void {
-    this.data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.data = view(chunk);
+    this.pending = null;
+    this.pendingBytes = 0;
   }
 
   clear(): void {
-    this.data = EMPTY;
+    this.replace(EMPTY);
   }
 }
