@@ -11,6 +11,7 @@ import { defaultConfig, loadConfigFile, PACKAGE_ROOT } from '../config/load.js';
 import type { HookwireConfig } from '../config/schema.js';
 import { HookwireError } from '../errors.js';
 import { allPlugins } from '../proxy/generation.js';
+import { formatFacts, inspectFile, type ModuleFacts } from '../vm/inspect.js';
 import { loadModuleFile } from '../vm/module.js';
 import { startHookwire } from './app.js';
 
@@ -30,6 +31,8 @@ Commands:
   start [-c FILE]      start the proxy and admin listeners and load the plugins
                        (without -c: the built-in defaults, proxy 127.0.0.1:8000, admin 127.0.0.1:8001)
   validate -c FILE     check a configuration file (and compile its .wasm modules) without starting
+  inspect FILE.wasm    print a proxy-wasm module's ABI version, imports, exports and Envoy
+                       compatibility (--json for the manifest form); exit 1 if Envoy would refuse it
   help                 show this text
   version              print the version
 
@@ -41,11 +44,15 @@ Signals (start): SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration
 interface Parsed {
   command: string;
   config: string | null;
+  args: string[];
+  json: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Parsed | string {
   let command: string | null = null;
   let config: string | null = null;
+  let json = false;
+  const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '-c' || a === '--config') {
@@ -58,15 +65,19 @@ function parseArgs(argv: readonly string[]): Parsed | string {
       command = 'help';
     } else if (a === '-v' || a === '--version') {
       command = 'version';
+    } else if (a === '--json') {
+      json = true;
     } else if (a.startsWith('-')) {
       return `unknown option ${a}`;
     } else if (command === null) {
       command = a;
+    } else if (command === 'inspect') {
+      args.push(a);
     } else {
       return `unexpected argument ${a}`;
     }
   }
-  return { command: command ?? 'help', config };
+  return { command: command ?? 'help', config, args, json };
 }
 
 function version(): string {
@@ -95,10 +106,34 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       return validate(parsed.config, io);
     case 'start':
       return start(parsed.config, io);
+    case 'inspect':
+      return inspect(parsed.args, parsed.json, io);
     default:
       io.err(`hookwire: unknown command ${JSON.stringify(parsed.command)}\n\n${USAGE}`);
       return 2;
   }
+}
+
+async function inspect(files: readonly string[], json: boolean, io: Io): Promise<number> {
+  if (files.length === 0) {
+    io.err('hookwire inspect: give one or more .wasm files');
+    return 2;
+  }
+  let code = 0;
+  const all: ModuleFacts[] = [];
+  for (const file of files) {
+    try {
+      const facts = await inspectFile(file);
+      all.push(facts);
+      if (!json) io.out(formatFacts(facts) + (files.length > 1 ? '\n' : ''));
+      if (!facts.envoy.compatible) code = 1;
+    } catch (err) {
+      io.err((err as Error).message);
+      code = 1;
+    }
+  }
+  if (json) io.out(JSON.stringify(files.length === 1 ? all[0] ?? null : all, null, 2));
+  return code;
 }
 
 async function validate(path: string | null, io: Io): Promise<number> {
