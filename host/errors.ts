@@ -88,3 +88,70 @@ export class ConfigError extends HookwireError {
     this.issues = issues;
   }
 }
+
+/** An event hook, delivery, source or source event named by the caller does not exist. */
+export class EventHookNotFoundError extends HookwireError {
+  readonly entity: 'event_hook' | 'delivery' | 'source' | 'event';
+  readonly id: string;
+  constructor(entity: 'event_hook' | 'delivery' | 'source' | 'event', id: string) {
+    super('HW_ERR_EVENT_HOOK_NOT_FOUND', `${entity.replace('_', ' ')} ${JSON.stringify(id)} not found`);
+    this.entity = entity;
+    this.id = id;
+  }
+}
+
+/** An event hook (entity or handler config) or an argument of the event-hooks service is invalid; `issues` names every problem. */
+export class EventHookValidationError extends HookwireError {
+  readonly issues: readonly ConfigIssue[];
+  constructor(issues: readonly ConfigIssue[]) {
+    super(
+      'HW_ERR_EVENT_HOOK_INVALID',
+      'invalid event hook:\n' + issues.map((i) => `  ${i.path || '/'}: ${i.message}`).join('\n'),
+    );
+    this.issues = issues;
+  }
+}
+
+/** An event was emitted for a source or event nobody published (Kong's messages: "source 'x' is not registered"). */
+export class EventRejectedError extends HookwireError {
+  readonly source: string;
+  readonly event: string;
+  constructor(source: string, event: string, reason: string) {
+    super('HW_ERR_EVENT_REJECTED', reason);
+    this.source = source;
+    this.event = event;
+  }
+}
+
+/**
+ * A webhook request was refused before sending (SSRF guard, invalid URL) or
+ * failed (DNS, connect, TLS, timeout, non-2xx answer to test/ping).
+ */
+export class WebhookRequestError extends HookwireError {
+  readonly reason: 'refused' | 'invalid_request' | 'dns' | 'connect' | 'tls' | 'timeout' | 'network' | 'status';
+  /** HTTP status when the endpoint answered (reason "status"). */
+  readonly status: number | null;
+  constructor(
+    reason: WebhookRequestError['reason'],
+    message: string,
+    options?: { cause?: unknown; status?: number },
+  ) {
+    super('HW_ERR_WEBHOOK_REQUEST', message, options);
+    this.reason = reason;
+    this.status = options?.status ?? null;
+  }
+}
+
+/** A received webhook failed verification (missing header, bad timestamp, no matching signature). */
+export class WebhookVerificationError extends HookwireError {
+  constructor(reason: string) {
+    super('HW_ERR_WEBHOOK_SIGNATURE', reason);
+  }
+}
+
+/** The event-hooks service was called after close(). */
+export class EventHooksClosedError extends HookwireError {
+  constructor(operation: string) {
+    super('HW_ERR_EVENT_HOOKS_CLOSED', `event hooks service is closed (${operation})`);
+  }
+}

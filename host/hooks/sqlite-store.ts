@@ -1,0 +1,608 @@
+/**
+ * The embedded store: one SQLite file (better-sqlite3, WAL). Every method
+ * runs synchronously inside one transaction and returns a settled promise, so
+ * "resolved" means "committed".
+ *
+ * Durability: WAL with `synchronous = NORMAL` (default) survives a process
+ * crash (kill -9) with every committed transaction; a power loss may lose
+ * the last ones. `synchronous: 'full'` fsyncs every commit and survives
+ * power loss too, at a throughput cost.
+ *
+ * Leases: one dispatcher process owns the file's outbox at a time, through a
+ * renewable lease row (`dispatch_lease`), and keeps the deliveries it has in
+ * flight in memory. So a claim writes nothing per delivery; if the process
+ * dies, its lease expires `leaseMs` after its last renewal and the next owner
+ * finds the deliveries that were in flight still pending, and sends them
+ * again with the same webhook-id. A second process on the same file waits
+ * for the lease (it still accepts events; they wait in the outbox).
+ *
+ * Write cost per delivery: one row and three index entries at accept; at
+ * completion one attempt row and one row update (leaving the due index).
+ * Delivery ids are monotonic ULIDs, so index inserts append.
+ */
+import Database from 'better-sqlite3';
+import type { AttemptView, DeliveryView, EventHook, EventSpec } from './types.js';
+import type {
+  ClaimedDelivery,
+  ClaimRequest,
+  CycleResult,
+  DeliveryOutcome,
+  DeliveryPage,
+  EventHookStore,
+  HookPage,
+  NewEvent,
+  PublishedSource,
+} from './store.js';
+
+export interface SqliteStoreOptions {
+  /** `normal` (default: crash-safe) or `full` (also power-loss-safe). */
+  synchronous?: 'normal' | 'full';
+}
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS event_hooks (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  id         TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  source     TEXT NOT NULL,
+  event      TEXT,
+  handler    TEXT NOT NULL,
+  on_change  INTEGER,
+  snooze     INTEGER,
+  enabled    INTEGER NOT NULL,
+  config     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_sources (
+  source     TEXT NOT NULL,
+  event      TEXT NOT NULL,
+  spec       TEXT NOT NULL,
+  plugin     TEXT,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (source, event)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (
+  seq             INTEGER PRIMARY KEY,
+  id              TEXT NOT NULL UNIQUE,
+  hook_id         TEXT NOT NULL,
+  event_id        TEXT NOT NULL,
+  source          TEXT NOT NULL,
+  event           TEXT NOT NULL,
+  data            TEXT NOT NULL,
+  plugin          TEXT,
+  occurred_at     INTEGER NOT NULL,
+  origin          TEXT NOT NULL,
+  state           TEXT NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  cycle_start     INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,
+  last_status     INTEGER,
+  last_error      TEXT,
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (origin, next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_hook ON deliveries (hook_id, seq);
+CREATE TABLE IF NOT EXISTS attempts (
+  delivery_seq      INTEGER NOT NULL,
+  attempt           INTEGER NOT NULL,
+  started_at        INTEGER NOT NULL,
+  duration_ms       INTEGER NOT NULL,
+  status            INTEGER,
+  error             TEXT,
+  response          TEXT,
+  webhook_timestamp INTEGER,
+  url               TEXT,
+  PRIMARY KEY (delivery_seq, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dispatch_lease (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  owner      TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+`;
+
+interface HookRow {
+  seq: number;
+  id: string;
+  created_at: number;
+  updated_at: number;
+  source: string;
+  event: string | null;
+  handler: string;
+  on_change: number | null;
+  snooze: number | null;
+  enabled: number;
+  config: string;
+}
+
+interface DeliveryRow {
+  seq: number;
+  id: string;
+  hook_id: string;
+  origin: string;
+  state: string;
+  attempts: number;
+  cycle_start: number;
+  next_attempt_at: number | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  event_id: string;
+  source: string;
+  event: string;
+  data: string;
+}
+
+interface AttemptRow {
+  delivery_seq: number;
+  attempt: number;
+  started_at: number;
+  duration_ms: number;
+  status: number | null;
+  error: string | null;
+  response: string | null;
+  webhook_timestamp: number | null;
+  url: string | null;
+}
+
+const SWEEP_BATCH = 5_000;
+
+function hookOf(r: HookRow): EventHook {
+  return {
+    id: r.id,
+    created_at: r.created_at,
+    updated_at: r.updated_at,
+    source: r.source,
+    event: r.event,
+    handler: r.handler as EventHook['handler'],
+    on_change: r.on_change === null ? null : r.on_change === 1,
+    snooze: r.snooze,
+    enabled: r.enabled === 1,
+    config: JSON.parse(r.config) as EventHook['config'],
+  };
+}
+
+function hookParams(h: EventHook): unknown[] {
+  return [
+    h.id,
+    h.created_at,
+    h.updated_at,
+    h.source,
+    h.event,
+    h.handler,
+    h.on_change === null ? null : h.on_change ? 1 : 0,
+    h.snooze,
+    h.enabled ? 1 : 0,
+    JSON.stringify(h.config),
+  ];
+}
+
+function attemptOf(r: AttemptRow): AttemptView {
+  return {
+    attempt: r.attempt,
+    started_at_ms: r.started_at,
+    duration_ms: r.duration_ms,
+    status: r.status,
+    error: r.error,
+    response: r.response,
+    webhook_timestamp: r.webhook_timestamp,
+    url: r.url,
+  };
+}
+
+const DELIVERY_COLUMNS = `seq, id, hook_id, origin, state, attempts, cycle_start, next_attempt_at,
+  last_status, last_error, created_at, updated_at, event_id, source, event, data`;
+
+/** Columns a claim reads, in this order (raw rows: arrays, cheaper than objects). */
+const CLAIM_COLUMNS = 'seq, id, hook_id, origin, attempts, cycle_start, event_id, source, event, data, created_at';
+type ClaimRow = [number, string, string, string, number, number, string, string, string, string, number];
+
+export class SqliteStore implements EventHookStore {
+  readonly db: Database.Database;
+  private readonly st: ReturnType<SqliteStore['prepare']>;
+  private closed = false;
+  /** Deliveries this process leased and has not completed (seq → origin). */
+  private readonly inFlight = new Map<number, string>();
+  private readonly inFlightByOrigin = new Map<string, number>();
+  /** When this process's dispatch lease ends (0: not held). */
+  private leaseEnds = 0;
+
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('temp_store = MEMORY');
+    this.migrate();
+    this.st = this.prepare();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`event hooks database has schema version ${version}; this hookwire knows up to ${SCHEMA_VERSION}`);
+    }
+    this.db.exec(SCHEMA);
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      allHooks: db.prepare<[], HookRow>('SELECT * FROM event_hooks ORDER BY seq'),
+      insertHook: db.prepare(
+        `INSERT INTO event_hooks (id, created_at, updated_at, source, event, handler, on_change, snooze, enabled, config)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      updateHook: db.prepare(
+        `UPDATE event_hooks SET created_at = ?, updated_at = ?, source = ?, event = ?, handler = ?, on_change = ?,
+         snooze = ?, enabled = ?, config = ? WHERE id = ?`,
+      ),
+      deleteHookAttempts: db.prepare('DELETE FROM attempts WHERE delivery_seq IN (SELECT seq FROM deliveries WHERE hook_id = ?)'),
+      deleteHookDeliveries: db.prepare('DELETE FROM deliveries WHERE hook_id = ?'),
+      deleteHook: db.prepare('DELETE FROM event_hooks WHERE id = ?'),
+      pageHooks: db.prepare<[number, number], HookRow>('SELECT * FROM event_hooks WHERE seq > ? ORDER BY seq LIMIT ?'),
+
+      allSources: db.prepare<[], { source: string; event: string; spec: string; plugin: string | null }>(
+        'SELECT source, event, spec, plugin FROM event_sources',
+      ),
+      upsertSource: db.prepare(
+        `INSERT INTO event_sources (source, event, spec, plugin, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (source, event) DO UPDATE SET spec = excluded.spec, plugin = excluded.plugin, updated_at = excluded.updated_at`,
+      ),
+
+      insertDelivery: db.prepare(
+        `INSERT INTO deliveries (id, hook_id, event_id, source, event, data, plugin, occurred_at, origin, state, next_attempt_at,
+         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+      ),
+      dueOrigins: db.prepare<[], { origin: string; due: number }>(
+        `SELECT origin, MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending' GROUP BY origin`,
+      ),
+      nextDue: db.prepare<[string, string], { due: number | null }>(
+        `SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending' AND origin = ?
+         AND seq NOT IN (SELECT value FROM json_each(?))`,
+      ),
+      due: db
+        .prepare<[string, number, string, number], ClaimRow>(
+          `SELECT ${CLAIM_COLUMNS} FROM deliveries
+           WHERE state = 'pending' AND origin = ? AND next_attempt_at <= ? AND seq NOT IN (SELECT value FROM json_each(?))
+           ORDER BY next_attempt_at LIMIT ?`,
+        )
+        .raw(true),
+      insertAttempt: db.prepare(
+        `INSERT OR REPLACE INTO attempts (delivery_seq, attempt, started_at, duration_ms, status, error, response, webhook_timestamp, url)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      succeed: db.prepare(
+        `UPDATE deliveries SET state = 'succeeded', attempts = ?, next_attempt_at = NULL, last_status = ?, last_error = NULL,
+         updated_at = ? WHERE seq = ?`,
+      ),
+      retry: db.prepare(
+        `UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?, updated_at = ?
+         WHERE seq = ? AND state = 'pending'`,
+      ),
+      fail: db.prepare(
+        `UPDATE deliveries SET state = 'failed', attempts = ?, next_attempt_at = NULL, last_status = ?, last_error = ?,
+         updated_at = ? WHERE seq = ?`,
+      ),
+      release: db.prepare(`UPDATE deliveries SET next_attempt_at = ? WHERE seq = ? AND state = 'pending'`),
+      failUnattempted: db.prepare(
+        `UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, last_error = ?, updated_at = ? WHERE seq = ?`,
+      ),
+      pendingOfHook: db.prepare<[string], { seq: number; data: string; source: string; event: string }>(
+        `SELECT seq, data, source, event FROM deliveries WHERE hook_id = ? AND state = 'pending'`,
+      ),
+      setOrigin: db.prepare('UPDATE deliveries SET origin = ? WHERE seq = ?'),
+
+      pageDeliveries: db.prepare<[string, number, number], DeliveryRow>(
+        `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE hook_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+      ),
+      oneDelivery: db.prepare<[string, string], DeliveryRow>(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ? AND hook_id = ?`),
+      attemptsOf: db.prepare<[string], AttemptRow>(
+        `SELECT delivery_seq, attempt, started_at, duration_ms, status, error, response, webhook_timestamp, url FROM attempts
+         WHERE delivery_seq IN (SELECT value FROM json_each(?)) ORDER BY delivery_seq, attempt`,
+      ),
+      rescheduleNow: db.prepare(`UPDATE deliveries SET next_attempt_at = @now, updated_at = @now WHERE seq = @seq`),
+      restart: db.prepare(
+        `UPDATE deliveries SET state = 'pending', cycle_start = attempts, next_attempt_at = @now, updated_at = @now WHERE seq = @seq`,
+      ),
+
+      lease: db.prepare<[], { owner: string; expires_at: number }>('SELECT owner, expires_at FROM dispatch_lease WHERE id = 1'),
+      takeLease: db.prepare(
+        `INSERT INTO dispatch_lease (id, owner, expires_at) VALUES (1, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`,
+      ),
+
+      firstSeq: db.prepare<[], { seq: number | null }>('SELECT MIN(seq) AS seq FROM deliveries'),
+      lastSeq: db.prepare<[], { seq: number | null }>('SELECT MAX(seq) AS seq FROM deliveries'),
+      createdAtOrAfter: db.prepare<[number], { seq: number; created_at: number }>(
+        'SELECT seq, created_at FROM deliveries WHERE seq >= ? ORDER BY seq LIMIT 1',
+      ),
+      oldFinished: db.prepare<[number, number], { seq: number }>(
+        `SELECT seq FROM deliveries WHERE seq < ? AND state <> 'pending' AND updated_at < ? ORDER BY seq LIMIT ${SWEEP_BATCH}`,
+      ),
+      deleteAttemptsOf: db.prepare('DELETE FROM attempts WHERE delivery_seq = ?'),
+      deleteDelivery: db.prepare('DELETE FROM deliveries WHERE seq = ?'),
+      countPending: db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'`),
+    };
+  }
+
+  async init(): Promise<void> {
+    // The constructor already created or migrated the schema.
+  }
+
+  async loadHooks(): Promise<EventHook[]> {
+    return this.st.allHooks.all().map(hookOf);
+  }
+
+  async insertHook(hook: EventHook): Promise<void> {
+    this.st.insertHook.run(...hookParams(hook));
+  }
+
+  async updateHook(hook: EventHook): Promise<void> {
+    const [id, ...rest] = hookParams(hook);
+    this.st.updateHook.run(...rest, id);
+  }
+
+  private readonly deleteHookTx = (id: string): boolean => {
+    this.st.deleteHookAttempts.run(id);
+    this.st.deleteHookDeliveries.run(id);
+    return this.st.deleteHook.run(id).changes > 0;
+  };
+
+  async deleteHook(id: string): Promise<boolean> {
+    return this.db.transaction(this.deleteHookTx)(id);
+  }
+
+  async listHooks(size: number, after: number | null): Promise<HookPage> {
+    const rows = this.st.pageHooks.all(after ?? 0, size + 1);
+    const more = rows.length > size;
+    const page = more ? rows.slice(0, size) : rows;
+    return { hooks: page.map(hookOf), next: more ? page[page.length - 1]!.seq : null };
+  }
+
+  async loadSources(): Promise<PublishedSource[]> {
+    return this.st.allSources.all().map((r) => ({
+      source: r.source,
+      event: r.event,
+      spec: JSON.parse(r.spec) as EventSpec,
+      plugin: r.plugin,
+    }));
+  }
+
+  private readonly acceptTx = (events: readonly NewEvent[], published: readonly PublishedSource[], now: number): void => {
+    for (const p of published) this.st.upsertSource.run(p.source, p.event, JSON.stringify(p.spec), p.plugin, now);
+    for (const e of events) {
+      for (const d of e.deliveries) {
+        this.st.insertDelivery.run(d.id, d.hookId, e.id, e.source, e.event, e.json, e.plugin, e.occurredAtMs, d.origin, now, now, now);
+      }
+    }
+  };
+
+  async accept(events: readonly NewEvent[], published: readonly PublishedSource[], nowMs: number): Promise<void> {
+    this.db.transaction(this.acceptTx)(events, published, nowMs);
+  }
+
+  async dueOrigins(): Promise<Map<string, number>> {
+    return new Map(this.st.dueOrigins.all().map((r) => [r.origin, r.due]));
+  }
+
+  /** Takes or renews the dispatch lease: null when held, else when the other owner's lease ends. */
+  private holdLease(now: number, leaseUntil: number, owner: string): number | null {
+    // Renew when a third of the lease is gone: one write every few seconds, not per cycle.
+    const span = leaseUntil - now;
+    if (this.leaseEnds - now > (2 * span) / 3) return null;
+    const cur = this.st.lease.get();
+    if (cur && cur.owner !== owner && cur.expires_at > now) {
+      // Another process dispatches from this file (or died less than a lease ago).
+      if (this.leaseEnds > 0) this.dropInFlight();
+      this.leaseEnds = 0;
+      return cur.expires_at;
+    }
+    this.st.takeLease.run(owner, leaseUntil);
+    this.leaseEnds = leaseUntil;
+    return null;
+  }
+
+  /** Losing the lease: whatever this process had in flight may now be sent by the new owner. */
+  private dropInFlight(): void {
+    this.inFlight.clear();
+    this.inFlightByOrigin.clear();
+  }
+
+  private landed(seq: number): void {
+    const origin = this.inFlight.get(seq);
+    if (origin === undefined) return;
+    this.inFlight.delete(seq);
+    const n = (this.inFlightByOrigin.get(origin) ?? 1) - 1;
+    if (n > 0) this.inFlightByOrigin.set(origin, n);
+    else this.inFlightByOrigin.delete(origin);
+  }
+
+  private readonly cycleTx = (
+    outcomes: readonly DeliveryOutcome[],
+    requests: readonly ClaimRequest[],
+    now: number,
+    leaseUntil: number,
+    owner: string,
+  ): CycleResult => {
+    for (const o of outcomes) {
+      this.landed(o.seq);
+      const status = o.attempt?.status ?? null;
+      if (o.kind === 'retry' && !o.attempt) {
+        // Handed back unattempted.
+        this.st.release.run(o.nextAttemptAtMs, o.seq);
+        continue;
+      }
+      const a = o.attempt;
+      if (a) this.st.insertAttempt.run(o.seq, a.attempt, a.startedAtMs, a.durationMs, a.status, a.error, a.response, a.webhookTimestamp, a.url);
+      const attempts = a ? a.attempt : 0;
+      if (o.kind === 'succeeded') this.st.succeed.run(attempts, status, now, o.seq);
+      else if (o.kind === 'retry') this.st.retry.run(attempts, o.nextAttemptAtMs, status, o.error, now, o.seq);
+      else if (a) this.st.fail.run(attempts, status, o.error, now, o.seq);
+      else this.st.failUnattempted.run(o.error, now, o.seq);
+    }
+    const claimed: ClaimedDelivery[] = [];
+    const nextDue = new Map<string, number | null>();
+    if (requests.length === 0) return { claimed, nextDue };
+    const blockedUntil = this.holdLease(now, leaseUntil, owner);
+    if (blockedUntil !== null) {
+      // Another owner holds the outbox: try again when its lease ends.
+      for (const req of requests) nextDue.set(req.origin, blockedUntil);
+      return { claimed, nextDue };
+    }
+    for (const req of requests) {
+      // Rows in flight here are still pending in the table: the query skips them (by rowid, in the index).
+      const busy = this.busyList(req.origin);
+      const rows = this.st.due.all(req.origin, now, busy, req.limit);
+      for (const [seq, id, hookId, origin, attempts, cycleStart, eventId, source, event, json, createdAtMs] of rows) {
+        this.inFlight.set(seq, origin);
+        claimed.push({ seq, id, hookId, origin, attempt: attempts + 1, cycleStart, eventId, source, event, json, createdAtMs });
+      }
+      if (rows.length > 0) this.inFlightByOrigin.set(req.origin, (this.inFlightByOrigin.get(req.origin) ?? 0) + rows.length);
+      if (rows.length < req.limit) nextDue.set(req.origin, this.st.nextDue.get(req.origin, this.busyList(req.origin))?.due ?? null);
+    }
+    return { claimed, nextDue };
+  };
+
+  /** The seqs in flight here for `origin`, as a JSON list (for json_each). */
+  private busyList(origin: string): string {
+    if (!this.inFlightByOrigin.has(origin)) return '[]';
+    const seqs: number[] = [];
+    for (const [seq, o] of this.inFlight) if (o === origin) seqs.push(seq);
+    return JSON.stringify(seqs);
+  }
+
+  async cycle(
+    outcomes: readonly DeliveryOutcome[],
+    requests: readonly ClaimRequest[],
+    nowMs: number,
+    leaseUntilMs: number,
+    owner: string,
+  ): Promise<CycleResult> {
+    if (outcomes.length === 0 && requests.length === 0) return { claimed: [], nextDue: new Map() };
+    return this.db.transaction(this.cycleTx).immediate(outcomes, requests, nowMs, leaseUntilMs, owner);
+  }
+
+  async reassignOrigins(hookId: string, originOf: (json: string, source: string, event: string) => string): Promise<void> {
+    this.db.transaction(() => {
+      for (const r of this.st.pendingOfHook.all(hookId)) {
+        if (!this.inFlight.has(r.seq)) this.st.setOrigin.run(originOf(r.data, r.source, r.event), r.seq);
+      }
+    })();
+  }
+
+  private views(rows: DeliveryRow[], now: number): DeliveryView[] {
+    if (rows.length === 0) return [];
+    const attempts = new Map<number, AttemptView[]>();
+    for (const a of this.st.attemptsOf.all(JSON.stringify(rows.map((r) => r.seq)))) {
+      let list = attempts.get(a.delivery_seq);
+      if (!list) attempts.set(a.delivery_seq, (list = []));
+      list.push(attemptOf(a));
+    }
+    return rows.map((r) => {
+      const leased = r.state === 'pending' && this.inFlight.has(r.seq);
+
+      return {
+        id: r.id,
+        hook_id: r.hook_id,
+        event_id: r.event_id,
+        source: r.source,
+        event: r.event,
+        data: JSON.parse(r.data) as Record<string, unknown>,
+        state: leased ? 'delivering' : (r.state as DeliveryView['state']),
+        // A delivery in flight is on its next attempt.
+        attempt_count: leased ? r.attempts + 1 : r.attempts,
+        next_attempt_at_ms: r.state === 'pending' && !leased ? r.next_attempt_at : null,
+        created_at_ms: r.created_at,
+        updated_at_ms: r.updated_at,
+        last_status: r.last_status,
+        last_error: r.last_error,
+        attempts: attempts.get(r.seq) ?? [],
+      };
+    });
+  }
+
+  async listDeliveries(hookId: string, size: number, before: number | null, nowMs: number): Promise<DeliveryPage> {
+    const rows = this.st.pageDeliveries.all(hookId, before ?? Number.MAX_SAFE_INTEGER, size + 1);
+    const more = rows.length > size;
+    const page = more ? rows.slice(0, size) : rows;
+    return { deliveries: this.views(page, nowMs), next: more ? page[page.length - 1]!.seq : null };
+  }
+
+  async getDelivery(hookId: string, deliveryId: string, nowMs: number): Promise<DeliveryView | null> {
+    const row = this.st.oneDelivery.get(deliveryId, hookId);
+    return row ? this.views([row], nowMs)[0]! : null;
+  }
+
+  async retryDelivery(hookId: string, deliveryId: string, nowMs: number): Promise<'scheduled' | 'in_flight' | null> {
+    return this.db.transaction((): 'scheduled' | 'in_flight' | null => {
+      const row = this.st.oneDelivery.get(deliveryId, hookId);
+      if (!row) return null;
+      if (row.state === 'pending') {
+        if (this.inFlight.has(row.seq)) return 'in_flight';
+        this.st.rescheduleNow.run({ now: nowMs, seq: row.seq });
+      } else {
+        this.st.restart.run({ now: nowMs, seq: row.seq });
+      }
+      return 'scheduled';
+    }).immediate();
+  }
+
+  /**
+   * The first seq created at or after `beforeMs` (rows are created in seq
+   * order, so everything below it is older): a binary search over the rowid,
+   * no index on time needed.
+   */
+  private boundary(beforeMs: number): number {
+    let lo = this.st.firstSeq.get()?.seq ?? null;
+    const last = this.st.lastSeq.get()?.seq ?? null;
+    if (lo === null || last === null) return 0;
+    let hi = last + 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const r = this.st.createdAtOrAfter.get(mid);
+      if (!r || r.created_at >= beforeMs) hi = mid;
+      else lo = r.seq + 1;
+    }
+    return lo;
+  }
+
+  /**
+   * Deletes finished deliveries (and their attempts) not updated since
+   * `beforeMs`. The attempts of a delivery still pending stay with it until
+   * it finishes.
+   */
+  async sweep(beforeMs: number): Promise<number> {
+    let total = 0;
+    while (!this.closed) {
+      const n = this.db.transaction(() => {
+        const rows = this.st.oldFinished.all(this.boundary(beforeMs), beforeMs);
+        let c = 0;
+        for (const r of rows) c += this.st.deleteAttemptsOf.run(r.seq).changes + this.st.deleteDelivery.run(r.seq).changes;
+        return rows.length === 0 ? -1 : c;
+      })();
+      if (n < 0) break;
+      total += n;
+      // Give the event loop a turn between batches.
+      await new Promise((r) => setImmediate(r));
+    }
+    return total;
+  }
+
+  async counts(): Promise<{ pending: number }> {
+    return { pending: this.st.countPending.get()?.n ?? 0 };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Hand the lease back so a successor does not wait for it to expire.
+    if (this.leaseEnds > 0 && this.inFlight.size === 0) this.db.prepare('DELETE FROM dispatch_lease WHERE expires_at = ?').run(this.leaseEnds);
+    this.db.close();
+  }
+}
