@@ -1,25 +1,37 @@
 /**
  * Proxy throughput, side by side in one run on loopback:
- *   bare          node:http + undici Pool (bench/bare-proxy.ts), the baseline
- *   hookwire      `hookwire start`, one route, no plugin
- *   hookwire+log  the same with log_level info (one access-log line per request, to /dev/null)
- *   hello-world   `hookwire start`, the route runs dist/hello-world.wasm
+ *   bare            node:http + undici Pool (bench/bare-proxy.ts), the baseline
+ *   none            `hookwire start`, one route, no plugin
+ *   access-log      the same with log_level info (one access-log line per request, to /dev/null)
+ *   hello           `hookwire start`, the route runs dist/hello-world.wasm
+ *   empty           the route runs a filter that exports no stream callback
+ *                   (build/fixtures/empty-filter.wasm): the filter chain's own cost
+ *   http-log        the route runs dist/http-log.wasm; its collector is a loopback
+ *                   sink (bench/upstream.ts --sink), batches of 100
+ *   http-log-hooks  the same with event_hooks on; the host consumes the records
+ *                   natively with a counting consumer (bench/hookwire-events.ts)
  * Every proxy runs in its own child process (so its CPU time is its own),
  * against one upstream child answering 200 "ok". Rounds are interleaved
  * (the variant order rotates), each variant gets `duration` seconds of
  * autocannon per round. Reported per variant: median requests/s, median
  * proxy CPU time per request (utime+stime of the proxy process from
- * /proc/<pid>/stat), and the median per-round ratio to the bare proxy.
- * With taskset available the proxy is pinned to CPU 0 and the upstream and
- * load generator to CPU 1, as in performance-anchors §2b.
+ * /proc/<pid>/stat), the median per-round ratios to the bare proxy and to
+ * hookwire without plugin, and the filters' own cost per request: hookwire
+ * runs with HOOKWIRE_MEASURE_WASM=1, which times every top-level guest call
+ * (host calls included), read from /metrics (hookwire_wasm_call_seconds_total)
+ * before and after each round. At the end, the entries the sinks received and
+ * the events the host consumed are checked against the requests served.
+ * With taskset available the proxy is pinned to CPU 0 and the upstream,
+ * sinks and load generator to CPU 1, as in performance-anchors §2b.
  *
- *   npm run bench -- [--rounds 3] [--duration 3] [--connections 50] [--no-pin] [--json]
+ *   npm run bench -- [--rounds 3] [--duration 3] [--connections 50] [--only none,empty,http-log,...]
+ *                    [--no-measure] [--no-pin] [--json]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,6 +43,8 @@ const DURATION = opt('duration', 3);
 const CONNECTIONS = opt('connections', 50);
 const PIN = !args.includes('--no-pin') && cpus().length >= 2 && hasTaskset();
 const JSON_OUT = args.includes('--json');
+const MEASURE = !args.includes('--no-measure');
+const ONLY = args.includes('--only') ? new Set(args[args.indexOf('--only') + 1]!.split(',')) : null;
 
 function hasTaskset(): boolean {
   try {
@@ -65,9 +79,44 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function launch(cpu: number | null, argv: string[]): ChildProcess {
+function launch(cpu: number | null, argv: string[], env: Record<string, string> = {}): ChildProcess {
   const [cmd, rest] = cpu === null || !PIN ? [process.execPath, argv] : ['taskset', ['-c', String(cpu), process.execPath, ...argv]];
-  return spawn(cmd as string, rest as string[], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  return spawn(cmd as string, rest as string[], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
+}
+
+async function getText(port: number, path: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`GET ${path} on ${port}: ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error(`GET ${path} on ${port} timed out`)));
+    req.end();
+  });
+}
+
+/** Requests a hookwire proxy answered (hookwire_http_requests_total, every label). */
+async function requestsServed(adminPort: number): Promise<number> {
+  let n = 0;
+  for (const line of (await getText(adminPort, '/metrics')).split('\n')) {
+    if (line.startsWith('hookwire_http_requests_total{')) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return n;
+}
+
+/** Guest call time (s) and calls, summed over plugins, from a hookwire admin listener's /metrics. */
+async function wasmTotals(adminPort: number): Promise<{ seconds: number; calls: number }> {
+  const text = await getText(adminPort, '/metrics');
+  let seconds = 0;
+  let calls = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('hookwire_wasm_call_seconds_total{')) seconds += Number(line.slice(line.lastIndexOf(' ') + 1));
+    else if (line.startsWith('hookwire_wasm_calls_total{')) calls += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return { seconds, calls };
 }
 
 async function waitReady(port: number, path = '/'): Promise<void> {
@@ -88,9 +137,18 @@ async function waitReady(port: number, path = '/'): Promise<void> {
 }
 
 interface Variant {
+  readonly id: string;
   readonly name: string;
   readonly port: number;
+  /** hookwire's admin listener (for /metrics), if any. */
+  readonly adminPort: number | null;
+  /** The http-log collector sink, if any. */
+  readonly sinkPort: number | null;
+  /** Counts events natively (GET /bench/events on the admin port). */
+  readonly events: boolean;
   child: ChildProcess;
+  /** Requests autocannon completed against it, warm-up included. */
+  served: number;
 }
 
 async function autocannon(port: number, seconds: number): Promise<{ requests: number; rps: number; errors: number; non2xx: number; p50: number; p99: number }> {
@@ -125,7 +183,7 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
-  for (const f of ['dist/host/cli/main.js', 'dist/bench/bare-proxy.js', 'dist/hello-world.wasm']) {
+  for (const f of ['dist/host/cli/main.js', 'dist/bench/bare-proxy.js', 'dist/bench/hookwire-events.js', 'dist/hello-world.wasm', 'dist/http-log.wasm', 'build/fixtures/empty-filter.wasm']) {
     if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: run "npm run build" first`);
   }
   const tmp = mkdtempSync(join(tmpdir(), 'hookwire-bench-'));
@@ -137,63 +195,155 @@ async function main(): Promise<void> {
     await waitReady(upstreamPort);
     const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
 
-    const hookwire = async (name: string, logLevel: string, plugins: string): Promise<Variant> => {
+    const hookwire = async (
+      id: string,
+      name: string,
+      logLevel: string,
+      plugins: string,
+      opts: { sinkPort?: number; events?: boolean } = {},
+    ): Promise<Variant> => {
       const port = await freePort();
       const adminPort = await freePort();
-      const file = join(tmp, `${name}.yaml`);
+      const file = join(tmp, `${id}.yaml`);
+      const collector = opts.sinkPort === undefined ? '' : `\n  - {name: collector, url: "http://127.0.0.1:${opts.sinkPort}"}`;
       writeFileSync(
         file,
         `log_level: ${logLevel}
 proxy: {listen: [{address: 127.0.0.1, port: ${port}}]}
 admin: {listen: {address: 127.0.0.1, port: ${adminPort}}}
-services: [{name: upstream, url: "${upstreamUrl}", pool_size: 50}]
+services:
+  - {name: upstream, url: "${upstreamUrl}", pool_size: 50}${collector}
 routes:
   - name: all
     service: upstream
     plugins: ${plugins}
 `,
       );
-      const child = launch(0, ['bin/hookwire.js', 'start', '-c', file]);
+      const env: Record<string, string> = MEASURE ? { HOOKWIRE_MEASURE_WASM: '1' } : {};
+      const child = launch(0, opts.events ? ['dist/bench/hookwire-events.js', file] : ['bin/hookwire.js', 'start', '-c', file], env);
       children.push(child);
-      return { name, port, child };
+      return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, child, served: 0 };
+    };
+    const sink = async (): Promise<number> => {
+      const port = await freePort();
+      children.push(launch(1, ['dist/bench/upstream.js', String(port), '--sink']));
+      await waitReady(port, '/count');
+      return port;
     };
 
     const barePort = await freePort();
-    const bare: Variant = { name: 'bare undici proxy', port: barePort, child: launch(0, ['dist/bench/bare-proxy.js', String(barePort), upstreamUrl]) };
+    const bare: Variant = {
+      id: 'bare',
+      name: 'bare undici proxy',
+      port: barePort,
+      adminPort: null,
+      sinkPort: null,
+      events: false,
+      child: launch(0, ['dist/bench/bare-proxy.js', String(barePort), upstreamUrl]),
+      served: 0,
+    };
     children.push(bare.child);
     const hello = JSON.stringify([{ name: 'hello', wasm: join(ROOT, 'dist/hello-world.wasm'), configuration: { header: 'x-hello', value: 'world' } }]);
-    const variants: Variant[] = [
-      bare,
-      await hookwire('hookwire, no plugin', 'warn', '[]'),
-      await hookwire('hookwire, no plugin, access log', 'info', '[]'),
-      await hookwire('hookwire, hello-world', 'warn', hello),
-    ];
+    const empty = JSON.stringify([{ name: 'empty', wasm: join(ROOT, 'build/fixtures/empty-filter.wasm') }]);
+    const httpLog = (eventHooks: boolean) =>
+      JSON.stringify([
+        {
+          name: 'http-log',
+          wasm: join(ROOT, 'dist/http-log.wasm'),
+          configuration: { http_endpoint: 'http://collector/logs', queue: { max_batch_size: 100, max_coalescing_delay: 1 }, event_hooks: eventHooks },
+        },
+      ]);
+    const want = (id: string) => ONLY === null || ONLY.has(id);
+    const variants: Variant[] = [bare];
+    if (want('none')) variants.push(await hookwire('none', 'hookwire, no plugin', 'warn', '[]'));
+    if (want('access-log')) variants.push(await hookwire('access-log', 'hookwire, no plugin, access log', 'info', '[]'));
+    if (want('hello')) variants.push(await hookwire('hello', 'hookwire, hello-world', 'warn', hello));
+    if (want('empty')) variants.push(await hookwire('empty', 'hookwire, empty filter', 'warn', empty));
+    if (want('http-log')) variants.push(await hookwire('http-log', 'hookwire, http-log', 'warn', httpLog(false), { sinkPort: await sink() }));
+    if (want('http-log-hooks')) {
+      variants.push(await hookwire('http-log-hooks', 'hookwire, http-log + event hooks', 'warn', httpLog(true), { sinkPort: await sink(), events: true }));
+    }
+    const none = variants.find((v) => v.id === 'none') ?? null;
     for (const v of variants) await waitReady(v.port);
 
-    process.stderr.write(`pinning: ${PIN ? 'proxy on CPU 0, upstream and autocannon on CPU 1' : 'off'}; ${ROUNDS} rounds x ${DURATION} s x ${variants.length} variants, ${CONNECTIONS} connections\n`);
-    for (const v of variants) await autocannon(v.port, 1); // warm-up (JIT, pools)
+    const loadBefore = loadavg();
+    process.stderr.write(
+      `pinning: ${PIN ? 'proxy on CPU 0, upstream and autocannon on CPU 1' : 'off'}; ${ROUNDS} rounds x ${DURATION} s x ${variants.length} variants, ${CONNECTIONS} connections; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}\n`,
+    );
+    for (const v of variants) v.served += (await autocannon(v.port, 1)).requests; // warm-up (JIT, pools)
 
-    const results = new Map<string, { rps: number[]; cpu: number[]; ratio: number[]; p50: number[]; p99: number[]; errors: number }>();
-    for (const v of variants) results.set(v.name, { rps: [], cpu: [], ratio: [], p50: [], p99: [], errors: 0 });
+    interface Result {
+      rps: number[];
+      cpu: number[];
+      ratio: number[];
+      ratioNone: number[];
+      cpuRatioNone: number[];
+      wasm: number[];
+      wasmCalls: number[];
+      p50: number[];
+      p99: number[];
+      errors: number;
+    }
+    const results = new Map<string, Result>();
+    for (const v of variants) results.set(v.name, { rps: [], cpu: [], ratio: [], ratioNone: [], cpuRatioNone: [], wasm: [], wasmCalls: [], p50: [], p99: [], errors: 0 });
     for (let round = 0; round < ROUNDS; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
       const roundRps = new Map<string, number>();
+      const roundCpu = new Map<string, number>();
       for (const v of order) {
+        const wasmBefore = MEASURE && v.adminPort !== null ? await wasmTotals(v.adminPort) : null;
         const before = cpuMicros(v.child.pid!);
         const r = await autocannon(v.port, DURATION);
         const cpu = cpuMicros(v.child.pid!) - before;
+        const wasmAfter = wasmBefore !== null ? await wasmTotals(v.adminPort!) : null;
+        v.served += r.requests;
         const res = results.get(v.name)!;
+        const n = Math.max(1, r.requests);
         res.rps.push(r.rps);
-        res.cpu.push(cpu / Math.max(1, r.requests));
+        res.cpu.push(cpu / n);
         res.p50.push(r.p50);
         res.p99.push(r.p99);
         res.errors += r.errors + r.non2xx;
+        let wasmText = '';
+        if (wasmBefore !== null && wasmAfter !== null && wasmAfter.calls > 0) {
+          const us = ((wasmAfter.seconds - wasmBefore.seconds) * 1e6) / n;
+          res.wasm.push(us);
+          res.wasmCalls.push((wasmAfter.calls - wasmBefore.calls) / n);
+          wasmText = `  ${us.toFixed(2).padStart(6)} us in wasm/req`;
+        }
         roundRps.set(v.name, r.rps);
-        process.stderr.write(`round ${round + 1}: ${v.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  ${(cpu / Math.max(1, r.requests)).toFixed(1).padStart(6)} us CPU/req\n`);
+        roundCpu.set(v.name, cpu / n);
+        process.stderr.write(`round ${round + 1}: ${v.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  ${(cpu / n).toFixed(1).padStart(6)} us CPU/req${wasmText}\n`);
       }
-      for (const v of variants) results.get(v.name)!.ratio.push(roundRps.get(v.name)! / roundRps.get(bare.name)!);
+      for (const v of variants) {
+        const res = results.get(v.name)!;
+        res.ratio.push(roundRps.get(v.name)! / roundRps.get(bare.name)!);
+        if (none !== null) {
+          res.ratioNone.push(roundRps.get(v.name)! / roundRps.get(none.name)!);
+          res.cpuRatioNone.push(roundCpu.get(v.name)! / roundCpu.get(none.name)!);
+        }
+      }
     }
 
+    // Delivery: what the sinks received and the host consumed, against what was served.
+    await new Promise((r) => setTimeout(r, 2500)); // the last batches (coalescing delay 1 s)
+    const delivery = new Map<string, string>();
+    for (const v of variants) {
+      const parts: string[] = [];
+      // Requests the proxy answered (autocannon does not count those in flight when it stops).
+      if (v.adminPort !== null) v.served = await requestsServed(v.adminPort);
+      if (v.sinkPort !== null) {
+        const c = JSON.parse(await getText(v.sinkPort, '/count')) as { posts: number; entries: number; bytes: number };
+        parts.push(`${c.entries}/${v.served} entries in ${c.posts} POSTs`);
+      }
+      if (v.events) {
+        const e = JSON.parse(await getText(v.adminPort!, '/bench/events')) as { publish: number; emit: number };
+        parts.push(`${e.emit}/${v.served} events, ${e.publish} publish`);
+      }
+      if (parts.length > 0) delivery.set(v.name, parts.join('; '));
+    }
+
+    const round3 = (x: number) => Math.round(x * 1000) / 1000;
     const rows = variants.map((v) => {
       const r = results.get(v.name)!;
       return {
@@ -202,28 +352,54 @@ routes:
         rps_min: Math.round(Math.min(...r.rps)),
         rps_max: Math.round(Math.max(...r.rps)),
         cpu_us_per_req: Math.round(median(r.cpu) * 10) / 10,
-        ratio_vs_bare: Math.round(median(r.ratio) * 1000) / 1000,
+        ratio_vs_bare: round3(median(r.ratio)),
         cpu_ratio_vs_bare: 0,
+        ratio_vs_none: r.ratioNone.length ? round3(median(r.ratioNone)) : null,
+        cpu_ratio_vs_none: r.cpuRatioNone.length ? round3(median(r.cpuRatioNone)) : null,
+        wasm_us_per_req: r.wasm.length ? Math.round(median(r.wasm) * 100) / 100 : null,
+        wasm_us_per_req_min: r.wasm.length ? Math.round(Math.min(...r.wasm) * 100) / 100 : null,
+        wasm_calls_per_req: r.wasmCalls.length ? Math.round(median(r.wasmCalls) * 100) / 100 : null,
         p50_ms: median(r.p50),
         p99_ms: median(r.p99),
         errors: r.errors,
+        delivery: delivery.get(v.name) ?? null,
       };
     });
     const bareCpu = rows[0]!.cpu_us_per_req;
-    for (const row of rows) row.cpu_ratio_vs_bare = Math.round((row.cpu_us_per_req / bareCpu) * 1000) / 1000;
+    for (const row of rows) row.cpu_ratio_vs_bare = round3(row.cpu_us_per_req / bareCpu);
     if (JSON_OUT) {
-      process.stdout.write(JSON.stringify({ rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS, pinned: PIN, node: process.version, rows }, null, 2) + '\n');
+      process.stdout.write(
+        JSON.stringify(
+          { rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS, pinned: PIN, measured: MEASURE, node: process.version, load: { before: loadBefore, after: loadavg() }, rows },
+          null,
+          2,
+        ) + '\n',
+      );
     } else {
       const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
+      const opt = (x: number | null, digits = 3) => (x === null ? '—' : x.toFixed(digits));
       process.stdout.write(
         [
-          line(['variant', 'req/s median (min-max)', 'ratio vs bare (req/s)', 'proxy CPU/req', 'CPU ratio vs bare', 'p50 / p99 ms', 'errors']),
-          line(['---', '---', '---', '---', '---', '---', '---']),
+          line(['variant', 'req/s median (min-max)', 'req/s vs bare', 'req/s vs no plugin', 'proxy CPU/req', 'CPU vs bare', 'CPU vs no plugin', 'in wasm/req: median (min; calls)', 'p50 / p99 ms', 'errors']),
+          line(['---', '---', '---', '---', '---', '---', '---', '---', '---', '---']),
           ...rows.map((r) =>
-            line([r.variant, `${r.rps} (${r.rps_min}-${r.rps_max})`, r.ratio_vs_bare.toFixed(3), `${r.cpu_us_per_req} us`, r.cpu_ratio_vs_bare.toFixed(3), `${r.p50_ms} / ${r.p99_ms}`, r.errors]),
+            line([
+              r.variant,
+              `${r.rps} (${r.rps_min}-${r.rps_max})`,
+              r.ratio_vs_bare.toFixed(3),
+              opt(r.ratio_vs_none),
+              `${r.cpu_us_per_req} us`,
+              r.cpu_ratio_vs_bare.toFixed(3),
+              opt(r.cpu_ratio_vs_none),
+              r.wasm_us_per_req === null ? '—' : `${r.wasm_us_per_req} us (min ${r.wasm_us_per_req_min}; ${r.wasm_calls_per_req} calls)`,
+              `${r.p50_ms} / ${r.p99_ms}`,
+              r.errors,
+            ]),
           ),
         ].join('\n') + '\n',
       );
+      for (const r of rows) if (r.delivery !== null) process.stdout.write(`${r.variant}: ${r.delivery}\n`);
+      process.stdout.write(`load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
     }
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');

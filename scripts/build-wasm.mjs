@@ -28,7 +28,8 @@ const jobs = [];
 const pluginsDir = join(root, 'assembly/plugins');
 for (const name of existsSync(pluginsDir) ? readdirSync(pluginsDir) : []) {
   const entry = join(pluginsDir, name, 'index.ts');
-  if (existsSync(entry)) jobs.push({ name, entry, out: join(root, outDir, `${name}.wasm`) });
+  // A plugin depends on every file of its folder (dir), not only on index.ts.
+  if (existsSync(entry)) jobs.push({ name, entry, dir: join(pluginsDir, name), out: join(root, outDir, `${name}.wasm`) });
 }
 const fixturesDir = join(root, 'test/fixtures/assembly');
 for (const file of existsSync(fixturesDir) ? readdirSync(fixturesDir) : []) {

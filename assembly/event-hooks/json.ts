@@ -63,6 +63,7 @@ export class JsonWriter {
 
   // ---- raw output (no comma handling, no escaping) ----
 
+  @inline
   rawByte(b: u8): void {
     this.ensure(1);
     store<u8>(changetype<usize>(this.buf) + this.len, b);
@@ -288,52 +289,109 @@ export class JsonWriter {
   /** A UTF-16 string as a quoted, escaped UTF-8 JSON string. */
   private quoted(s: string): void {
     const n = s.length;
-    this.ensure(n + 2);
-    this.rawByte(QUOTE);
+    // Room for the worst case (6 bytes per unit: \u00XX), then plain stores: no check per character.
+    if (n > SHORT_RUN) {
+      this.quotedLong(s);
+      return;
+    }
+    this.ensure(n * 6 + 2);
+    let base = changetype<usize>(this.buf);
+    let o = <usize>this.len;
+    store<u8>(base + o++, QUOTE);
     const src = changetype<usize>(s);
     for (let i = 0; i < n; i++) {
       const c = <u32>load<u16>(src + (<usize>i << 1));
-      if (c < 0x80) {
-        if (c < 0x20 || c == 0x22 || c == 0x5c) this.escapeAscii(c);
-        else this.rawByte(<u8>c);
-      } else if (c < 0x800) {
-        this.ensure(2);
-        const p = changetype<usize>(this.buf) + this.len;
-        store<u8>(p, <u8>(0xc0 | (c >> 6)));
-        store<u8>(p + 1, <u8>(0x80 | (c & 0x3f)));
-        this.len += 2;
-      } else if (c >= 0xd800 && c <= 0xdfff) {
-        // A surrogate: valid only as a high one followed by a low one.
-        if (c <= 0xdbff && i + 1 < n) {
-          const d = <u32>load<u16>(src + (<usize>(i + 1) << 1));
-          if (d >= 0xdc00 && d <= 0xdfff) {
-            const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-            this.ensure(4);
-            const p = changetype<usize>(this.buf) + this.len;
-            store<u8>(p, <u8>(0xf0 | (cp >> 18)));
-            store<u8>(p + 1, <u8>(0x80 | ((cp >> 12) & 0x3f)));
-            store<u8>(p + 2, <u8>(0x80 | ((cp >> 6) & 0x3f)));
-            store<u8>(p + 3, <u8>(0x80 | (cp & 0x3f)));
-            this.len += 4;
-            i++;
-            continue;
-          }
-        }
-        this.replacementChar();
-      } else {
-        this.ensure(3);
-        const p = changetype<usize>(this.buf) + this.len;
-        store<u8>(p, <u8>(0xe0 | (c >> 12)));
-        store<u8>(p + 1, <u8>(0x80 | ((c >> 6) & 0x3f)));
-        store<u8>(p + 2, <u8>(0x80 | (c & 0x3f)));
-        this.len += 3;
+      if (c >= 0x20 && c < 0x80 && c != 0x22 && c != 0x5c) {
+        store<u8>(base + o++, <u8>c);
+        continue;
       }
+      this.len = <i32>o;
+      i = this.quotedUnit(s, i, n);
+      o = <usize>this.len;
+      base = changetype<usize>(this.buf);
+    }
+    store<u8>(base + o++, QUOTE);
+    this.len = <i32>o;
+  }
+
+  /** quoted() for long strings: growth checked as it goes. */
+  private quotedLong(s: string): void {
+    const n = s.length;
+    this.ensure(n + 2);
+    this.rawByte(QUOTE);
+    for (let i = 0; i < n; i++) {
+      const c = <u32>load<u16>(changetype<usize>(s) + (<usize>i << 1));
+      if (c >= 0x20 && c < 0x80 && c != 0x22 && c != 0x5c) this.rawByte(<u8>c);
+      else i = this.quotedUnit(s, i, n);
     }
     this.rawByte(QUOTE);
   }
 
+  /** Write the code unit at i (not plain ASCII), escaped or UTF-8 encoded; returns the index of the last unit consumed. */
+  private quotedUnit(s: string, i: i32, n: i32): i32 {
+    const src = changetype<usize>(s);
+    const c = <u32>load<u16>(src + (<usize>i << 1));
+    if (c < 0x80) {
+      this.escapeAscii(c);
+    } else if (c < 0x800) {
+      this.ensure(2);
+      const p = changetype<usize>(this.buf) + this.len;
+      store<u8>(p, <u8>(0xc0 | (c >> 6)));
+      store<u8>(p + 1, <u8>(0x80 | (c & 0x3f)));
+      this.len += 2;
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      // A surrogate: valid only as a high one followed by a low one.
+      if (c <= 0xdbff && i + 1 < n) {
+        const d = <u32>load<u16>(src + (<usize>(i + 1) << 1));
+        if (d >= 0xdc00 && d <= 0xdfff) {
+          const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+          this.ensure(4);
+          const p = changetype<usize>(this.buf) + this.len;
+          store<u8>(p, <u8>(0xf0 | (cp >> 18)));
+          store<u8>(p + 1, <u8>(0x80 | ((cp >> 12) & 0x3f)));
+          store<u8>(p + 2, <u8>(0x80 | ((cp >> 6) & 0x3f)));
+          store<u8>(p + 3, <u8>(0x80 | (cp & 0x3f)));
+          this.len += 4;
+          return i + 1;
+        }
+      }
+      this.replacementChar();
+    } else {
+      this.ensure(3);
+      const p = changetype<usize>(this.buf) + this.len;
+      store<u8>(p, <u8>(0xe0 | (c >> 12)));
+      store<u8>(p + 1, <u8>(0x80 | ((c >> 6) & 0x3f)));
+      store<u8>(p + 2, <u8>(0x80 | (c & 0x3f)));
+      this.len += 3;
+    }
+    return i;
+  }
+
   /** UTF-8 bytes as a quoted, escaped JSON string; invalid sequences become U+FFFD. */
   private quotedBytes(ptr: usize, n: i32): void {
+    if (n <= SHORT_RUN) {
+      // Room for the worst case (6 bytes per byte), then plain stores while the bytes need no escaping.
+      this.ensure(n * 6 + 2);
+      let base = changetype<usize>(this.buf);
+      let o = <usize>this.len;
+      store<u8>(base + o++, QUOTE);
+      let i = 0;
+      while (i < n) {
+        const b = load<u8>(ptr + i);
+        if (b >= 0x20 && b < 0x80 && b != QUOTE && b != BACKSLASH) {
+          store<u8>(base + o++, b);
+          i++;
+          continue;
+        }
+        this.len = <i32>o;
+        i = this.bytesUnit(ptr, i, n);
+        o = <usize>this.len;
+        base = changetype<usize>(this.buf);
+      }
+      store<u8>(base + o++, QUOTE);
+      this.len = <i32>o;
+      return;
+    }
     this.ensure(n + 2);
     this.rawByte(QUOTE);
     let i = 0;
@@ -350,24 +408,30 @@ export class JsonWriter {
         i = j;
         if (i >= n) break;
       }
-      const b = <u32>load<u8>(ptr + i);
-      if (b < 0x80) {
-        this.escapeAscii(b);
-        i++;
-        continue;
-      }
-      const seq = utf8SequenceLength(ptr + i, n - i);
-      if (seq == 0) {
-        this.replacementChar();
-        i++;
-      } else {
-        this.rawBytes(ptr + i, seq);
-        i += seq;
-      }
+      i = this.bytesUnit(ptr, i, n);
     }
     this.rawByte(QUOTE);
   }
+
+  /** Write the byte sequence at i (not plain ASCII), escaped or checked as UTF-8; returns the next index. */
+  private bytesUnit(ptr: usize, i: i32, n: i32): i32 {
+    const b = <u32>load<u8>(ptr + i);
+    if (b < 0x80) {
+      this.escapeAscii(b);
+      return i + 1;
+    }
+    const seq = utf8SequenceLength(ptr + i, n - i);
+    if (seq == 0) {
+      this.replacementChar();
+      return i + 1;
+    }
+    this.rawBytes(ptr + i, seq);
+    return i + seq;
+  }
 }
+
+/** Strings up to this many units are written with one capacity check for the worst case. */
+const SHORT_RUN: i32 = 256;
 
 /** Length of the valid UTF-8 sequence starting at p (at most `avail` bytes), or 0 if invalid. */
 function utf8SequenceLength(p: usize, avail: i32): i32 {

@@ -50,11 +50,14 @@ export interface AbiHost {
   headerMap(type: number, forWrite: boolean): HeaderMap | Status;
   buffer(type: number): AbiBuffer | Status;
   /**
-   * A property value, or a status (NOT_FOUND...). `path` is the guest's raw
-   * path bytes as a byte string (latin1). A string result is UTF-8 text the
-   * ABI layer writes straight into guest memory (no intermediate buffer).
+   * proxy_get_property: give the guest the value (through `memory`, at the
+   * return pointers) and answer OK, or answer a status (NOT_FOUND...) and
+   * leave the return slots alone. `path` is the guest's raw path bytes as a
+   * byte string (latin1). Values are written straight into guest memory
+   * (strings as UTF-8, integers as 8 bytes, maps as pairs), with no
+   * intermediate buffer when the encoding allows.
    */
-  getProperty(path: string): Uint8Array | string | Status;
+  getProperty(path: string, retPtr: number, retLen: number): Status;
   setProperty(path: string, value: Buffer): Status;
 
   continueStream(stream: number): Status;

@@ -109,7 +109,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     proxy_get_header_map_value(type: number, kPtr: number, kLen: number, retPtr: number, retLen: number) {
       const map = host.headerMap(type, false);
       if (isStatus(map)) return map;
-      const value = map.get(m().latin1(kPtr, kLen).toLowerCase());
+      const value = map.get(m().name(kPtr, kLen).toLowerCase());
       if (value === undefined) {
         // 0.1.0 answered a missing header with an empty value.
         if (v === AbiVersion.V0_1_0) {
@@ -141,11 +141,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
 
     proxy_get_property(pPtr: number, pLen: number, retPtr: number, retLen: number) {
-      const value = host.getProperty(m().latin1(pPtr, pLen));
-      if (isStatus(value)) return value;
-      if (typeof value === 'string') m().giveUtf8(retPtr, retLen, value);
-      else m().give(retPtr, retLen, value);
-      return Status.OK;
+      return host.getProperty(m().name(pPtr, pLen), retPtr, retLen);
     },
     proxy_set_property(pPtr: number, pLen: number, vPtr: number, vLen: number) {
       return host.setProperty(m().latin1(pPtr, pLen), m().copy(vPtr, vLen));

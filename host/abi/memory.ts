@@ -18,15 +18,32 @@ export class MemoryAccessError extends Error {
 
 export type Allocator = (size: number) => number;
 
+/** A byte string decoded once from a guest address, with the bytes it came from. */
+interface CachedText {
+  readonly bytes: Uint8Array;
+  readonly text: string;
+}
+
+/** Longest name kept in the name cache, and how many are kept. */
+const MAX_CACHED_NAME = 128;
+const MAX_CACHED_NAMES = 512;
+
 export class GuestMemory {
   private readonly memory: WebAssembly.Memory;
   private readonly allocate: Allocator;
   private bytes: Buffer;
+  /** Int64 and u32 views of the same memory (re-read after growth like `bytes`). */
+  private int64s: BigInt64Array;
+  private u32s: Uint32Array;
+  /** Names (property paths, header names) by guest address: plugins pass the same constants on every request. */
+  private readonly names = new Map<number, CachedText>();
 
   constructor(memory: WebAssembly.Memory, allocate: Allocator) {
     this.memory = memory;
     this.allocate = allocate;
     this.bytes = Buffer.from(memory.buffer);
+    this.int64s = new BigInt64Array(memory.buffer);
+    this.u32s = new Uint32Array(memory.buffer);
   }
 
   /**
@@ -60,7 +77,10 @@ export class GuestMemory {
 
   /** A copy of guest bytes the host may keep. */
   copy(ptr: number, len: number): Buffer {
-    return Buffer.from(this.view_(ptr, len));
+    const view = this.view_(ptr, len);
+    const out = Buffer.allocUnsafe(view.length); // every byte is overwritten: no zero fill
+    out.set(view);
+    return out;
   }
 
   /** Guest bytes as a byte string (latin1): header names and values. */
@@ -69,6 +89,32 @@ export class GuestMemory {
     len >>>= 0;
     this.check(ptr, len);
     return this.buffer().toString('latin1', ptr, ptr + len);
+  }
+
+  /**
+   * Like latin1(), for names a guest passes again and again from the same
+   * address (property paths, header names): the decoded string is reused
+   * while the bytes at that address are unchanged, so it is neither decoded
+   * nor re-hashed (as a Map key) on every call.
+   */
+  name(ptr: number, len: number): string {
+    ptr >>>= 0;
+    len >>>= 0;
+    this.check(ptr, len);
+    const buf = this.buffer();
+    const hit = this.names.get(ptr);
+    if (hit !== undefined && hit.bytes.length === len) {
+      const b = hit.bytes;
+      let i = 0;
+      while (i < len && buf[ptr + i] === b[i]) i++;
+      if (i === len) return hit.text;
+    }
+    const text = buf.toString('latin1', ptr, ptr + len);
+    if (len <= MAX_CACHED_NAME) {
+      if (this.names.size >= MAX_CACHED_NAMES) this.names.clear();
+      this.names.set(ptr, { bytes: Uint8Array.prototype.slice.call(buf, ptr, ptr + len), text });
+    }
+    return text;
   }
 
   /** Guest bytes decoded as UTF-8: log messages, names, paths. */
@@ -91,10 +137,39 @@ export class GuestMemory {
     this.bytes.writeUInt32LE(value >>> 0, ptr);
   }
 
+  /**
+   * Write a (ptr, len) result at the two return pointers, already checked by
+   * the caller (memory only grows, so a check made before an allocation holds).
+   */
+  private setResult(retPtr: number, retLen: number, ptr: number, len: number): void {
+    retPtr >>>= 0;
+    retLen >>>= 0;
+    if (((retPtr | retLen) & 3) === 0) {
+      let view = this.u32s;
+      if (view.length === 0) view = this.u32s = new Uint32Array(this.memory.buffer);
+      view[retPtr >>> 2] = ptr;
+      view[retLen >>> 2] = len;
+      return;
+    }
+    const buf = this.buffer();
+    buf.writeUInt32LE(ptr >>> 0, retPtr);
+    buf.writeUInt32LE(len >>> 0, retLen);
+  }
+
   setU64(ptr: number, value: bigint): void {
     ptr >>>= 0;
     this.check(ptr, 8);
+    if ((ptr & 7) === 0) {
+      // One typed-array store (it wraps to 64 bits itself) instead of Buffer's BigInt arithmetic.
+      this.int64View()[ptr >>> 3] = value;
+      return;
+    }
     this.bytes.writeBigUInt64LE(BigInt.asUintN(64, value), ptr);
+  }
+
+  private int64View(): BigInt64Array {
+    const view = this.int64s;
+    return view.length !== 0 ? view : (this.int64s = new BigInt64Array(this.memory.buffer));
   }
 
   /**
@@ -108,29 +183,49 @@ export class GuestMemory {
     this.check(retLen >>> 0, 4);
     const len = typeof data === 'string' ? data.length : data.byteLength;
     if (len === 0) {
-      this.setU32(retPtr, 0);
-      this.setU32(retLen, 0);
+      this.setResult(retPtr, retLen, 0, 0);
       return;
     }
     const ptr = this.alloc(len);
     const buf = this.buffer();
-    if (typeof data === 'string') buf.write(data, ptr, len, 'latin1');
+    if (typeof data === 'string') writeLatin1(buf, data, ptr);
     else buf.set(data, ptr);
-    this.setU32(retPtr, ptr);
-    this.setU32(retLen, len);
+    this.setResult(retPtr, retLen, ptr, len);
+  }
+
+  /**
+   * Give the guest a 64-bit little-endian integer (Envoy's int, duration and
+   * timestamp encoding), written straight into its memory.
+   */
+  giveInt64(retPtr: number, retLen: number, value: number | bigint): void {
+    this.check(retPtr >>> 0, 4);
+    this.check(retLen >>> 0, 4);
+    const ptr = this.alloc(8);
+    const buf = this.buffer();
+    if (typeof value === 'number' && value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)) {
+      buf.writeUInt32LE(value >>> 0, ptr);
+      buf.writeUInt32LE(Math.floor(value / 4294967296), ptr + 4);
+    } else if (typeof value === 'bigint' && (ptr & 7) === 0 && value >= INT64_MIN && value <= INT64_MAX) {
+      // Guest allocators align to 8 or more: one typed-array store instead of Buffer's BigInt arithmetic.
+      this.int64View()[ptr >>> 3] = value;
+    } else {
+      buf.writeBigInt64LE(typeof value === 'bigint' ? value : BigInt(Math.trunc(value)), ptr);
+    }
+    this.setResult(retPtr, retLen, ptr, 8);
   }
 
   /** Give the guest a JS string as UTF-8, encoded straight into its memory. */
   giveUtf8(retPtr: number, retLen: number, text: string): void {
-    // All-ASCII (the usual case): the UTF-8 length is the string length.
-    const len = Buffer.byteLength(text, 'utf8');
+    // A short all-ASCII string (the usual case) is its own UTF-8: copied by a JS loop.
+    const ascii = text.length < SHORT_STRING && isAscii(text);
+    const len = ascii ? text.length : Buffer.byteLength(text, 'utf8');
     if (len === 0) return this.give(retPtr, retLen, '');
     this.check(retPtr >>> 0, 4);
     this.check(retLen >>> 0, 4);
     const ptr = this.alloc(len);
-    this.buffer().write(text, ptr, len, 'utf8');
-    this.setU32(retPtr, ptr);
-    this.setU32(retLen, len);
+    if (ascii) writeLatin1(this.buffer(), text, ptr);
+    else this.buffer().write(text, ptr, len, 'utf8');
+    this.setResult(retPtr, retLen, ptr, len);
   }
 
   /** Give the guest a header map in the pairs format, serialized straight into its memory. */
@@ -140,15 +235,13 @@ export class GuestMemory {
     const f = map.flat;
     const n = f.length >> 1;
     if (n === 0) {
-      this.setU32(retPtr, 0);
-      this.setU32(retLen, 0);
+      this.setResult(retPtr, retLen, 0, 0);
       return;
     }
     const size = pairsSize(f);
     const ptr = this.alloc(size);
     writePairs(this.buffer(), ptr, f);
-    this.setU32(retPtr, ptr);
-    this.setU32(retLen, size);
+    this.setResult(retPtr, retLen, ptr, size);
   }
 
   /** Read a pairs-format map the guest passed as (ptr, len). */
@@ -187,13 +280,33 @@ export function writePairs(buf: Buffer, at: number, flat: readonly string[]): vo
     buf.writeUInt32LE(k.length, sizes);
     buf.writeUInt32LE(v.length, sizes + 4);
     sizes += 8;
-    buf.write(k, data, k.length, 'latin1');
-    data += k.length;
+    data = writeLatin1(buf, k, data);
     buf[data++] = 0;
-    buf.write(v, data, v.length, 'latin1');
-    data += v.length;
+    data = writeLatin1(buf, v, data);
     buf[data++] = 0;
   }
+}
+
+/** Strings shorter than this are copied by a JS loop (cheaper than a call into the Buffer binding). */
+const SHORT_STRING = 48;
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** Write a byte string (latin1: each char code is a byte) at `at`; returns the end. */
+function writeLatin1(buf: Buffer, s: string, at: number): number {
+  const n = s.length;
+  if (n < SHORT_STRING) {
+    for (let i = 0; i < n; i++) buf[at + i] = s.charCodeAt(i); // a Uint8Array store keeps the low byte, as latin1 does
+  } else {
+    buf.write(s, at, n, 'latin1');
+  }
+  return at + n;
 }
 
 export function serializePairs(flat: readonly string[]): Buffer {

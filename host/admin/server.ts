@@ -1,22 +1,46 @@
 /**
- * The admin listener: a small router over node:http. Today it serves the
- * operational endpoints (/metrics, /status, registered by the composition
- * root); the Admin API proper adds its routes with `route()`.
+ * The admin listener: a small router over node:http. The composition root
+ * registers the operational endpoints and the Admin API (host/admin/api.ts)
+ * with `route()`.
+ *
+ * Paths are templates: `/event-hooks/{id}` matches one segment per
+ * parameter (percent-decoded). When several templates match a path, the most
+ * specific wins: literal segments beat parameters, compared left to right
+ * (`/event-hooks/sources` before `/event-hooks/{id}`, `/event-hooks/{id}`
+ * before `/{workspace}/services`). A path that matches a template but not
+ * with this method gets 405 with `Allow`; no template at all, 404.
  *
  * When `admin.token` is set every request must carry it, as
- * `Authorization: Bearer <token>` or `Hookwire-Admin-Token: <token>`.
+ * `Authorization: Bearer <token>` or `Hookwire-Admin-Token: <token>`,
+ * except on routes registered as `public` (the ingest endpoint checks its
+ * own token).
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Listener } from '../config/schema.js';
 import { listen, type ListenerInfo } from '../proxy/gateway.js';
+import { errorReply } from './http.js';
 
-export type AdminHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+export type RouteParams = Readonly<Record<string, string>>;
+
+export type AdminHandler = (req: IncomingMessage, res: ServerResponse, url: URL, params: RouteParams) => void | Promise<void>;
 
 export interface AdminServerOptions {
   readonly token: string | null;
   readonly logger: Logger;
+}
+
+export interface RouteOptions {
+  /** Served without the admin token (the handler authenticates the request itself). */
+  readonly public?: boolean;
+}
+
+/** One registered method and path template. */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly path: string;
+  readonly public: boolean;
 }
 
 /** Send a JSON body. */
@@ -26,11 +50,52 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+interface Template {
+  readonly path: string;
+  /** Literal segment, or null for a parameter. */
+  readonly segments: readonly (string | null)[];
+  readonly names: readonly string[];
+  readonly methods: Map<string, { handler: AdminHandler; public: boolean }>;
+}
+
+const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+
+function parseTemplate(path: string): { segments: (string | null)[]; names: string[] } {
+  if (!path.startsWith('/')) throw new TypeError(`admin route ${path} must start with "/"`);
+  const segments: (string | null)[] = [];
+  const names: string[] = [];
+  for (const seg of path.slice(1).split('/')) {
+    const m = PARAM.exec(seg);
+    if (m) {
+      if (names.includes(m[1]!)) throw new TypeError(`admin route ${path} repeats the parameter ${m[1]}`);
+      names.push(m[1]!);
+      segments.push(null);
+    } else if (seg.includes('{') || seg.includes('}')) {
+      throw new TypeError(`admin route ${path}: a parameter must be a whole segment`);
+    } else segments.push(seg);
+  }
+  return { segments, names };
+}
+
+/** Literal segments beat parameters, left to right. */
+function moreSpecific(a: Template, b: Template): number {
+  for (let i = 0; i < a.segments.length; i++) {
+    const la = a.segments[i] !== null;
+    const lb = b.segments[i] !== null;
+    if (la !== lb) return la ? -1 : 1;
+  }
+  return 0;
+}
+
 export class AdminServer {
-  private readonly routes = new Map<string, Map<string, AdminHandler>>();
+  /** Templates by segment count, most specific first. */
+  private readonly templates = new Map<number, Template[]>();
+  private readonly byPath = new Map<string, Template>();
   private readonly token: Buffer | null;
   private readonly logger: Logger;
   private server: Server | null = null;
+  private inflight = 0;
+  private idle: (() => void) | null = null;
   info: ListenerInfo | null = null;
 
   constructor(options: AdminServerOptions) {
@@ -38,13 +103,57 @@ export class AdminServer {
     this.logger = options.logger;
   }
 
-  /** Register `handler` for `method` on the exact `path` ("/metrics"). */
-  route(method: string, path: string, handler: AdminHandler): this {
-    let byMethod = this.routes.get(path);
-    if (!byMethod) this.routes.set(path, (byMethod = new Map()));
-    if (byMethod.has(method)) throw new TypeError(`admin route ${method} ${path} is already registered`);
-    byMethod.set(method, handler);
+  /** Register `handler` for `method` on the path template `path` ("/metrics", "/event-hooks/{id}"). */
+  route(method: string, path: string, handler: AdminHandler, options: RouteOptions = {}): this {
+    let t = this.byPath.get(path);
+    if (!t) {
+      const { segments, names } = parseTemplate(path);
+      const shape = segments.map((s) => s ?? '{}').join('/');
+      for (const other of this.templates.get(segments.length) ?? []) {
+        if (other.segments.map((s) => s ?? '{}').join('/') === shape) {
+          throw new TypeError(`admin route ${path} is the same template as ${other.path}`);
+        }
+      }
+      t = { path, segments, names, methods: new Map() };
+      this.byPath.set(path, t);
+      const list = this.templates.get(segments.length) ?? [];
+      list.push(t);
+      list.sort(moreSpecific);
+      this.templates.set(segments.length, list);
+    }
+    if (t.methods.has(method)) throw new TypeError(`admin route ${method} ${path} is already registered`);
+    t.methods.set(method, { handler, public: options.public ?? false });
     return this;
+  }
+
+  /** Every registered method and path, in registration order of the paths. */
+  routes(): RegisteredRoute[] {
+    return [...this.byPath.values()].flatMap((t) => [...t.methods].map(([method, r]) => ({ method, path: t.path, public: r.public })));
+  }
+
+  /** The most specific template matching `pathname`, with its parameters; null when none does. */
+  match(pathname: string): { template: Template; params: Record<string, string> } | null {
+    const parts = pathname.slice(1).split('/');
+    for (const t of this.templates.get(parts.length) ?? []) {
+      const params: Record<string, string> = {};
+      let ok = true;
+      let p = 0;
+      for (let i = 0; i < parts.length && ok; i++) {
+        const seg = t.segments[i];
+        if (seg === null) {
+          let value: string;
+          try {
+            value = decodeURIComponent(parts[i]!);
+          } catch {
+            value = parts[i]!;
+          }
+          if (value === '') ok = false;
+          else params[t.names[p++]!] = value;
+        } else if (seg !== parts[i]) ok = false;
+      }
+      if (ok) return { template: t, params };
+    }
+    return null;
   }
 
   async listen(listener: Listener): Promise<ListenerInfo> {
@@ -58,26 +167,31 @@ export class AdminServer {
   /** Dispatch one request (the listener calls it; tests may too). */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
+    this.inflight++;
     try {
-      if (!this.authorized(req)) {
+      const found = this.match(url.pathname);
+      const method = req.method ?? 'GET';
+      const entry = found ? (found.template.methods.get(method) ?? (method === 'HEAD' ? found.template.methods.get('GET') : undefined)) : undefined;
+      if (!entry?.public && !this.authorized(req)) {
         sendJson(res, 401, { message: 'Unauthorized: send the admin token (Authorization: Bearer <token>)' });
         return;
       }
-      const byMethod = this.routes.get(url.pathname);
-      if (!byMethod) {
+      if (!found) {
         sendJson(res, 404, { message: 'Not found' });
         return;
       }
-      const handler = byMethod.get(req.method ?? 'GET') ?? (req.method === 'HEAD' ? byMethod.get('GET') : undefined);
-      if (!handler) {
-        sendJson(res, 405, { message: 'Method not allowed' }, { allow: [...byMethod.keys()].join(', ') });
+      if (!entry) {
+        sendJson(res, 405, { message: 'Method not allowed' }, { allow: [...found.template.methods.keys()].join(', ') });
         return;
       }
-      await handler(req, res, url);
+      await entry.handler(req, res, url, found.params);
     } catch (err) {
-      this.logger.error({ err, path: url.pathname }, 'admin request failed');
-      if (!res.headersSent) sendJson(res, 500, { message: 'An unexpected error occurred' });
+      const reply = errorReply(err);
+      if (reply.status >= 500) this.logger.error({ err, path: url.pathname }, 'admin request failed');
+      if (!res.headersSent) sendJson(res, reply.status, reply.body, reply.headers);
       else res.destroy();
+    } finally {
+      if (--this.inflight === 0) this.idle?.();
     }
   }
 
@@ -90,13 +204,24 @@ export class AdminServer {
     return bytes.length === this.token.length && timingSafeEqual(bytes, this.token);
   }
 
-  async close(): Promise<void> {
+  /** Stop accepting connections; requests being handled get up to `graceMs` (default 0) to finish. */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    if (this.inflight > 0 && (options.graceMs ?? 0) > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.graceMs);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.idle = null;
+    }
+    server.closeAllConnections();
+    await closed;
   }
 }

@@ -1,55 +1,178 @@
 /**
- * The composition root: a gateway (proxy listeners, plugins) plus the admin
- * listener with its operational routes. `hookwire start` runs this; tests and
- * embedders can too.
+ * The composition root: the event-hooks service, the gateway (proxy
+ * listeners, plugins) and the admin listener with the Admin API.
+ * `hookwire start` runs this; tests and embedders can too.
+ *
+ * Start order: the event-hooks service (store opened, pending deliveries of a
+ * previous run resumed), then the gateway, whose runtime hands the shared
+ * queue `event_hooks` of VM `hookwire_event_hooks` to the service natively
+ * (attached before any plugin loads, so the plugins' publish records arrive
+ * first) and its lifecycle events to the built-in `wasm` source; then the
+ * admin listener.
+ *
+ * Close order: stop accepting (admin and proxy), drain the gateway, then
+ * close the event-hooks service, which lets deliveries in flight finish
+ * (event_hooks.close_timeout_ms) and closes the store.
  */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { AdminServer, sendJson } from '../admin/server.js';
-import type { HookwireConfig } from '../config/schema.js';
+import { registerAdminApi } from '../admin/api.js';
+import { ConfigEntities } from '../admin/entities.js';
+import { AdminServer } from '../admin/server.js';
+import { MEMORY_STORE } from '../config/normalize.js';
+import type { EventHooksConfig, HookwireConfig } from '../config/schema.js';
+import { EventHooks, EVENT_HOOKS_QUEUE } from '../hooks/service.js';
+import type { EventHooksOptions } from '../hooks/options.js';
 import { Gateway, type GatewayOptions, type ListenerInfo, type ReloadResult } from '../proxy/gateway.js';
+import type { RuntimeEvent } from '../vm/runtime.js';
 
 export interface HookwireOptions extends GatewayOptions {
   logger: Logger;
+  /** Overrides of the event-hooks service's options (tests: clock, random, ssrf lookup...). */
+  eventHooks?: Partial<EventHooksOptions>;
 }
 
 export interface Hookwire {
   readonly gateway: Gateway;
   readonly admin: AdminServer;
   readonly adminListener: ListenerInfo;
-  /** gateway.reload; the admin API will call it. */
+  /** Null when event_hooks.enabled is false. */
+  readonly hooks: EventHooks | null;
+  /** gateway.reload (what the Admin API calls after validating a change). */
   reload(config: HookwireConfig): Promise<ReloadResult>;
-  /** Drain the proxy, then close the admin listener. */
+  /** Stop accepting, drain the proxy, close the admin listener, then the event-hooks service. */
   close(options?: { drainTimeoutMs?: number }): Promise<void>;
 }
 
-/** Start the gateway, then the admin listener (GET /metrics, GET /status). */
+/** The event-hooks service's options from the configuration's event_hooks section. */
+export function eventHooksOptions(c: EventHooksConfig, logger: Logger): EventHooksOptions {
+  return {
+    database: c.store,
+    synchronous: c.synchronous,
+    logger,
+    ssrf: { allowHosts: c.allow_hosts, allowCidrs: c.allow_cidrs },
+    delivery: {
+      retrySchedule: c.delivery.retry_schedule_ms,
+      jitter: c.delivery.jitter,
+      retryAfterCapMs: c.delivery.retry_after_cap_ms,
+      timeoutMs: c.delivery.timeout_ms,
+      connectTimeoutMs: c.delivery.connect_timeout_ms,
+      leaseMs: c.delivery.lease_ms,
+      responseExcerptBytes: c.delivery.response_excerpt_bytes,
+      maxInFlight: c.delivery.max_in_flight,
+      perOriginConcurrency: c.delivery.per_origin_concurrency,
+      pollIntervalMs: c.delivery.poll_interval_ms,
+    },
+    circuit: {
+      failureThreshold: c.circuit.failure_threshold,
+      failureRatio: c.circuit.failure_ratio,
+      minRequests: c.circuit.min_requests,
+      windowMs: c.circuit.window_ms,
+      coolDownMs: c.circuit.cool_down_ms,
+    },
+    retentionMs: c.retention_ms,
+    sweepIntervalMs: c.sweep_interval_ms,
+    maxEventBytes: c.max_event_bytes,
+    pingOnChange: c.ping_on_change,
+  };
+}
+
+/** Opens the store (creating its directory) and starts delivering. */
+async function startEventHooks(c: EventHooksConfig, logger: Logger, overrides: Partial<EventHooksOptions>): Promise<EventHooks> {
+  let hooks: EventHooks;
+  try {
+    if (c.store !== MEMORY_STORE && overrides.store === undefined) mkdirSync(dirname(c.store), { recursive: true });
+    const base = eventHooksOptions(c, logger);
+    hooks = new EventHooks({
+      ...base,
+      ...overrides,
+      ssrf: { ...base.ssrf, ...overrides.ssrf },
+      delivery: { ...base.delivery, ...overrides.delivery },
+      circuit: { ...base.circuit, ...overrides.circuit },
+    });
+    await hooks.start();
+  } catch (err) {
+    throw new Error(`event hooks store ${c.store}: ${(err as Error).message}`, { cause: err });
+  }
+  logger.info({ store: c.store, ingest: c.ingest_token !== null }, 'event hooks started');
+  return hooks;
+}
+
+/** Start the event-hooks service, the gateway, then the admin listener with the Admin API. */
 export async function startHookwire(config: HookwireConfig, options: HookwireOptions): Promise<Hookwire> {
-  const gateway = await Gateway.start(config, options);
-  const admin = new AdminServer({ token: config.admin.token, logger: options.logger });
-  admin.route('GET', '/metrics', (_req, res) => {
-    const text = gateway.metricsText();
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
+  const logger = options.logger;
+  const hooks = config.event_hooks.enabled ? await startEventHooks(config.event_hooks, logger, options.eventHooks ?? {}) : null;
+  const closeHooks = () => hooks?.close({ timeoutMs: config.event_hooks.close_timeout_ms }) ?? Promise.resolve();
+
+  let onRuntimeEvent = options.onRuntimeEvent;
+  if (hooks) {
+    const sink = hooks.runtimeEventSink();
+    const also = options.onRuntimeEvent;
+    onRuntimeEvent = (e: RuntimeEvent) => {
+      sink(e);
+      also?.(e);
+    };
+  }
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start(config, {
+      ...options,
+      onRuntimeEvent,
+      beforeLoad: (runtime) => {
+        // Envoy-strict: the host behaves as Envoy does and has no native consumer; plugin
+        // events reach the service only through a forwarder and the ingest endpoint.
+        if (hooks && !config.wasm.envoy_strict) runtime.queues.consume(EVENT_HOOKS_QUEUE.vmId, EVENT_HOOKS_QUEUE.name, hooks.queueConsumer());
+        options.beforeLoad?.(runtime);
+      },
+    });
+  } catch (err) {
+    await closeHooks();
+    throw err;
+  }
+
+  const admin = new AdminServer({ token: config.admin.token, logger });
+  const entities = new ConfigEntities({
+    config: () => gateway.config,
+    reload: (next) => gateway.reload(next),
+    logger,
+    async changed(kind, operation, entity, old) {
+      if (!hooks || hooks.closed) return;
+      try {
+        await hooks.emitCrud(kind, operation, entity, old);
+      } catch (err) {
+        // The change is applied; losing its announcement must not fail the request.
+        logger.error({ err, entity: kind, operation }, 'event hooks: crud event lost');
+      }
+    },
   });
-  admin.route('GET', '/status', (_req, res) => {
-    const status = gateway.status();
-    sendJson(res, 200, { ...status, listeners: { ...status.listeners, admin: admin.info } });
-  });
+  registerAdminApi(admin, { gateway, hooks, entities, admin, logger, eventHooks: config.event_hooks });
+
   let adminListener: ListenerInfo;
   try {
     adminListener = await admin.listen(config.admin.listen);
   } catch (err) {
     await gateway.close({ drainTimeoutMs: 0 });
+    await closeHooks();
     throw err;
   }
+  let closing: Promise<void> | null = null;
   return {
     gateway,
     admin,
     adminListener,
+    hooks,
     reload: (next) => gateway.reload(next),
-    async close(opts) {
-      await gateway.close(opts);
-      await admin.close();
+    close(opts) {
+      closing ??= (async () => {
+        const drainMs = opts?.drainTimeoutMs ?? gateway.config.proxy.drain_timeout_ms;
+        // Both listeners stop accepting now; admin requests being handled (an ingest batch being stored) may finish.
+        const adminClosed = admin.close({ graceMs: drainMs });
+        await gateway.close(opts);
+        await adminClosed;
+        await closeHooks();
+      })();
+      return closing;
     },
   };
 }

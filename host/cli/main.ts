@@ -33,6 +33,7 @@ Commands:
   validate -c FILE     check a configuration file (and compile its .wasm modules) without starting
   inspect FILE.wasm    print a proxy-wasm module's ABI version, imports, exports and Envoy
                        compatibility (--json for the manifest form); exit 1 if Envoy would refuse it
+  openapi              print the Admin API's OpenAPI 3.1 document (docs/openapi.json)
   help                 show this text
   version              print the version
 
@@ -108,6 +109,14 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       return start(parsed.config, io);
     case 'inspect':
       return inspect(parsed.args, parsed.json, io);
+    case 'openapi': {
+      const { openApiDocument } = await import('../admin/openapi.js');
+      const text = JSON.stringify(openApiDocument(), null, 2);
+      // The launcher calls process.exit: a large write to a pipe must be flushed first.
+      if (io === processIo) await new Promise<void>((resolve) => process.stdout.write(text + '\n', () => resolve()));
+      else io.out(text);
+      return 0;
+    }
     default:
       io.err(`hookwire: unknown command ${JSON.stringify(parsed.command)}\n\n${USAGE}`);
       return 2;

@@ -30,6 +30,7 @@ export function checkDocument(root: unknown, ctx: CheckContext): ConfigIssue[] {
 
   checkListeners(doc, report);
   checkAdminToken(doc, report);
+  checkEventHooks(doc, report);
 
   const { groups, duplicates } = groupWorkspaces(doc);
   for (const dup of duplicates) {
@@ -91,6 +92,40 @@ function checkAdminToken(doc: Raw, report: Report): void {
       `(found no token, with address ${JSON.stringify(address)}); ` +
       'anyone who can reach the admin API could reconfigure the gateway',
   );
+}
+
+// --- event hooks ---------------------------------------------------------------
+
+/** A CIDR range (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128). */
+export function isCidr(text: string): boolean {
+  const slash = text.indexOf('/');
+  const address = slash < 0 ? text : text.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const prefix = text.slice(slash + 1);
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+function checkEventHooks(doc: Raw, report: Report): void {
+  const hooks = asObject(doc.event_hooks);
+  if (!hooks) return;
+  asArray(hooks.allow_cidrs).forEach((c, i) => {
+    if (typeof c === 'string' && c !== '' && !isCidr(c)) {
+      report(`/event_hooks/allow_cidrs/${i}`, `must be a CIDR range such as 10.0.0.0/8 or fd00::/8, or one IP address (found ${describeValue(c)})`);
+    }
+  });
+  const delivery = asObject(hooks.delivery) ?? {};
+  const d = DEFAULTS.event_hooks.delivery;
+  const timeout = delivery.timeout_ms ?? d.timeout_ms;
+  const lease = delivery.lease_ms ?? d.lease_ms;
+  if (typeof timeout === 'number' && typeof lease === 'number' && Number.isInteger(lease) && lease <= timeout) {
+    report(
+      '/event_hooks/delivery/lease_ms',
+      `must be greater than event_hooks.delivery.timeout_ms (found ${lease}, with timeout_ms ${timeout}): ` +
+        'a slow attempt could otherwise be sent twice',
+    );
+  }
 }
 
 // --- workspaces and their entities -------------------------------------------

@@ -74,6 +74,52 @@ export const DEFAULTS = deepFreeze({
     custom_id: null as string | null,
   },
 
+  event_hooks: {
+    /** Kong's event_hooks_enabled: on. */
+    enabled: true,
+    /** SQLite file, relative to the config file's directory (the package root for the built-in defaults); ":memory:" keeps nothing. */
+    store: '.hookwire/event-hooks.db',
+    /** SQLite synchronous mode: "normal" survives a process crash, "full" also a power loss. */
+    synchronous: 'normal' as 'normal' | 'full',
+    /** No token: POST /event-hooks/ingest (the Envoy forwarder's endpoint) is disabled. */
+    ingest_token: null as string | null,
+    /** Largest ingest batch body (32 MiB: 100 records of up to 256 KiB, and then some). */
+    ingest_body_limit: 33_554_432,
+    /** The SSRF allowlist is empty: webhooks reach public addresses only. */
+    allow_hosts: [] as readonly string[],
+    allow_cidrs: [] as readonly string[],
+    /** Kong's ping on create/update of a webhook hook: off (host/hooks/options.ts). */
+    ping_on_change: false,
+    /** Largest event data accepted, as JSON bytes (256 KiB). */
+    max_event_bytes: 262_144,
+    /** Attempts and finished deliveries are kept 7 days. */
+    retention_ms: 604_800_000,
+    sweep_interval_ms: 60_000,
+    /** On shutdown, deliveries in flight get 10 s to finish (then they are retried after a restart). */
+    close_timeout_ms: 10_000,
+    /** The event-hooks service's own defaults (host/hooks/options.ts; a test keeps the two equal). */
+    delivery: {
+      /** 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h. */
+      retry_schedule_ms: [5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000] as readonly number[],
+      jitter: 'full' as 'full' | 'none',
+      retry_after_cap_ms: 3_600_000,
+      timeout_ms: 15_000,
+      connect_timeout_ms: 10_000,
+      lease_ms: 60_000,
+      response_excerpt_bytes: 16_384,
+      max_in_flight: 256,
+      per_origin_concurrency: 16,
+      poll_interval_ms: 5_000,
+    },
+    circuit: {
+      failure_threshold: 5,
+      failure_ratio: 0.5,
+      min_requests: 20,
+      window_ms: 60_000,
+      cool_down_ms: 30_000,
+    },
+  },
+
   plugin: {
     /** Null here means "the plugin's name" (root_id and vm_id default to the name). */
     root_id: null as string | null,

@@ -12,6 +12,7 @@ import { asArray, asObject, groupWorkspaces, type Raw, type WorkspaceGroup } fro
 import type {
   AdminConfig,
   ConsumerConfig,
+  EventHooksConfig,
   FailurePolicy,
   HookwireConfig,
   HttpMethod,
@@ -76,6 +77,7 @@ export function normalize(root: Raw, ctx: NormalizeContext): HookwireConfig {
     admin: normalizeAdmin(asObject(root.admin) ?? {}),
     wasm: normalizeWasm(asObject(root.wasm) ?? {}, baseDir),
     log_level: (root.log_level ?? DEFAULTS.log_level) as LogLevel,
+    event_hooks: normalizeEventHooks(asObject(root.event_hooks) ?? {}, baseDir),
     plugins: globalPlugins,
     workspaces,
     routes,
@@ -112,6 +114,50 @@ function normalizeWasm(raw: Raw, baseDir: string): WasmConfig {
   return {
     envoy_strict: (raw.envoy_strict ?? DEFAULTS.wasm.envoy_strict) as boolean,
     modules_dir: dir === null ? null : resolve(baseDir, dir),
+  };
+}
+
+/** The SQLite name of an in-memory database: kept as is, never resolved as a path. */
+export const MEMORY_STORE = ':memory:';
+
+function normalizeEventHooks(raw: Raw, baseDir: string): EventHooksConfig {
+  const d = DEFAULTS.event_hooks;
+  const delivery = asObject(raw.delivery) ?? {};
+  const circuit = asObject(raw.circuit) ?? {};
+  const pick = <T>(obj: Raw, key: string, fallback: T): T => (obj[key] ?? fallback) as T;
+  const store = pick(raw, 'store', d.store);
+  return {
+    enabled: pick(raw, 'enabled', d.enabled),
+    store: store === MEMORY_STORE ? store : resolve(baseDir, store),
+    synchronous: pick(raw, 'synchronous', d.synchronous),
+    ingest_token: pick(raw, 'ingest_token', d.ingest_token),
+    ingest_body_limit: pick(raw, 'ingest_body_limit', d.ingest_body_limit),
+    allow_hosts: [...pick(raw, 'allow_hosts', d.allow_hosts)],
+    allow_cidrs: [...pick(raw, 'allow_cidrs', d.allow_cidrs)],
+    ping_on_change: pick(raw, 'ping_on_change', d.ping_on_change),
+    max_event_bytes: pick(raw, 'max_event_bytes', d.max_event_bytes),
+    retention_ms: pick(raw, 'retention_ms', d.retention_ms),
+    sweep_interval_ms: pick(raw, 'sweep_interval_ms', d.sweep_interval_ms),
+    close_timeout_ms: pick(raw, 'close_timeout_ms', d.close_timeout_ms),
+    delivery: {
+      retry_schedule_ms: [...pick(delivery, 'retry_schedule_ms', d.delivery.retry_schedule_ms)],
+      jitter: pick(delivery, 'jitter', d.delivery.jitter),
+      retry_after_cap_ms: pick(delivery, 'retry_after_cap_ms', d.delivery.retry_after_cap_ms),
+      timeout_ms: pick(delivery, 'timeout_ms', d.delivery.timeout_ms),
+      connect_timeout_ms: pick(delivery, 'connect_timeout_ms', d.delivery.connect_timeout_ms),
+      lease_ms: pick(delivery, 'lease_ms', d.delivery.lease_ms),
+      response_excerpt_bytes: pick(delivery, 'response_excerpt_bytes', d.delivery.response_excerpt_bytes),
+      max_in_flight: pick(delivery, 'max_in_flight', d.delivery.max_in_flight),
+      per_origin_concurrency: pick(delivery, 'per_origin_concurrency', d.delivery.per_origin_concurrency),
+      poll_interval_ms: pick(delivery, 'poll_interval_ms', d.delivery.poll_interval_ms),
+    },
+    circuit: {
+      failure_threshold: pick(circuit, 'failure_threshold', d.circuit.failure_threshold),
+      failure_ratio: pick(circuit, 'failure_ratio', d.circuit.failure_ratio),
+      min_requests: pick(circuit, 'min_requests', d.circuit.min_requests),
+      window_ms: pick(circuit, 'window_ms', d.circuit.window_ms),
+      cool_down_ms: pick(circuit, 'cool_down_ms', d.circuit.cool_down_ms),
+    },
   };
 }
 

@@ -96,8 +96,95 @@ export const CONFIG_SCHEMA = {
     routes: { $ref: '#/definitions/routes' },
     consumers: { $ref: '#/definitions/consumers' },
     workspaces: { type: 'array', items: { $ref: '#/definitions/workspace' } },
+    event_hooks: { $ref: '#/definitions/event_hooks' },
   },
   definitions: {
+    event_hooks: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean', default: DEFAULTS.event_hooks.enabled },
+        store: {
+          type: 'string',
+          minLength: 1,
+          default: DEFAULTS.event_hooks.store,
+          description: 'SQLite file (relative to the config file) or ":memory:"',
+        },
+        synchronous: { type: 'string', enum: ['normal', 'full'], default: DEFAULTS.event_hooks.synchronous },
+        // Presence decides whether POST /event-hooks/ingest exists.
+        ingest_token: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.event_hooks.ingest_token },
+        ingest_body_limit: { type: 'integer', minimum: 2, maximum: 1_073_741_824, default: DEFAULTS.event_hooks.ingest_body_limit },
+        allow_hosts: {
+          type: 'array',
+          uniqueItems: true,
+          default: DEFAULTS.event_hooks.allow_hosts,
+          items: {
+            type: 'string',
+            pattern: HOST_PATTERN,
+            description: 'a host name such as hooks.internal, or a wildcard such as *.internal',
+          },
+        },
+        // CIDR syntax is checked in checks.ts.
+        allow_cidrs: {
+          type: 'array',
+          uniqueItems: true,
+          default: DEFAULTS.event_hooks.allow_cidrs,
+          items: { type: 'string', minLength: 1, description: 'a CIDR range such as 10.0.0.0/8 or fd00::/8, or one address' },
+        },
+        ping_on_change: { type: 'boolean', default: DEFAULTS.event_hooks.ping_on_change },
+        max_event_bytes: { type: 'integer', minimum: 2, maximum: 67_108_864, default: DEFAULTS.event_hooks.max_event_bytes },
+        retention_ms: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: DEFAULTS.event_hooks.retention_ms },
+        sweep_interval_ms: { type: 'integer', minimum: 10, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.event_hooks.sweep_interval_ms },
+        close_timeout_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.event_hooks.close_timeout_ms },
+        delivery: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            retry_schedule_ms: {
+              type: 'array',
+              default: DEFAULTS.event_hooks.delivery.retry_schedule_ms,
+              items: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS },
+            },
+            jitter: { type: 'string', enum: ['full', 'none'], default: DEFAULTS.event_hooks.delivery.jitter },
+            retry_after_cap_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.event_hooks.delivery.retry_after_cap_ms },
+            timeout_ms: { type: 'integer', minimum: 1, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.event_hooks.delivery.timeout_ms },
+            connect_timeout_ms: {
+              type: 'integer',
+              minimum: 1,
+              maximum: MAX_TIMEOUT_MS,
+              default: DEFAULTS.event_hooks.delivery.connect_timeout_ms,
+            },
+            // Must exceed timeout_ms: checked in checks.ts.
+            lease_ms: { type: 'integer', minimum: 1, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.event_hooks.delivery.lease_ms },
+            response_excerpt_bytes: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 16_777_216,
+              default: DEFAULTS.event_hooks.delivery.response_excerpt_bytes,
+            },
+            max_in_flight: { type: 'integer', minimum: 1, maximum: 100_000, default: DEFAULTS.event_hooks.delivery.max_in_flight },
+            per_origin_concurrency: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 10_000,
+              default: DEFAULTS.event_hooks.delivery.per_origin_concurrency,
+            },
+            poll_interval_ms: { type: 'integer', minimum: 10, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.event_hooks.delivery.poll_interval_ms },
+          },
+        },
+        circuit: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            failure_threshold: { type: 'integer', minimum: 1, maximum: 1_000_000, default: DEFAULTS.event_hooks.circuit.failure_threshold },
+            failure_ratio: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: DEFAULTS.event_hooks.circuit.failure_ratio },
+            min_requests: { type: 'integer', minimum: 1, maximum: 1_000_000, default: DEFAULTS.event_hooks.circuit.min_requests },
+            window_ms: { type: 'integer', minimum: 1, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.event_hooks.circuit.window_ms },
+            cool_down_ms: { type: 'integer', minimum: 1, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.event_hooks.circuit.cool_down_ms },
+          },
+        },
+      },
+    },
     proxy_listener: {
       type: 'object',
       additionalProperties: false,
@@ -334,6 +421,50 @@ export interface ResolvedRoute {
   readonly plugins: readonly PluginConfig[];
 }
 
+/** Delivery knobs of the event-hooks service (host/hooks/options.ts DeliveryOptions, snake_case). */
+export interface EventHooksDeliveryConfig {
+  /** Wait after each failed attempt (the first attempt is immediate). */
+  readonly retry_schedule_ms: readonly number[];
+  readonly jitter: 'full' | 'none';
+  readonly retry_after_cap_ms: number;
+  readonly timeout_ms: number;
+  readonly connect_timeout_ms: number;
+  readonly lease_ms: number;
+  readonly response_excerpt_bytes: number;
+  readonly max_in_flight: number;
+  readonly per_origin_concurrency: number;
+  readonly poll_interval_ms: number;
+}
+
+export interface EventHooksCircuitConfig {
+  readonly failure_threshold: number;
+  readonly failure_ratio: number;
+  readonly min_requests: number;
+  readonly window_ms: number;
+  readonly cool_down_ms: number;
+}
+
+export interface EventHooksConfig {
+  readonly enabled: boolean;
+  /** Absolute path of the SQLite file, or ":memory:". */
+  readonly store: string;
+  readonly synchronous: 'normal' | 'full';
+  /** Null: POST /event-hooks/ingest is disabled (404). */
+  readonly ingest_token: string | null;
+  readonly ingest_body_limit: number;
+  /** The SSRF allowlist: host names (or *.suffix) and CIDR ranges webhooks may reach although not public. */
+  readonly allow_hosts: readonly string[];
+  readonly allow_cidrs: readonly string[];
+  readonly ping_on_change: boolean;
+  readonly max_event_bytes: number;
+  readonly retention_ms: number;
+  readonly sweep_interval_ms: number;
+  /** On shutdown, how long deliveries in flight may still take. */
+  readonly close_timeout_ms: number;
+  readonly delivery: EventHooksDeliveryConfig;
+  readonly circuit: EventHooksCircuitConfig;
+}
+
 export interface HookwireConfig {
   /** File path or label the config came from (used in messages). */
   readonly source: string;
@@ -343,6 +474,7 @@ export interface HookwireConfig {
   readonly admin: AdminConfig;
   readonly wasm: WasmConfig;
   readonly log_level: LogLevel;
+  readonly event_hooks: EventHooksConfig;
   /** Global plugins: run for every route of every workspace. */
   readonly plugins: readonly PluginConfig[];
   /** "default" first (always present), then the declared workspaces in order. */

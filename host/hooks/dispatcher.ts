@@ -5,7 +5,7 @@
  * Scheduling is per origin. The dispatcher keeps, in memory, the earliest due
  * time of each origin with pending work (learnt from accepts, outcomes and a
  * periodic re-scan of the store), and for each origin a small queue of
- * leased deliveries ready to start (up to its concurrency limit again), so
+ * leased deliveries ready to start (up to twice its concurrency limit), so
  * the next attempt starts the moment a slot frees, without waiting for the
  * store. An origin gets at most its concurrency limit of attempts at once,
  * none while its circuit is open (its deliveries stay pending: postponed,
@@ -50,6 +50,8 @@ const ERROR_TEXT_MAX = 1000;
 const OUTCOME_DELAY_MS = 10;
 /** ...or as soon as this many are waiting. */
 const OUTCOME_BATCH = 64;
+/** An origin keeps up to this many times its concurrency limit leased (in flight + queued). */
+const PREFETCH = 3;
 
 function clip(s: string): string {
   return s.length > ERROR_TEXT_MAX ? `${s.slice(0, ERROR_TEXT_MAX - 3)}...` : s;
@@ -156,9 +158,9 @@ export class Dispatcher {
       return this.deps.origins.free(origin, now) > 0 && queued === 0 ? 1 : 0;
     }
     const limit = this.options.perOriginConcurrency;
-    const want = 2 * limit - o.active - queued;
-    // Lease in batches: wait until half the prefetch is used, unless the origin would go idle.
-    return want >= Math.max(1, limit >> 1) || o.active + queued === 0 ? want : 0;
+    const want = PREFETCH * limit - o.active - queued;
+    // Lease in batches of at least `limit` (one commit per batch), unless the origin would go idle.
+    return want >= limit || o.active + queued === 0 ? want : 0;
   }
 
   /**
@@ -305,20 +307,21 @@ export class Dispatcher {
     o.lastUsed = now;
     o.circuit.start(now);
     this.inFlight++;
-    const p = this.attempt(c)
-      .catch((err) => {
-        // attempt() records its own failures; this is a bug guard.
-        this.deps.logger.error({ err, delivery: c.id }, 'event hooks: attempt crashed');
-        this.push({ seq: c.seq, kind: 'retry', nextAttemptAtMs: this.deps.clock.now() + 1000, attempt: null, error: String(err) }, c.origin);
-      })
-      .finally(() => {
-        o.active--;
-        this.inFlight--;
-        this.running.delete(p);
-        // The next one starts now, without waiting for the store.
-        this.startReady(c.origin);
-        this.schedulePump();
-      });
+    const finish = (): void => {
+      o.active--;
+      this.inFlight--;
+      this.running.delete(p);
+      // The next one starts now, without waiting for the store.
+      this.startReady(c.origin);
+      this.schedulePump();
+    };
+    // One continuation per attempt (not .catch().finally()).
+    const p: Promise<void> = this.attempt(c).then(finish, (err: unknown) => {
+      // attempt() records its own failures; this is a bug guard.
+      this.deps.logger.error({ err, delivery: c.id }, 'event hooks: attempt crashed');
+      this.push({ seq: c.seq, kind: 'retry', nextAttemptAtMs: this.deps.clock.now() + 1000, attempt: null, error: String(err) }, c.origin);
+      finish();
+    });
     this.running.add(p);
   }
 

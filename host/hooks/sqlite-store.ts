@@ -18,7 +18,8 @@
  *
  * Write cost per delivery: one row and three index entries at accept; at
  * completion one attempt row and one row update (leaving the due index).
- * Delivery ids are monotonic ULIDs, so index inserts append.
+ * Delivery ids are monotonic ULIDs, so index inserts append. A claim seeks
+ * past a per-origin cursor instead of skipping the rows in flight (claimRows).
  */
 import Database from 'better-sqlite3';
 import type { AttemptView, DeliveryView, EventHook, EventSpec } from './types.js';
@@ -198,8 +199,23 @@ const DELIVERY_COLUMNS = `seq, id, hook_id, origin, state, attempts, cycle_start
   last_status, last_error, created_at, updated_at, event_id, source, event, data`;
 
 /** Columns a claim reads, in this order (raw rows: arrays, cheaper than objects). */
-const CLAIM_COLUMNS = 'seq, id, hook_id, origin, attempts, cycle_start, event_id, source, event, data, created_at';
-type ClaimRow = [number, string, string, string, number, number, string, string, string, string, number];
+const CLAIM_COLUMNS = 'seq, id, hook_id, origin, attempts, cycle_start, event_id, source, event, data, created_at, next_attempt_at';
+type ClaimRow = [number, string, string, string, number, number, string, string, string, string, number, number];
+
+/** A position in an origin's due index: (due time, seq). */
+interface Cursor {
+  at: number;
+  seq: number;
+  /** When the chain of cursor claims started (a full scan). */
+  since: number;
+}
+
+/**
+ * A cursor is a hint: at least this often an origin's claim scans from the
+ * start, so a row that landed before the cursor unnoticed (e.g. accepted by
+ * another process with an earlier clock reading) waits at most this long.
+ */
+const CURSOR_MAX_AGE_MS = 1000;
 
 export class SqliteStore implements EventHookStore {
   readonly db: Database.Database;
@@ -210,6 +226,15 @@ export class SqliteStore implements EventHookStore {
   private readonly inFlightByOrigin = new Map<string, number>();
   /** When this process's dispatch lease ends (0: not held). */
   private leaseEnds = 0;
+  /**
+   * Per origin: the due-index position of the last delivery leased here.
+   * While set, every pending row before it is in flight here, so the next
+   * claim seeks past it instead of skipping the rows in flight one by one.
+   * Dropped whenever a row may land before it (hand-back, earlier due time,
+   * manual retry, re-partitioning, deleted rows, lost lease) and whenever a
+   * claim comes back short; a claim without a cursor scans from the start.
+   */
+  private readonly cursors = new Map<string, Cursor>();
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.db = new Database(path);
@@ -271,6 +296,19 @@ export class SqliteStore implements EventHookStore {
           `SELECT ${CLAIM_COLUMNS} FROM deliveries
            WHERE state = 'pending' AND origin = ? AND next_attempt_at <= ? AND seq NOT IN (SELECT value FROM json_each(?))
            ORDER BY next_attempt_at LIMIT ?`,
+        )
+        .raw(true),
+      // The cursor claim: rows due at the cursor's time after its seq, then rows due later (both index seeks).
+      dueSame: db
+        .prepare<[string, number, number, number], ClaimRow>(
+          `SELECT ${CLAIM_COLUMNS} FROM deliveries
+           WHERE state = 'pending' AND origin = ? AND next_attempt_at = ? AND seq > ? ORDER BY seq LIMIT ?`,
+        )
+        .raw(true),
+      dueAfter: db
+        .prepare<[string, number, number, number], ClaimRow>(
+          `SELECT ${CLAIM_COLUMNS} FROM deliveries
+           WHERE state = 'pending' AND origin = ? AND next_attempt_at > ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`,
         )
         .raw(true),
       insertAttempt: db.prepare(
@@ -349,6 +387,8 @@ export class SqliteStore implements EventHookStore {
   }
 
   private readonly deleteHookTx = (id: string): boolean => {
+    // A deleted last row frees its seq for reuse: positions are no longer reliable.
+    this.cursors.clear();
     this.st.deleteHookAttempts.run(id);
     this.st.deleteHookDeliveries.run(id);
     return this.st.deleteHook.run(id).changes > 0;
@@ -379,6 +419,8 @@ export class SqliteStore implements EventHookStore {
     for (const e of events) {
       for (const d of e.deliveries) {
         this.st.insertDelivery.run(d.id, d.hookId, e.id, e.source, e.event, e.json, e.plugin, e.occurredAtMs, d.origin, now, now, now);
+        // Due now: after any cursor, unless the clock stepped back.
+        if (this.cursors.size > 0) this.behind(d.origin, now);
       }
     }
   };
@@ -412,6 +454,30 @@ export class SqliteStore implements EventHookStore {
   private dropInFlight(): void {
     this.inFlight.clear();
     this.inFlightByOrigin.clear();
+    this.cursors.clear();
+  }
+
+  /** A pending row of `origin` is now due at `at`: the origin's cursor goes if the row may sit before it. */
+  private behind(origin: string, at: number): void {
+    const c = this.cursors.get(origin);
+    if (c !== undefined && at <= c.at) this.cursors.delete(origin);
+  }
+
+  /** Up to `limit` due rows of `origin` not in flight here, oldest due first. */
+  private claimRows(origin: string, now: number, limit: number): ClaimRow[] {
+    const cur = this.cursors.get(origin);
+    if (cur !== undefined && now >= cur.at && now - cur.since < CURSOR_MAX_AGE_MS) {
+      let rows = this.st.dueSame.all(origin, cur.at, cur.seq, limit);
+      if (rows.length < limit) {
+        const more = this.st.dueAfter.all(origin, cur.at, now, limit - rows.length);
+        rows = rows.length === 0 ? more : rows.concat(more);
+      }
+      // A full batch with nothing in flight: the common case under a backlog. Otherwise scan from the start.
+      if (rows.length === limit && !rows.some((r) => this.inFlight.has(r[0]))) return rows;
+    }
+    // Rows in flight here are still pending in the table: the query skips them (by rowid, in the index).
+    this.cursors.delete(origin);
+    return this.st.due.all(origin, now, this.busyList(origin), limit);
   }
 
   private landed(seq: number): void {
@@ -431,6 +497,11 @@ export class SqliteStore implements EventHookStore {
     owner: string,
   ): CycleResult => {
     for (const o of outcomes) {
+      if (o.kind === 'retry' && this.cursors.size > 0) {
+        const origin = this.inFlight.get(o.seq);
+        if (origin === undefined) this.cursors.clear();
+        else this.behind(origin, o.nextAttemptAtMs);
+      }
       this.landed(o.seq);
       const status = o.attempt?.status ?? null;
       if (o.kind === 'retry' && !o.attempt) {
@@ -456,15 +527,23 @@ export class SqliteStore implements EventHookStore {
       return { claimed, nextDue };
     }
     for (const req of requests) {
-      // Rows in flight here are still pending in the table: the query skips them (by rowid, in the index).
-      const busy = this.busyList(req.origin);
-      const rows = this.st.due.all(req.origin, now, busy, req.limit);
+      const rows = this.claimRows(req.origin, now, req.limit);
       for (const [seq, id, hookId, origin, attempts, cycleStart, eventId, source, event, json, createdAtMs] of rows) {
         this.inFlight.set(seq, origin);
         claimed.push({ seq, id, hookId, origin, attempt: attempts + 1, cycleStart, eventId, source, event, json, createdAtMs });
       }
       if (rows.length > 0) this.inFlightByOrigin.set(req.origin, (this.inFlightByOrigin.get(req.origin) ?? 0) + rows.length);
-      if (rows.length < req.limit) nextDue.set(req.origin, this.st.nextDue.get(req.origin, this.busyList(req.origin))?.due ?? null);
+      if (rows.length < req.limit) {
+        this.cursors.delete(req.origin);
+        nextDue.set(req.origin, this.st.nextDue.get(req.origin, this.busyList(req.origin))?.due ?? null);
+      } else {
+        const last = rows[rows.length - 1]!;
+        const cur = this.cursors.get(req.origin);
+        if (cur) {
+          cur.at = last[11];
+          cur.seq = last[0];
+        } else this.cursors.set(req.origin, { at: last[11], seq: last[0], since: now });
+      }
     }
     return { claimed, nextDue };
   };
@@ -489,6 +568,7 @@ export class SqliteStore implements EventHookStore {
   }
 
   async reassignOrigins(hookId: string, originOf: (json: string, source: string, event: string) => string): Promise<void> {
+    this.cursors.clear();
     this.db.transaction(() => {
       for (const r of this.st.pendingOfHook.all(hookId)) {
         if (!this.inFlight.has(r.seq)) this.st.setOrigin.run(originOf(r.data, r.source, r.event), r.seq);
@@ -549,6 +629,7 @@ export class SqliteStore implements EventHookStore {
       } else {
         this.st.restart.run({ now: nowMs, seq: row.seq });
       }
+      this.cursors.delete(row.origin);
       return 'scheduled';
     }).immediate();
   }

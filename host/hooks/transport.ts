@@ -88,16 +88,14 @@ export class Transport {
       entry = this.pool(u, address, req.sslVerify);
       entry.active++;
       // undici bounds the wait for the headers and for each body chunk (headersTimeout / bodyTimeout = timeoutMs).
-      const res = await entry.pool.request({ path: u.path, method: req.method as 'POST', headers: req.headers, body: req.body });
-      const length = Number(res.headers['content-length']);
-      const excerpt =
-        length >= 0 && length <= this.options.responseExcerptBytes ? await res.body.text() : await readExcerpt(res.body, this.options.responseExcerptBytes);
-      const headers: Record<string, string> = {};
-      for (const k in res.headers) {
-        const v = res.headers[k];
-        if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-      }
-      return { status: res.statusCode, headers, excerpt, address };
+      // A raw dispatch handler: no response stream, no async resource, one promise per request.
+      const res = await new Promise<InboundResponse>((resolve, reject) => {
+        entry!.pool.dispatch(
+          { path: u.path, method: req.method as 'POST', headers: req.headers, body: req.body },
+          new ResponseHandler(this.options.responseExcerptBytes, address, resolve, reject),
+        );
+      });
+      return res;
     } catch (err) {
       throw this.mapError(err, u);
     } finally {
@@ -209,26 +207,82 @@ export class Transport {
   }
 }
 
-/** Reads at most `cap` bytes of a body of unknown or larger length, then drops the rest. */
-function readExcerpt(body: NodeJS.ReadableStream & { destroy(): unknown }, cap: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (): void => resolve(Buffer.concat(chunks, size).toString('utf8'));
-    body.on('data', (chunk: Buffer) => {
-      const room = cap - size;
-      if (chunk.length < room) {
-        chunks.push(chunk);
-        size += chunk.length;
-        return;
-      }
-      if (room > 0) chunks.push(chunk.subarray(0, room));
-      size = cap;
-      body.removeAllListeners('data');
-      body.destroy(); // the rest is never read (the connection is closed)
-      done();
-    });
-    body.on('end', done);
-    body.on('error', (err) => (size >= cap ? done() : reject(err)));
-  });
+/** Raw header pairs (name, value as Buffers) as a record; repeated names joined with ", ". */
+function headerRecord(raw: Buffer[] | string[] | null): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (!raw) return headers;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!.toString('latin1').toLowerCase();
+    const v = raw[i + 1]!.toString('latin1');
+    const cur = headers[k];
+    headers[k] = cur === undefined ? v : `${cur}, ${v}`;
+  }
+  return headers;
+}
+
+/**
+ * undici's (legacy, unwrapped) dispatch handler for one webhook request: keeps
+ * the status, the headers and the first `cap` bytes of the body; once the cap
+ * is reached the rest is not read (the request is aborted and its connection
+ * closed) and the excerpt is the answer.
+ */
+class ResponseHandler {
+  private abort: ((err?: Error) => void) | null = null;
+  private status = 0;
+  private rawHeaders: Buffer[] | string[] | null = null;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private settled = false;
+
+  constructor(
+    private readonly cap: number,
+    private readonly address: string,
+    private readonly resolve: (res: InboundResponse) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {}
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[] | string[], _resume: () => void): boolean {
+    if (statusCode < 200) return true; // informational: the final answer follows
+    this.status = statusCode;
+    this.rawHeaders = rawHeaders;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.settled) return false;
+    const room = this.cap - this.size;
+    if (chunk.length < room) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+      return true;
+    }
+    if (room > 0) this.chunks.push(chunk.subarray(0, room));
+    this.size = this.cap;
+    // The rest is never read: settle with the excerpt, then drop the connection.
+    this.finish();
+    this.abort?.();
+    return false;
+  }
+
+  onComplete(): void {
+    this.finish();
+  }
+
+  onError(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(err);
+  }
+
+  private finish(): void {
+    if (this.settled) return;
+    this.settled = true;
+    const c = this.chunks;
+    const excerpt = c.length === 0 ? '' : c.length === 1 ? c[0]!.toString('utf8') : Buffer.concat(c, this.size).toString('utf8');
+    this.resolve({ status: this.status, headers: headerRecord(this.rawHeaders), excerpt, address: this.address });
+  }
 }

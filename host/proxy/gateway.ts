@@ -35,6 +35,14 @@ export interface GatewayOptions {
   runtime?: Omit<RuntimeOptions, 'envoyStrict' | 'logLevel' | 'onLog' | 'onEvent' | 'httpCalls'>;
   /** Open the proxy listeners (default true); false to serve only through handle(). */
   listen?: boolean;
+  /**
+   * Also told about every runtime event (the event-hooks service's `wasm`
+   * source), after the gateway logged it. Traps while plugins are being
+   * unloaded (the AssemblyScript SDK's, see `unloading`) are not passed on.
+   */
+  onRuntimeEvent?: (event: RuntimeEvent) => void;
+  /** Called with the runtime before the first plugins load: attach native queue consumers here. */
+  beforeLoad?: (runtime: Runtime) => void;
 }
 
 export interface ListenerInfo {
@@ -58,6 +66,9 @@ export interface PluginStatus {
   readonly healthy: boolean;
   readonly failure: string | null;
   readonly reloads: number;
+  /** Only when guest calls are measured (HOOKWIRE_MEASURE_WASM=1): top-level calls and their total wall time. */
+  readonly wasm_calls?: number;
+  readonly wasm_call_seconds?: number;
 }
 
 export interface GatewayStatus {
@@ -128,10 +139,12 @@ export class Gateway implements StreamCore {
    */
   private unloading = false;
   private readonly handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+  private readonly onRuntimeEvent: ((event: RuntimeEvent) => void) | null;
 
   private constructor(config: HookwireConfig, options: GatewayOptions) {
     this.logger = options.logger ?? pino({ level: config.log_level });
     this.configPath = options.configPath ?? null;
+    this.onRuntimeEvent = options.onRuntimeEvent ?? null;
     this.accessLog = this.logger.isLevelEnabled('info');
     const d = DEFAULTS.service;
     this.calls = new HttpCallDispatcher(
@@ -158,6 +171,7 @@ export class Gateway implements StreamCore {
   static async start(config: HookwireConfig, options: GatewayOptions = {}): Promise<Gateway> {
     const gateway = new Gateway(config, options);
     try {
+      options.beforeLoad?.(gateway.runtime);
       gateway.current = await Generation.load(gateway.runtime, config, gateway.nextGeneration++, gateway.registry, gateway.metrics);
       if (options.listen ?? true) {
         for (const l of config.proxy.listen) {
@@ -285,6 +299,7 @@ export class Gateway implements StreamCore {
     if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) changed.push('admin');
     if (before.wasm.envoy_strict !== after.wasm.envoy_strict) changed.push('wasm.envoy_strict');
     if (before.log_level !== after.log_level) changed.push('log_level (plugin log filtering)');
+    if (JSON.stringify(before.event_hooks) !== JSON.stringify(after.event_hooks)) changed.push('event_hooks');
     if (changed.length > 0) this.logger.warn({ settings: changed }, `reload does not apply ${changed.join(', ')}: restart hookwire for that`);
   }
 
@@ -359,6 +374,7 @@ export class Gateway implements StreamCore {
         healthy: p.healthy,
         failure: p.failure,
         reloads: p.reloads,
+        ...(p.timing !== null ? { wasm_calls: p.timing.calls, wasm_call_seconds: p.timing.ns / 1e9 } : {}),
       })),
     };
   }
@@ -368,6 +384,7 @@ export class Gateway implements StreamCore {
     return this.metrics.render(
       { inflight: this.inflight, generation: this.current.number, plugins: this.current.plugins.size },
       this.runtime.metrics.snapshot(),
+      this.runtime.wasmTiming,
     );
   }
 
@@ -402,6 +419,12 @@ export class Gateway implements StreamCore {
       case 'plugin_unloaded':
         this.logger.debug({ plugin: e.plugin, vm_id: e.vmId }, 'plugin unloaded');
         break;
+    }
+    if (this.onRuntimeEvent === null || (e.type === 'vm_trapped' && this.unloading)) return;
+    try {
+      this.onRuntimeEvent(e);
+    } catch (err) {
+      this.logger.error({ err, event: e.type }, 'runtime event listener failed');
     }
   }
 }

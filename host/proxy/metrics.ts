@@ -5,6 +5,7 @@
  */
 import { MetricType } from '../abi/constants.js';
 import { HISTOGRAM_BUCKETS, type MetricSnapshot } from '../vm/metrics.js';
+import type { WasmTiming } from '../vm/runtime.js';
 
 /** Request latency buckets, in seconds. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
@@ -89,8 +90,11 @@ export class GatewayMetrics {
     bump(this.vmRestarts, `vm_id="${esc(vmId)}",result="${ok ? 'ok' : 'failed'}"`);
   }
 
-  /** Prometheus text: the gateway's families, then the plugins' metrics. */
-  render(gauges: GaugeValues, plugins: readonly MetricSnapshot[]): string {
+  /**
+   * Prometheus text: the gateway's families, the guest call timing (only when
+   * the runtime measures it), then the plugins' metrics.
+   */
+  render(gauges: GaugeValues, plugins: readonly MetricSnapshot[], wasm: ReadonlyMap<string, WasmTiming> | null = null): string {
     const out: string[] = [];
     out.push('# HELP hookwire_http_requests_total Requests answered, by route and final status.');
     out.push('# TYPE hookwire_http_requests_total counter');
@@ -116,6 +120,16 @@ export class GatewayMetrics {
     gauge(out, 'hookwire_inflight_requests', 'Requests being served now.', gauges.inflight);
     gauge(out, 'hookwire_config_generation', 'Configuration generation serving new requests.', gauges.generation);
     gauge(out, 'hookwire_plugins_loaded', 'Plugin instances loaded in the serving generation.', gauges.plugins);
+    if (wasm !== null) {
+      const seconds = new Map<string, number>();
+      const calls = new Map<string, number>();
+      for (const [plugin, t] of wasm) {
+        seconds.set(`plugin="${esc(plugin)}"`, t.ns / 1e9);
+        calls.set(`plugin="${esc(plugin)}"`, t.calls);
+      }
+      family(out, 'hookwire_wasm_call_seconds_total', 'counter', 'Wall time in top-level guest calls (host calls they make included), by plugin (HOOKWIRE_MEASURE_WASM=1).', seconds);
+      family(out, 'hookwire_wasm_calls_total', 'counter', 'Top-level guest calls, by plugin (HOOKWIRE_MEASURE_WASM=1).', calls);
+    }
     renderPluginMetrics(out, plugins);
     out.push('');
     return out.join('\n');

@@ -9,7 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HeaderMap } from '../abi/header-map.js';
-import type { PropertyValue } from '../vm/properties.js';
+import { ByteString, type PropertyValue } from '../vm/properties.js';
 import type { RouteEntry } from './generation.js';
 import type { UpstreamTarget } from './upstream.js';
 
@@ -95,9 +95,9 @@ export function connectionId(socket: Socket): number {
   return id;
 }
 
-const bytes = (s: string | undefined): Uint8Array | undefined => (s === undefined ? undefined : Buffer.from(s, 'latin1'));
+const bytes = (s: string | undefined): ByteString | undefined => (s === undefined ? undefined : new ByteString(s));
 
-function joined(map: HeaderMap | null, name: string): Uint8Array | undefined {
+function joined(map: HeaderMap | null, name: string): ByteString | undefined {
   if (map === null) return undefined;
   const all = map.getAll(name);
   return all.length === 0 ? undefined : bytes(all.join(','));

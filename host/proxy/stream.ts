@@ -736,8 +736,11 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
       return;
     }
     if (!this.clientHead && !this.writeClientHead(eos && !this.noResponseBody() ? chunk.length : -1)) return;
-    if (eos) this.res.end(chunk);
-    else if (chunk.length > 0 && !this.res.write(chunk)) this.clientBackpressure = true;
+    if (eos) {
+      // The usual end of a streamed response is an empty last chunk: end() alone, no empty write.
+      if (chunk.length > 0) this.res.end(chunk);
+      else this.res.end();
+    } else if (chunk.length > 0 && !this.res.write(chunk)) this.clientBackpressure = true;
   }
 
   private trailersAtEnd(d: Direction): void {

@@ -12,7 +12,7 @@ import type { ContextBinding } from './context.js';
 import { HttpContext, type HttpContextOptions } from './http-context.js';
 import type { PropertyValue } from './properties.js';
 import type { QueueOwner } from './shared-queues.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime, WasmTiming } from './runtime.js';
 import type { WasmVm } from './vm.js';
 
 export type FailurePolicy = 'fail_closed' | 'fail_open' | 'reload';
@@ -66,6 +66,8 @@ export class Plugin implements ContextBinding, QueueOwner {
   /** Reloads performed after traps (failure policy "reload"). */
   reloads = 0;
   closed = false;
+  /** Time in this plugin's guest calls (only when the runtime measures it). */
+  readonly timing: WasmTiming | null;
 
   private tickPeriodMs = 0;
   private tickTimer: unknown = null;
@@ -86,6 +88,7 @@ export class Plugin implements ContextBinding, QueueOwner {
     this.failurePolicy = spec.failurePolicy;
     this.configuration = spec.configuration;
     this.vmConfiguration = spec.vmConfiguration;
+    this.timing = runtime.timingFor(spec.name);
   }
 
   get plugin(): Plugin {

@@ -13,8 +13,17 @@
 import { HeaderMap } from '../abi/header-map.js';
 import { serializePairs } from '../abi/memory.js';
 
-/** A typed property value. numbers are 64-bit ints; use Float64 for doubles. */
-export type PropertyValue = string | Uint8Array | number | bigint | boolean | Float64 | HeaderMap | readonly string[];
+/**
+ * A typed property value. numbers are 64-bit ints; use Float64 for doubles.
+ * A string is text (sent as UTF-8); raw bytes are a Uint8Array or, cheaper
+ * for bytes that already are a byte string (header values), a ByteString.
+ */
+export type PropertyValue = string | Uint8Array | ByteString | number | bigint | boolean | Float64 | HeaderMap | readonly string[];
+
+/** Raw bytes held as a byte string (latin1: each char code is a byte), as header values are: sent as is. */
+export class ByteString {
+  constructor(readonly latin1: string) {}
+}
 
 /** Marks a double (Envoy encodes doubles as 8-byte little-endian IEEE 754). */
 export class Float64 {
@@ -41,6 +50,7 @@ export const envoyEncoding: PropertyEncoder = {
   encode(value) {
     if (typeof value === 'string') return Buffer.from(value, 'utf8');
     if (value instanceof Uint8Array) return value;
+    if (value instanceof ByteString) return Buffer.from(value.latin1, 'latin1');
     if (typeof value === 'number' || typeof value === 'bigint') return int64(value);
     if (typeof value === 'boolean') return Buffer.from([value ? 1 : 0]);
     if (value instanceof Float64) {
@@ -82,6 +92,15 @@ const MAX_CACHED_PATHS = 4096;
  * Parse a raw property path, given as a byte string (latin1). Plugins ask for
  * the same few paths on every request, so results are cached by raw path.
  */
+/**
+ * The engine's unique copy of a string (property names are kept unique), so
+ * comparing a cached key with the string literals of a property switch is a
+ * pointer comparison.
+ */
+function internalize(s: string): string {
+  return Object.keys({ [s]: 0 })[0] ?? s;
+}
+
 export function parsePropertyPath(raw: string): ParsedPath {
   let parsed = parsedPaths.get(raw);
   if (parsed === undefined) {
@@ -89,7 +108,7 @@ export function parsePropertyPath(raw: string): ParsedPath {
     // A trailing NUL (C-string habit) is not an empty segment.
     while (s.endsWith('\0')) s = s.slice(0, -1);
     const nul = s.includes('\0');
-    parsed = { key: nul ? s.replaceAll('\0', '.') : s, nul };
+    parsed = { key: internalize(nul ? s.replaceAll('\0', '.') : s), nul };
     if (parsedPaths.size >= MAX_CACHED_PATHS) parsedPaths.clear(); // bound the cache against junk paths
     parsedPaths.set(raw, parsed);
   }

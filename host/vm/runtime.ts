@@ -73,6 +73,19 @@ export interface RuntimeOptions {
   defer?: (fn: () => void) => void;
   /** Minimum time between two reload attempts of one VM (failure policy "reload"). */
   reloadBackoffMs?: number;
+  /**
+   * Measure the time spent in guest calls, per plugin (default: the
+   * environment variable HOOKWIRE_MEASURE_WASM=1). Off, nothing is measured
+   * and the call path is unchanged.
+   */
+  measureWasm?: boolean;
+}
+
+/** Time spent in top-level guest calls of one plugin (host calls the guest makes included). */
+export interface WasmTiming {
+  /** Nanoseconds, summed. */
+  ns: number;
+  calls: number;
 }
 
 export interface PluginSpec {
@@ -124,6 +137,8 @@ export class Runtime {
   readonly propertyEncoder: PropertyEncoder;
   httpCalls: HttpCallTransport | undefined;
   readonly defer: (fn: () => void) => void;
+  /** Guest call timing by plugin name, or null when not measuring (RuntimeOptions.measureWasm). */
+  readonly wasmTiming: Map<string, WasmTiming> | null;
 
   private readonly onLog: LogSink | undefined;
   private readonly onEvent: ((e: RuntimeEvent) => void) | undefined;
@@ -145,6 +160,7 @@ export class Runtime {
     this.properties = new Map(Object.entries(options.properties ?? {}));
     this.defer = options.defer ?? ((fn) => void setImmediate(fn));
     this.reloadBackoffMs = options.reloadBackoffMs ?? 1000;
+    this.wasmTiming = (options.measureWasm ?? process.env.HOOKWIRE_MEASURE_WASM === '1') ? new Map() : null;
     for (const [name, fn] of Object.entries(options.foreignFunctions ?? {})) this.foreignFunctions.set(name, fn);
   }
 
@@ -293,6 +309,15 @@ export class Runtime {
 
   private event(e: RuntimeEvent): void {
     this.onEvent?.(e);
+  }
+
+  /** The timing record of a plugin name (shared by its instances across reloads), or null when not measuring. */
+  timingFor(plugin: string): WasmTiming | null {
+    const all = this.wasmTiming;
+    if (all === null) return null;
+    let t = all.get(plugin);
+    if (!t) all.set(plugin, (t = { ns: 0, calls: 0 }));
+    return t;
   }
 
   staticProperty(key: string): PropertyValue | undefined {

@@ -30,7 +30,7 @@ export function memoryLogger(level = 'debug'): { logger: Logger; lines: LogLine[
   return { logger: pino({ level }, stream), lines };
 }
 
-/** A config document with the proxy on port 0 (and the admin listener on port 0). */
+/** A config document with the proxy on port 0 (and the admin listener on port 0), the event-hooks store in memory. */
 export function testConfig(doc: Record<string, unknown>): HookwireConfig {
   const proxy = (doc.proxy ?? {}) as Record<string, unknown>;
   return validateConfigObject(
@@ -38,6 +38,8 @@ export function testConfig(doc: Record<string, unknown>): HookwireConfig {
       ...doc,
       proxy: { listen: [{ address: '127.0.0.1', port: 0 }], ...proxy },
       admin: { listen: { address: '127.0.0.1', port: 0 }, ...((doc.admin ?? {}) as object) },
+      // Tests keep the event-hooks store in memory unless they name a file.
+      event_hooks: { store: ':memory:', ...((doc.event_hooks ?? {}) as object) },
     },
     'test-config',
     { baseDir: ROOT },

@@ -172,16 +172,16 @@ function readPairs(m: ArrayBuffer): bool {
 function writeGrouped(w: JsonWriter, node: CustomNode | null, redact: bool): void {
   const n = kPtr.length;
   used.length = n;
-  for (let i = 0; i < n; i++) used[i] = false;
+  for (let i = 0; i < n; i++) unchecked(used[i] = false);
   w.beginObject();
   for (let i = 0; i < n; i++) {
-    if (used[i]) continue;
-    const kp = kPtr[i];
-    const kl = kLen[i];
+    if (unchecked(used[i])) continue;
+    const kp = unchecked(kPtr[i]);
+    const kl = unchecked(kLen[i]);
     let count = 1;
     for (let j = i + 1; j < n; j++) {
-      if (!used[j] && kLen[j] == kl && memory.compare(kPtr[j], kp, kl) == 0) {
-        used[j] = true;
+      if (!unchecked(used[j]) && unchecked(kLen[j]) == kl && memory.compare(unchecked(kPtr[j]), kp, kl) == 0) {
+        unchecked(used[j] = true);
         count++;
       }
     }
@@ -192,9 +192,9 @@ function writeGrouped(w: JsonWriter, node: CustomNode | null, redact: bool): voi
     }
     if (count > 1) w.beginArray();
     for (let j = i; j < n; j++) {
-      if (j != i && !(kLen[j] == kl && memory.compare(kPtr[j], kp, kl) == 0)) continue;
-      if (vLen[j] < 0) w.bool(true);
-      else w.strBytes(vPtr[j], vLen[j]);
+      if (j != i && !(unchecked(kLen[j]) == kl && memory.compare(unchecked(kPtr[j]), kp, kl) == 0)) continue;
+      if (unchecked(vLen[j]) < 0) w.bool(true);
+      else w.strBytes(unchecked(vPtr[j]), unchecked(vLen[j]));
     }
     if (count > 1) w.endArray();
   }
@@ -210,22 +210,22 @@ function writeHeaders(w: JsonWriter, m: ArrayBuffer | null, node: CustomNode | n
     vLen.length = 0;
   }
   let hasHost = false;
-  for (let i = 0; i < kPtr.length; i++) if (bytesEqual(kPtr[i], kLen[i], HOST_KEY)) hasHost = true;
+  for (let i = 0; i < kPtr.length; i++) if (bytesEqual(unchecked(kPtr[i]), unchecked(kLen[i]), HOST_KEY)) hasHost = true;
   // Drop pseudo-headers, in place.
   let o = 0;
   for (let i = 0; i < kPtr.length; i++) {
-    let kp = kPtr[i];
-    let kl = kLen[i];
+    let kp = unchecked(kPtr[i]);
+    let kl = unchecked(kLen[i]);
     if (kl > 0 && load<u8>(kp) == 0x3a) {
       if (!(request && !hasHost && bytesEqual(kp, kl, AUTHORITY_KEY))) continue;
       kp = changetype<usize>(HOST_KEY);
       kl = HOST_KEY.byteLength;
       hasHost = true;
     }
-    kPtr[o] = kp;
-    kLen[o] = kl;
-    vPtr[o] = vPtr[i];
-    vLen[o] = vLen[i];
+    unchecked(kPtr[o] = kp);
+    unchecked(kLen[o] = kl);
+    unchecked(vPtr[o] = unchecked(vPtr[i]));
+    unchecked(vLen[o] = unchecked(vLen[i]));
     o++;
   }
   kPtr.length = o;

@@ -6,10 +6,27 @@
 // failures with exponential backoff, as kong.tools.queue does. Timing runs on
 // root ticks. With event_hooks on, the plugin also publishes source "http-log"
 // event "log" and emits it for every request (the seed blog's plugin).
-export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+//
+// The root context is the SDK's. The per-stream callbacks are this file's own
+// (at the end): http-log keeps no state per stream, so it skips the SDK's
+// stream machinery (a Context object and a map entry per stream, and debug
+// log strings the SDK builds on every callback before the level is checked,
+// including a join of every live context id). Its header phases only
+// continue; the body and trailer phases are not exported at all (hosts call
+// only the callbacks a module exports, and go on: Envoy, hookwire).
+export {
+  malloc,
+  proxy_abi_version_0_2_1,
+  proxy_on_vm_start,
+  proxy_validate_configuration,
+  proxy_on_configure,
+  proxy_on_tick,
+  proxy_on_foreign_function,
+  proxy_on_queue_ready,
+  proxy_on_http_call_response,
+} from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   BufferTypeValues,
-  Context,
   get_buffer_bytes,
   log,
   LogLevelValues,
@@ -17,6 +34,7 @@ import {
   RootContext,
   stream_context,
 } from "@gcoredev/proxy-wasm-sdk-as/assembly";
+import { ensureRootContext } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
 import { emit, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
 import { httpCall, httpCallToken, lastStatusMessage, nowMillis, setEffectiveContext, setTickPeriod } from "../../event-hooks/host";
 import { HttpLogConfig, parseConfig } from "./config";
@@ -66,10 +84,6 @@ class HttpLogRoot extends RootContext {
   warnedCapacity: bool = false;
   queueFull: bool = false;
   droppedWhileFull: i64 = 0;
-
-  createContext(context_id: u32): Context {
-    return new HttpLogStream(context_id, this);
-  }
 
   onConfigure(configuration_size: u32): bool {
     super.onConfigure(configuration_size);
@@ -194,6 +208,7 @@ class HttpLogRoot extends RootContext {
 
   attempt(now: f64): void {
     const cfg = this.cfg;
+    enterRoot(this);
     const status = httpCall(cfg.clusterBytes, cfg.callHeaders, this.body, cfg.timeout);
     if (status == 0) {
       this.token = httpCallToken;
@@ -267,29 +282,75 @@ class HttpLogRoot extends RootContext {
     }
     if (want == 0 && this.cfg.eventHooks && pendingRecords() > 0) want = EVENT_HOOKS_RETRY_MS;
     if (want != this.tickMs) {
+      enterRoot(this);
       setTickPeriod(want);
       this.tickMs = want;
     }
   }
 }
 
-class HttpLogStream extends Context {
-  onLog(): void {
-    const root = <HttpLogRoot>this.root_context;
-    const cfg = root.cfg;
-    const now = nowMillis();
-    entryWriter.reset();
-    writeEntry(entryWriter, cfg.customFields, now);
-    const entry = entryWriter.toArrayBuffer();
+// ---- streams ----
 
-    if (cfg.eventHooks) emitLogEvent();
+let theRoot: HttpLogRoot | null = null;
+/** The stream whose on_log is running (0: none), and whether the effective context was switched to the root meanwhile. */
+let logContext: u32 = 0;
+let switchedToRoot = false;
 
-    // Sending (and the tick) belong to the root context: a call made by this
-    // stream's context would be cancelled when the stream is deleted.
-    setEffectiveContext(root.context_id);
-    root.enqueue(entry);
-    setEffectiveContext(this.context_id);
-  }
+/**
+ * Make the root the effective context for what follows (an http call, the
+ * tick period): a call made as a stream would be cancelled when the stream is
+ * deleted. Only on_log runs as a stream, and most entries just join the queue,
+ * so the switch happens only when needed.
+ */
+function enterRoot(root: HttpLogRoot): void {
+  if (logContext == 0 || switchedToRoot) return;
+  setEffectiveContext(root.context_id);
+  switchedToRoot = true;
+}
+
+function onStreamLog(root: HttpLogRoot, contextId: u32): void {
+  const cfg = root.cfg;
+  const now = nowMillis();
+  entryWriter.reset();
+  writeEntry(entryWriter, cfg.customFields, now);
+  const entry = entryWriter.toArrayBuffer();
+
+  if (cfg.eventHooks) emitLogEvent();
+
+  logContext = contextId;
+  switchedToRoot = false;
+  root.enqueue(entry);
+  if (switchedToRoot) setEffectiveContext(contextId);
+  logContext = 0;
+  switchedToRoot = false;
+}
+
+export function proxy_on_context_create(context_id: u32, root_context_id: u32): void {
+  if (root_context_id == 0) ensureRootContext(context_id);
+}
+
+export function proxy_on_request_headers(context_id: u32, headers: u32, end_of_stream: u32): u32 {
+  return 0; // Continue
+}
+
+export function proxy_on_response_headers(context_id: u32, headers: u32, end_of_stream: u32): u32 {
+  return 0; // Continue
+}
+
+export function proxy_on_done(context_id: u32): u32 {
+  const root = theRoot;
+  if (root !== null && context_id == root.context_id) return root.onDone() ? 1 : 0;
+  return 1;
+}
+
+export function proxy_on_log(context_id: u32): void {
+  const root = theRoot;
+  if (root !== null && context_id != root.context_id) onStreamLog(root, context_id);
+}
+
+export function proxy_on_delete(context_id: u32): void {
+  const root = theRoot;
+  if (root !== null && context_id == root.context_id) root.onDelete();
 }
 
 /** The seed's event: {consumer, ip, service, route}; entities as {id, name}/{id, username}, {} when unknown. */
@@ -314,4 +375,8 @@ function emitLogEvent(): void {
   if (!r.ok) log(LogLevelValues.warn, "http-log: event hook not emitted: " + r.error);
 }
 
-registerRootContext((context_id: u32) => new HttpLogRoot(context_id), "http-log");
+registerRootContext((context_id: u32) => {
+  const root = new HttpLogRoot(context_id);
+  theRoot = root;
+  return root;
+}, "http-log");

@@ -1,0 +1,180 @@
+/**
+ * HTTP plumbing of the Admin API: reading JSON bodies (with a size limit),
+ * Kong-shaped error bodies, and the mapping of hookwire's typed errors to
+ * status codes, so handlers can simply throw.
+ *
+ *   404 {"message":"Not found"}
+ *   400 {"name":"schema violation","message":"schema violation (paths.0: must be ...)",
+ *        "fields":{"paths":{"0":"must be ..."}},"issues":[{"path":"/paths/0","message":"must be ..."}]}
+ *   409 {"name":"unique constraint violation","message":"UNIQUE violation detected on '{name=\"x\"}'",...}
+ */
+import type { IncomingMessage } from 'node:http';
+import {
+  ConfigError,
+  EventHookNotFoundError,
+  EventHooksClosedError,
+  EventHookValidationError,
+  EventRejectedError,
+  HookwireError,
+  WebhookRequestError,
+  type ConfigIssue,
+} from '../errors.js';
+import { GatewayClosedError, ReloadError } from '../proxy/errors.js';
+
+export interface ErrorReply {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  readonly headers?: Record<string, string>;
+}
+
+/** An answer a handler gives by throwing. */
+export class AdminHttpError extends Error {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  readonly headers: Record<string, string> | undefined;
+  constructor(status: number, body: Record<string, unknown> | string, headers?: Record<string, string>) {
+    const b = typeof body === 'string' ? { message: body } : body;
+    super(typeof b.message === 'string' ? b.message : `HTTP ${status}`);
+    this.status = status;
+    this.body = b;
+    this.headers = headers;
+  }
+}
+
+export const NOT_FOUND = { message: 'Not found' } as const;
+
+export function notFound(): AdminHttpError {
+  return new AdminHttpError(404, { ...NOT_FOUND });
+}
+
+/** RFC 6901 pointer → segments. */
+function segments(pointer: string): string[] {
+  if (pointer === '' || pointer === '/') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/**
+ * Kong's nested `fields` from path-named issues: `/config/url` →
+ * `{config: {url: msg}}`. A problem with a whole object (path "" or a
+ * node that also has children) goes under `@entity`, as in Kong.
+ */
+export function nestedFields(issues: readonly ConfigIssue[]): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  const addEntity = (node: Record<string, unknown>, message: string) => {
+    const list = (node['@entity'] as string[] | undefined) ?? [];
+    list.push(message);
+    node['@entity'] = list;
+  };
+  for (const issue of issues) {
+    const path = segments(issue.path);
+    if (path.length === 0) {
+      addEntity(root, issue.message);
+      continue;
+    }
+    let node = root;
+    for (let i = 0; i < path.length; i++) {
+      const key = path[i]!;
+      const last = i === path.length - 1;
+      const existing = node[key];
+      if (last) {
+        if (existing === undefined) node[key] = issue.message;
+        else if (typeof existing === 'string') node[key] = `${existing}; ${issue.message}`;
+        else addEntity(existing as Record<string, unknown>, issue.message);
+      } else {
+        if (existing === undefined) node[key] = {};
+        else if (typeof existing === 'string') node[key] = { '@entity': [existing] };
+        node = node[key] as Record<string, unknown>;
+      }
+    }
+  }
+  return root;
+}
+
+/** `/config/url` → `config.url` (Kong's way of naming a field in messages). */
+export function dotted(pointer: string): string {
+  const s = segments(pointer);
+  return s.length === 0 ? '@entity' : s.join('.');
+}
+
+export function schemaViolation(issues: readonly ConfigIssue[], extra: Record<string, unknown> = {}): AdminHttpError {
+  const summary = issues.map((i) => `${dotted(i.path)}: ${i.message}`).join('; ');
+  return new AdminHttpError(400, {
+    name: 'schema violation',
+    message: `schema violation (${summary})`,
+    fields: nestedFields(issues),
+    issues: issues.map((i) => ({ path: i.path, message: i.message })),
+    ...extra,
+  });
+}
+
+/** The status and body for anything a handler threw. */
+export function errorReply(err: unknown): ErrorReply {
+  if (err instanceof AdminHttpError) return { status: err.status, body: err.body, ...(err.headers ? { headers: err.headers } : {}) };
+  if (err instanceof EventHookNotFoundError) return { status: 404, body: { ...NOT_FOUND } };
+  if (err instanceof EventHookValidationError) return { status: 400, body: schemaViolation(err.issues).body };
+  if (err instanceof ConfigError) return { status: 400, body: schemaViolation(err.issues).body };
+  if (err instanceof EventRejectedError) return { status: 400, body: { message: err.message } };
+  if (err instanceof EventHooksClosedError || err instanceof GatewayClosedError) {
+    return { status: 503, body: { message: err.message }, headers: { 'retry-after': '1' } };
+  }
+  if (err instanceof ReloadError) {
+    if (err.stage === 'closed') return { status: 503, body: { message: err.message }, headers: { 'retry-after': '1' } };
+    // A plugin that refuses its configuration, a .wasm that is missing: the request's fault.
+    if (err.stage === 'plugins' || err.stage === 'config') {
+      return { status: 400, body: { name: 'reload refused', message: err.message, code: err.code, stage: err.stage } };
+    }
+    return { status: 500, body: { name: 'reload failed', message: err.message, code: err.code, stage: err.stage } };
+  }
+  if (err instanceof WebhookRequestError) {
+    const status = err.reason === 'refused' || err.reason === 'invalid_request' ? 400 : 502;
+    return { status, body: { message: err.message, reason: err.reason, ...(err.status !== null ? { status: err.status } : {}) } };
+  }
+  if (err instanceof HookwireError) return { status: 500, body: { message: 'An unexpected error occurred', code: err.code } };
+  return { status: 500, body: { message: 'An unexpected error occurred' } };
+}
+
+/** The raw body, at most `limit` bytes (413 beyond). */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    throw new AdminHttpError(413, `Request body is larger than ${limit} bytes`, { connection: 'close' });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      req.resume();
+      throw new AdminHttpError(413, `Request body is larger than ${limit} bytes`, { connection: 'close' });
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function isJsonType(contentType: string | undefined): boolean {
+  if (contentType === undefined) return true;
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  return type === '' || type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+}
+
+/**
+ * The body parsed as JSON; `undefined` when there is none. 415 for a
+ * content type other than JSON, 400 when the text is not JSON.
+ */
+export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const body = await readBody(req, limit);
+  if (body.length === 0) return undefined;
+  if (!isJsonType(req.headers['content-type'])) {
+    throw new AdminHttpError(415, `Unsupported content type ${JSON.stringify(req.headers['content-type'])}: send application/json`);
+  }
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new AdminHttpError(400, `Cannot parse JSON body: ${(err as Error).message}`);
+  }
+}
