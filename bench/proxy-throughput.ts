@@ -10,6 +10,10 @@
  *                   sink (bench/upstream.ts --sink), batches of 100
  *   http-log-hooks  the same with event_hooks on; the host consumes the records
  *                   natively with a counting consumer (bench/hookwire-events.ts)
+ *   http-log-service the same, consumed by hookwire's event-hooks service (as
+ *                   `hookwire start` runs it by default: every event stored in
+ *                   SQLite, no hook configured). The other hookwire variants
+ *                   turn the service off (event_hooks.enabled: false).
  * Every proxy runs in its own child process (so its CPU time is its own),
  * against one upstream child answering 200 "ok". Rounds are interleaved
  * (the variant order rotates), each variant gets `duration` seconds of
@@ -98,6 +102,15 @@ async function getText(port: number, path: string): Promise<string> {
   });
 }
 
+/** Values of unlabelled samples in a hookwire admin listener's /metrics (NaN when missing). */
+async function metricValues(adminPort: number, names: string[]): Promise<number[]> {
+  const lines = (await getText(adminPort, '/metrics')).split('\n');
+  return names.map((n) => {
+    const line = lines.find((l) => l.startsWith(`${n} `));
+    return line === undefined ? Number.NaN : Number(line.slice(n.length + 1));
+  });
+}
+
 /** Requests a hookwire proxy answered (hookwire_http_requests_total, every label). */
 async function requestsServed(adminPort: number): Promise<number> {
   let n = 0;
@@ -146,6 +159,8 @@ interface Variant {
   readonly sinkPort: number | null;
   /** Counts events natively (GET /bench/events on the admin port). */
   readonly events: boolean;
+  /** Runs hookwire's event-hooks service (the other hookwire variants turn it off). */
+  readonly service: boolean;
   child: ChildProcess;
   /** Requests autocannon completed against it, warm-up included. */
   served: number;
@@ -200,7 +215,7 @@ async function main(): Promise<void> {
       name: string,
       logLevel: string,
       plugins: string,
-      opts: { sinkPort?: number; events?: boolean } = {},
+      opts: { sinkPort?: number; events?: boolean; service?: boolean } = {},
     ): Promise<Variant> => {
       const port = await freePort();
       const adminPort = await freePort();
@@ -211,7 +226,7 @@ async function main(): Promise<void> {
         `log_level: ${logLevel}
 proxy: {listen: [{address: 127.0.0.1, port: ${port}}]}
 admin: {listen: {address: 127.0.0.1, port: ${adminPort}}}
-services:
+${opts.service ? '' : 'event_hooks: {enabled: false}\n'}services:
   - {name: upstream, url: "${upstreamUrl}", pool_size: 50}${collector}
 routes:
   - name: all
@@ -222,7 +237,7 @@ routes:
       const env: Record<string, string> = MEASURE ? { HOOKWIRE_MEASURE_WASM: '1' } : {};
       const child = launch(0, opts.events ? ['dist/bench/hookwire-events.js', file] : ['bin/hookwire.js', 'start', '-c', file], env);
       children.push(child);
-      return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, child, served: 0 };
+      return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, service: opts.service ?? false, child, served: 0 };
     };
     const sink = async (): Promise<number> => {
       const port = await freePort();
@@ -239,6 +254,7 @@ routes:
       adminPort: null,
       sinkPort: null,
       events: false,
+      service: false,
       child: launch(0, ['dist/bench/bare-proxy.js', String(barePort), upstreamUrl]),
       served: 0,
     };
@@ -262,6 +278,11 @@ routes:
     if (want('http-log')) variants.push(await hookwire('http-log', 'hookwire, http-log', 'warn', httpLog(false), { sinkPort: await sink() }));
     if (want('http-log-hooks')) {
       variants.push(await hookwire('http-log-hooks', 'hookwire, http-log + event hooks', 'warn', httpLog(true), { sinkPort: await sink(), events: true }));
+    }
+    if (want('http-log-service')) {
+      variants.push(
+        await hookwire('http-log-service', 'hookwire, http-log + event hooks service', 'warn', httpLog(true), { sinkPort: await sink(), service: true }),
+      );
     }
     const none = variants.find((v) => v.id === 'none') ?? null;
     for (const v of variants) await waitReady(v.port);
@@ -335,6 +356,10 @@ routes:
       if (v.sinkPort !== null) {
         const c = JSON.parse(await getText(v.sinkPort, '/count')) as { posts: number; entries: number; bytes: number };
         parts.push(`${c.entries}/${v.served} entries in ${c.posts} POSTs`);
+      }
+      if (v.service) {
+        const m = await metricValues(v.adminPort!, ['hookwire_event_hooks_events_accepted_total', 'hookwire_event_hooks_records_published_total']);
+        parts.push(`${m[0]}/${v.served} events accepted by the event-hooks service, ${m[1]} publish`);
       }
       if (v.events) {
         const e = JSON.parse(await getText(v.adminPort!, '/bench/events')) as { publish: number; emit: number };
