@@ -681,9 +681,8 @@ const INGEST: ApiRoute = {
     if (!Array.isArray(records)) throw new AdminHttpError(400, 'The body must be a JSON array of event records');
     if (ctx.hooks.closed) throw new AdminHttpError(503, { message: 'event hooks service is closed' }, { 'retry-after': '1' });
     const result = await ctx.hooks.ingest(records);
-    // ingest() never throws: a store failure shows as an error at index -1 (or every record refused while closing).
-    const unstored = result.errors.some((e) => e.index === -1 && e.reason.startsWith('store failure')) || (ctx.hooks.closed && result.accepted + result.published === 0 && records.length > 0);
-    if (unstored) return { status: 503, body: result, headers: { 'retry-after': '1' } };
+    // ingest() never throws; `stored: false` (store failure, service closing) means retry, so nothing is lost.
+    if (!result.stored) return { status: 503, body: result, headers: { 'retry-after': '1' } };
     return { status: 200, body: result };
   },
 };
