@@ -344,9 +344,4 @@ export class Plugin implements ContextBinding, QueueOwner {
   sendLocalResponse(): Status {
     return Status.BAD_ARGUMENT;
   }
-
-  /** Maps 6/7 and buffer 4 while an http call response is being delivered (streams read them too). */
-  get activeCallResponse(): { headers: HeaderMap; trailers: HeaderMap; body: BodyBuffer } | null {
-    return this.callResponse;
-  }
 }

@@ -130,16 +130,8 @@ export class WasmVm implements AbiHost {
     return id;
   }
 
-  bindContext(id: number, binding: ContextBinding): void {
-    this.contexts.set(id, binding);
-  }
-
   releaseContext(id: number): void {
     this.contexts.delete(id);
-  }
-
-  hasContext(id: number): boolean {
-    return this.contexts.has(id);
   }
 
   /**
