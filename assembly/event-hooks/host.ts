@@ -59,8 +59,11 @@ export function getPropertyInt(path: ArrayBuffer, fallback: i64): i64 {
 }
 
 export function decodeInt(v: ArrayBuffer, fallback: i64): i64 {
-  const n = v.byteLength;
-  const p = changetype<usize>(v);
+  return decodeIntAt(changetype<usize>(v), v.byteLength, fallback);
+}
+
+/** decodeInt over the n bytes at p. */
+export function decodeIntAt(p: usize, n: i32, fallback: i64): i64 {
   if (n == 8) {
     // Could still be 8 ASCII digits from a text-encoding host.
     let allDigits = true;

@@ -177,6 +177,32 @@ export class JsonWriter {
     this.strBytes(changetype<usize>(b), b.byteLength);
   }
 
+  // ---- a string value written in pieces (no intermediate buffer) ----
+
+  beginString(): void {
+    this.comma();
+    this.rawByte(QUOTE);
+  }
+
+  /** UTF-8 bytes inside the open string, escaped. */
+  stringBytes(ptr: usize, n: i32): void {
+    this.escapedBytes(ptr, n);
+  }
+
+  /** ASCII text that needs no escaping (a literal), inside the open string. */
+  stringAscii(s: string): void {
+    this.rawAscii(s);
+  }
+
+  stringInt(v: i64): void {
+    this.rawInt(v);
+  }
+
+  endString(): void {
+    this.rawByte(QUOTE);
+    this.needComma = true;
+  }
+
   int(v: i64): void {
     this.comma();
     this.rawInt(v);
@@ -369,12 +395,18 @@ export class JsonWriter {
 
   /** UTF-8 bytes as a quoted, escaped JSON string; invalid sequences become U+FFFD. */
   private quotedBytes(ptr: usize, n: i32): void {
+    this.rawByte(QUOTE);
+    this.escapedBytes(ptr, n);
+    this.rawByte(QUOTE);
+  }
+
+  /** The inside of a JSON string from UTF-8 bytes: escaped; invalid sequences become U+FFFD. */
+  private escapedBytes(ptr: usize, n: i32): void {
     if (n <= SHORT_RUN) {
       // Room for the worst case (6 bytes per byte), then plain stores while the bytes need no escaping.
-      this.ensure(n * 6 + 2);
+      this.ensure(n * 6 + 1);
       let base = changetype<usize>(this.buf);
       let o = <usize>this.len;
-      store<u8>(base + o++, QUOTE);
       let i = 0;
       while (i < n) {
         const b = load<u8>(ptr + i);
@@ -388,12 +420,10 @@ export class JsonWriter {
         o = <usize>this.len;
         base = changetype<usize>(this.buf);
       }
-      store<u8>(base + o++, QUOTE);
       this.len = <i32>o;
       return;
     }
-    this.ensure(n + 2);
-    this.rawByte(QUOTE);
+    this.ensure(n + 1);
     let i = 0;
     while (i < n) {
       // Copy the longest run of bytes that need no escaping in one go.
@@ -410,7 +440,6 @@ export class JsonWriter {
       }
       i = this.bytesUnit(ptr, i, n);
     }
-    this.rawByte(QUOTE);
   }
 
   /** Write the byte sequence at i (not plain ASCII), escaped or checked as UTF-8; returns the next index. */
@@ -488,6 +517,13 @@ export class JsonObject {
   bytes(key: string, value: ArrayBuffer): JsonObject {
     this.writer.key(key);
     this.writer.strBuffer(value);
+    return this;
+  }
+
+  /** A string member whose value is the n UTF-8 bytes at ptr. */
+  bytesAt(key: string, ptr: usize, n: i32): JsonObject {
+    this.writer.key(key);
+    this.writer.strBytes(ptr, n);
     return this;
   }
 

@@ -110,13 +110,37 @@ async function start(config: Json, options: { upstreams?: string[] } = {}) {
   return { host, clock };
 }
 
-/** Run one request through the filter; `props` override (undefined: remove) the standard properties. */
+/** The pseudo-headers a host derives from the same facts as the properties (request.path is :path...). */
+function withPseudo(map: HeaderMap, pseudo: Record<string, string | undefined>): HeaderMap {
+  const flat: string[] = [];
+  for (const [k, v] of Object.entries(pseudo)) if (v !== undefined) flat.push(k, v);
+  for (let i = 0; i < map.flat.length; i += 2) if (!(map.flat[i]! in pseudo)) flat.push(map.flat[i]!, map.flat[i + 1]!);
+  return new HeaderMap(flat);
+}
+
+/**
+ * Run one request through the filter; `props` override (undefined: remove)
+ * the standard properties. As in a real host, the header maps agree with the
+ * properties: :path, :method and :authority are request.path, request.method
+ * and request.host, :status is response.code.
+ */
 function request(host: HostEmulator, props: Props = {}, headers: Record<string, string> = {}): void {
   const merged: Record<string, PropertyValue> = {};
   for (const [k, v] of Object.entries({ ...REQUEST, ...props })) if (v !== undefined) merged[k] = v;
+  const str = (k: string) => (merged[k] === undefined ? undefined : String(merged[k]));
+  const requestPseudo = { ':authority': str('request.host'), ':path': str('request.path'), ':method': str('request.method') ?? 'GET' };
+  const responsePseudo = { ':status': str('response.code') ?? '200' };
+  if (merged['request.headers'] instanceof HeaderMap && merged['request.headers'].get(':path') !== undefined) {
+    merged['request.headers'] = withPseudo(merged['request.headers'], requestPseudo);
+  }
+  if (merged['response.headers'] instanceof HeaderMap && merged['response.headers'].get(':status') !== undefined) {
+    merged['response.headers'] = withPseudo(merged['response.headers'], responsePseudo);
+  }
   const id = host.initHttpContext(merged);
-  host.callOnRequestHeaders(id, { ':method': 'GET', ':path': '/', ...headers }, true);
-  host.callOnResponseHeaders(id, { ':status': '200' }, true);
+  const streamRequest: Record<string, string> = {};
+  for (const [k, v] of Object.entries(requestPseudo)) if (v !== undefined) streamRequest[k] = v;
+  host.callOnRequestHeaders(id, { ...streamRequest, ...headers }, true);
+  host.callOnResponseHeaders(id, { ...responsePseudo }, true);
   host.completeHttpContext(id);
 }
 
@@ -155,6 +179,30 @@ describe('http-log: the log entry', () => {
     expect(Object.keys(entry.request)).toEqual(['id', 'uri', 'url', 'querystring', 'method', 'headers', 'size']);
     expect(Object.keys(entry.response)).toEqual(['status', 'headers', 'size']);
     expect(Object.keys(entry.latencies)).toEqual(['kong', 'proxy', 'request', 'receive']);
+  });
+
+  it("takes the entities from hookwire.entities (one map) when the host offers it, ids and names from the map only", async () => {
+    ({ host } = await start({}));
+    const single: Props = {};
+    for (const k of Object.keys(REQUEST)) if (k.startsWith('hookwire.') && !k.startsWith('hookwire.upstream')) single[k] = undefined;
+    const utf8 = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
+    request(host, {
+      ...single,
+      'xds.route_name': 'not-this-one',
+      'hookwire.entities': new HeaderMap([
+        'route_id', 'route-uuid-1', 'route_name', 'orders-route', 'service_id', 'service-uuid-1', 'service_name', 'orders',
+        'workspace_id', 'ws-uuid-1', 'workspace_name', utf8('équipe-a'), 'consumer_username', 'alice',
+      ]),
+    });
+    const entry = body(onlyCall(host));
+    expect(entry).toMatchObject({
+      route: { id: 'route-uuid-1', name: 'orders-route' },
+      service: { id: 'service-uuid-1', name: 'orders' },
+      consumer: { username: 'alice' },
+      workspace: 'ws-uuid-1',
+      workspace_name: 'équipe-a',
+    });
+    expect(entry.consumer).not.toHaveProperty('id');
   });
 
   it('redacts authorization and proxy-authorization (however often sent), and nothing else', async () => {
@@ -247,7 +295,8 @@ describe('http-log: the log entry', () => {
 
   it("decodes the querystring as Kong does: flags true, repeats as arrays, '+' and %XX decoded", async () => {
     ({ host } = await start({}));
-    request(host, { 'request.query': 'a=1&a=2&a&b=&=skipped&c=x%2By+z&d=%zz&&e=%E2%82%AC' });
+    const query = 'a=1&a=2&a&b=&=skipped&c=x%2By+z&d=%zz&&e=%E2%82%AC';
+    request(host, { 'request.path': `/orders?${query}`, 'request.query': query });
     request(host, { 'request.query': '', 'request.path': '/plain' });
     const [first] = host.httpCalls();
     expect(body(first!).request.querystring).toEqual({ a: ['1', '2', true], b: '', c: 'x+y z', d: '%zz', e: '€' });

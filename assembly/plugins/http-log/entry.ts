@@ -1,14 +1,22 @@
 // The log entry: Kong's kong.log.serialize() (http subsystem), built from
-// proxy-wasm properties in on_log and written straight into JSON bytes (no
-// intermediate tree). Key order is fixed:
+// proxy-wasm properties and header maps in on_log and written straight into
+// JSON bytes (no intermediate tree). Key order is fixed:
 //   request {id, uri, url, querystring, method, headers, size}, upstream_uri,
 //   upstream_status, response {status, headers, size}, latencies {kong, proxy,
 //   request, receive}, tries, client_ip, started_at, source, route, service,
 //   consumer, workspace, workspace_name, then custom fields that add keys.
-// Properties are read with NUL-separated paths in Envoy's encodings; any of
-// them may be missing (see the fallbacks below).
+//
+// Host calls are most of a filter's cost, so the entry takes what it can from
+// the two header maps it reads anyway (:path, :method, :authority, :scheme,
+// x-request-id, :status, as Envoy's request.path/method/host/scheme/id and
+// response.code are those headers), the route, service and workspace from
+// hookwire.entities (one map), and reads everything into scratch memory
+// (event-hooks/scratch.ts): values are views, nothing is copied or collected.
+// Properties use NUL-separated paths and Envoy's encodings; any of them may be
+// missing, and each has a fallback (the single properties Envoy offers).
 import { JsonWriter } from "../../event-hooks/json";
-import { getHeaderMapPairs, getProperty, getPropertyInt, propertyPath } from "../../event-hooks/host";
+import { propertyPath } from "../../event-hooks/host";
+import { readHeaderMap, readProperty, resetScratch, Slice, sliceInt } from "../../event-hooks/scratch";
 import { CustomNode, finish, nextEntry, objectKey, scalarKey, scalarKeyBytes, sub } from "./custom";
 import { unescapeQuery } from "./url";
 
@@ -22,7 +30,6 @@ const P_REQ_HOST = propertyPath("request.host");
 const P_REQ_HEADERS = propertyPath("request.headers");
 const P_REQ_TOTAL_SIZE = propertyPath("request.total_size");
 const P_REQ_TIME = propertyPath("request.time");
-const P_REQ_DURATION = propertyPath("request.duration");
 const P_RESP_CODE = propertyPath("response.code");
 const P_RESP_HEADERS = propertyPath("response.headers");
 const P_RESP_TOTAL_SIZE = propertyPath("response.total_size");
@@ -30,6 +37,7 @@ const P_RESP_BACKEND_LATENCY = propertyPath("response.backend_latency");
 const P_SOURCE_ADDRESS = propertyPath("source.address");
 const P_DEST_PORT = propertyPath("destination.port");
 const P_UPSTREAM_ADDRESS = propertyPath("upstream.address");
+const P_ENTITIES = propertyPath("hookwire.entities");
 const P_ROUTE_ID = propertyPath("hookwire.route_id");
 const P_ROUTE_NAME = propertyPath("hookwire.route_name");
 const P_SERVICE_ID = propertyPath("hookwire.service_id");
@@ -46,27 +54,44 @@ const P_XDS_CLUSTER_NAME = propertyPath("xds.cluster_name");
 const HTTPS = String.UTF8.encode("https");
 const HOST_KEY = String.UTF8.encode("host");
 const AUTHORITY_KEY = String.UTF8.encode(":authority");
+const PATH_KEY = String.UTF8.encode(":path");
+const METHOD_KEY = String.UTF8.encode(":method");
+const SCHEME_KEY = String.UTF8.encode(":scheme");
+const STATUS_KEY = String.UTF8.encode(":status");
+const REQUEST_ID_KEY = String.UTF8.encode("x-request-id");
 const AUTHORIZATION = String.UTF8.encode("authorization");
 const PROXY_AUTHORIZATION = String.UTF8.encode("proxy-authorization");
+const ROUTE_ID_KEY = String.UTF8.encode("route_id");
+const ROUTE_NAME_KEY = String.UTF8.encode("route_name");
+const SERVICE_ID_KEY = String.UTF8.encode("service_id");
+const SERVICE_NAME_KEY = String.UTF8.encode("service_name");
+const WORKSPACE_ID_KEY = String.UTF8.encode("workspace_id");
+const WORKSPACE_NAME_KEY = String.UTF8.encode("workspace_name");
+const CONSUMER_ID_KEY = String.UTF8.encode("consumer_id");
+const CONSUMER_USERNAME_KEY = String.UTF8.encode("consumer_username");
 
 /** Most query arguments decoded, as ngx.req.get_uri_args' default. */
 const MAX_QUERY_ARGS = 100;
 
-/** Who the request was for, kept from the last entry for the event hooks data. */
+/** Who the request was for, kept from the last entry for the event hooks data (views valid until the next entry). */
 export class Identity {
-  clientIp: ArrayBuffer | null = null;
-  routeId: ArrayBuffer | null = null;
-  routeName: ArrayBuffer | null = null;
-  serviceId: ArrayBuffer | null = null;
-  serviceName: ArrayBuffer | null = null;
-  consumerId: ArrayBuffer | null = null;
-  consumerUsername: ArrayBuffer | null = null;
+  clientIp: Slice = new Slice();
+  routeId: Slice = new Slice();
+  routeName: Slice = new Slice();
+  serviceId: Slice = new Slice();
+  serviceName: Slice = new Slice();
+  consumerId: Slice = new Slice();
+  consumerUsername: Slice = new Slice();
+  workspaceId: Slice = new Slice();
+  workspaceName: Slice = new Slice();
 }
 
 export const identity = new Identity();
 
 // Scratch space reused by every entry.
 const scratch = new JsonWriter(256);
+/** The uri when it has to be put together from request.url_path and request.query. */
+const uriBuf = new JsonWriter(256);
 let decoded = new ArrayBuffer(256);
 const kPtr = new Array<usize>();
 const kLen = new Array<i32>();
@@ -74,43 +99,63 @@ const vPtr = new Array<usize>();
 const vLen = new Array<i32>(); // -1: a query flag (true)
 const used = new Array<bool>();
 
+// The values of one entry (views into scratch memory).
+const requestMap = new Slice();
+const responseMap = new Slice();
+const reqId = new Slice();
+const uri = new Slice();
+const query = new Slice();
+const method = new Slice();
+const scheme = new Slice();
+const rawHost = new Slice();
+const statusCode = new Slice();
+const source = new Slice();
+const upstream = new Slice();
+const upstreamUri = new Slice();
+const upstreamStatus = new Slice();
+const hostName = new Slice();
+const tmp = new Slice();
+
 function bytesEqual(p: usize, n: i32, b: ArrayBuffer): bool {
   return n == b.byteLength && memory.compare(p, changetype<usize>(b), n) == 0;
 }
 
-function indexOfByte(b: ArrayBuffer, c: u8, from: i32 = 0): i32 {
-  const p = changetype<usize>(b);
-  for (let i = from; i < b.byteLength; i++) if (load<u8>(p + i) == c) return i;
+function indexOfByte(p: usize, n: i32, c: u8, from: i32 = 0): i32 {
+  for (let i = from; i < n; i++) if (load<u8>(p + i) == c) return i;
   return -1;
 }
 
-function slice(b: ArrayBuffer, start: i32, end: i32): ArrayBuffer {
-  return b.slice(start, end);
-}
-
-/** "ip:port" / "[v6]:port" / "v6" → the address without port or brackets. */
-function addressHost(a: ArrayBuffer): ArrayBuffer {
-  const n = a.byteLength;
-  if (n > 0 && load<u8>(changetype<usize>(a)) == 0x5b) {
-    const close = indexOfByte(a, 0x5d);
-    return close > 0 ? slice(a, 1, close) : a;
+/** "ip:port" / "[v6]:port" / "v6" → `out` = the address without port or brackets. */
+function addressHost(a: Slice, out: Slice): void {
+  if (!a.ok) {
+    out.clear();
+    return;
   }
-  const colon = indexOfByte(a, 0x3a);
-  if (colon >= 0 && indexOfByte(a, 0x3a, colon + 1) < 0) return slice(a, 0, colon);
-  return a;
+  const p = a.ptr;
+  const n = a.len;
+  if (n > 0 && load<u8>(p) == 0x5b) {
+    const close = indexOfByte(p, n, 0x5d);
+    if (close > 0) out.set(p + 1, close - 1);
+    else out.setFrom(a);
+    return;
+  }
+  const colon = indexOfByte(p, n, 0x3a);
+  if (colon >= 0 && indexOfByte(p, n, 0x3a, colon + 1) < 0) out.set(p, colon);
+  else out.setFrom(a);
 }
 
 /** The port of "ip:port" / "[v6]:port", or -1. */
-function addressPort(a: ArrayBuffer): i64 {
-  const n = a.byteLength;
-  const p = changetype<usize>(a);
+function addressPort(a: Slice): i64 {
+  if (!a.ok) return -1;
+  const n = a.len;
+  const p = a.ptr;
   let colon = -1;
   if (n > 0 && load<u8>(p) == 0x5b) {
-    const close = indexOfByte(a, 0x5d);
+    const close = indexOfByte(p, n, 0x5d);
     if (close > 0 && close + 1 < n && load<u8>(p + close + 1) == 0x3a) colon = close + 1;
   } else {
-    colon = indexOfByte(a, 0x3a);
-    if (colon >= 0 && indexOfByte(a, 0x3a, colon + 1) >= 0) colon = -1;
+    colon = indexOfByte(p, n, 0x3a);
+    if (colon >= 0 && indexOfByte(p, n, 0x3a, colon + 1) >= 0) colon = -1;
   }
   if (colon < 0 || colon + 1 >= n) return -1;
   let port: i64 = 0;
@@ -122,31 +167,37 @@ function addressPort(a: ArrayBuffer): i64 {
   return port;
 }
 
-/** Split "host:port" of request.host (Envoy's :authority) → host, and the port into hostPort. */
-let hostPort: i64 = -1;
-
-function hostOnly(h: ArrayBuffer): ArrayBuffer {
-  hostPort = addressPort(h);
-  if (hostPort < 0) return h;
-  const p = changetype<usize>(h);
-  if (h.byteLength > 0 && load<u8>(p) == 0x5b) return slice(h, 0, indexOfByte(h, 0x5d) + 1);
-  return slice(h, 0, indexOfByte(h, 0x3a));
+/** request.host (Envoy's :authority) → `out` = the host, and its port (or -1) returned. */
+function splitHost(h: Slice, out: Slice): i64 {
+  const port = addressPort(h);
+  if (port < 0) {
+    out.setFrom(h);
+    return port;
+  }
+  const p = h.ptr;
+  if (h.len > 0 && load<u8>(p) == 0x5b) out.set(p, indexOfByte(p, h.len, 0x5d) + 1);
+  else out.set(p, indexOfByte(p, h.len, 0x3a));
+  return port;
 }
 
-function strOr(w: JsonWriter, v: ArrayBuffer | null): void {
-  if (v === null) w.str("");
-  else w.strBuffer(v);
+function strOr(w: JsonWriter, v: Slice): void {
+  if (!v.ok) w.str("");
+  else w.strBytes(v.ptr, v.len);
 }
 
-/** Parse a proxy-wasm pairs map into the k/v scratch arrays; false if malformed. */
-function readPairs(m: ArrayBuffer): bool {
+/** Read into `s` a property, when `s` is not set yet; returns s.ok. */
+function fill(s: Slice, path: ArrayBuffer): bool {
+  if (s.ok) return true;
+  return s.fromRead(readProperty(path));
+}
+
+/** Parse a proxy-wasm pairs map (ptr, size) into the k/v scratch arrays; false if malformed. */
+function readPairs(p: usize, size: i32): bool {
   kPtr.length = 0;
   kLen.length = 0;
   vPtr.length = 0;
   vLen.length = 0;
-  const size = m.byteLength;
   if (size < 4) return size <= 1; // empty map: 0 bytes or a single 0
-  const p = changetype<usize>(m);
   const count = <i32>load<u32>(p);
   if (count < 0 || 4 + <i64>count * 8 > <i64>size) return false;
   let data = p + 4 + <usize>count * 8;
@@ -163,6 +214,26 @@ function readPairs(m: ArrayBuffer): bool {
     data += <usize>vl + 1;
   }
   return true;
+}
+
+function parseMap(m: Slice): bool {
+  if (m.ok && readPairs(m.ptr, m.len)) return true;
+  kPtr.length = 0;
+  kLen.length = 0;
+  vPtr.length = 0;
+  vLen.length = 0;
+  return false;
+}
+
+/** After parseMap: `out` = the first value of `key`, when `out` is not set yet. */
+function take(key: ArrayBuffer, out: Slice): void {
+  if (out.ok) return;
+  for (let i = 0; i < kPtr.length; i++) {
+    if (bytesEqual(unchecked(kPtr[i]), unchecked(kLen[i]), key)) {
+      out.set(unchecked(vPtr[i]), unchecked(vLen[i]));
+      return;
+    }
+  }
 }
 
 /**
@@ -202,13 +273,8 @@ function writeGrouped(w: JsonWriter, node: CustomNode | null, redact: bool): voi
 }
 
 /** request.headers / response.headers: lower-case names, pseudo-headers left out (request :authority becomes host). */
-function writeHeaders(w: JsonWriter, m: ArrayBuffer | null, node: CustomNode | null, request: bool): void {
-  if (m === null || !readPairs(m)) {
-    kPtr.length = 0;
-    kLen.length = 0;
-    vPtr.length = 0;
-    vLen.length = 0;
-  }
+function writeHeaders(w: JsonWriter, m: Slice, node: CustomNode | null, request: bool): void {
+  parseMap(m);
   let hasHost = false;
   for (let i = 0; i < kPtr.length; i++) if (bytesEqual(unchecked(kPtr[i]), unchecked(kLen[i]), HOST_KEY)) hasHost = true;
   // Drop pseudo-headers, in place.
@@ -236,15 +302,15 @@ function writeHeaders(w: JsonWriter, m: ArrayBuffer | null, node: CustomNode | n
 }
 
 /** request.querystring from the raw query ("a=1&b&a=2"): decoded, flags true, repeats as arrays. */
-function writeQuery(w: JsonWriter, q: ArrayBuffer | null, node: CustomNode | null): void {
+function writeQuery(w: JsonWriter, q: Slice, node: CustomNode | null): void {
   kPtr.length = 0;
   kLen.length = 0;
   vPtr.length = 0;
   vLen.length = 0;
-  if (q !== null && q.byteLength > 0) {
-    const n = q.byteLength;
+  if (q.ok && q.len > 0) {
+    const n = q.len;
     if (decoded.byteLength < n) decoded = new ArrayBuffer(n);
-    const src = changetype<usize>(q);
+    const src = q.ptr;
     const dst = changetype<usize>(decoded);
     let out = 0;
     let start = 0;
@@ -277,89 +343,131 @@ function writeQuery(w: JsonWriter, q: ArrayBuffer | null, node: CustomNode | nul
 }
 
 /** A header map from its property (request.headers / response.headers), else from the stream's map. */
-function headerMap(path: ArrayBuffer, mapType: i32): ArrayBuffer | null {
-  const m = getProperty(path);
-  return m !== null ? m : getHeaderMapPairs(mapType);
+function readMap(out: Slice, path: ArrayBuffer, mapType: i32): void {
+  if (!out.fromRead(readProperty(path))) out.fromRead(readHeaderMap(mapType));
 }
 
-function writeNamed(w: JsonWriter, node: CustomNode | null, key: string, id: ArrayBuffer | null, nameKey: string, name: ArrayBuffer | null): void {
+/** hookwire.entities (one map) into the identity, else each single property, then Envoy's xds.* names. */
+function readIdentity(ident: Identity): void {
+  ident.routeId.clear();
+  ident.routeName.clear();
+  ident.serviceId.clear();
+  ident.serviceName.clear();
+  ident.workspaceId.clear();
+  ident.workspaceName.clear();
+  ident.consumerId.clear();
+  ident.consumerUsername.clear();
+  if (tmp.fromRead(readProperty(P_ENTITIES)) && parseMap(tmp)) {
+    take(ROUTE_ID_KEY, ident.routeId);
+    take(ROUTE_NAME_KEY, ident.routeName);
+    take(SERVICE_ID_KEY, ident.serviceId);
+    take(SERVICE_NAME_KEY, ident.serviceName);
+    take(WORKSPACE_ID_KEY, ident.workspaceId);
+    take(WORKSPACE_NAME_KEY, ident.workspaceName);
+    take(CONSUMER_ID_KEY, ident.consumerId);
+    take(CONSUMER_USERNAME_KEY, ident.consumerUsername);
+    return;
+  }
+  fill(ident.routeId, P_ROUTE_ID);
+  if (!fill(ident.routeName, P_ROUTE_NAME)) fill(ident.routeName, P_XDS_ROUTE_NAME);
+  fill(ident.serviceId, P_SERVICE_ID);
+  if (!fill(ident.serviceName, P_SERVICE_NAME)) fill(ident.serviceName, P_XDS_CLUSTER_NAME);
+  fill(ident.consumerId, P_CONSUMER_ID);
+  fill(ident.consumerUsername, P_CONSUMER_USERNAME);
+  fill(ident.workspaceId, P_WORKSPACE_ID);
+  fill(ident.workspaceName, P_WORKSPACE_NAME);
+}
+
+function writeNamed(w: JsonWriter, node: CustomNode | null, key: string, id: Slice, nameKey: string, name: Slice): void {
   if (!objectKey(w, node, key)) return;
   const s = sub;
   w.beginObject();
-  if (id !== null && scalarKey(w, s, "id")) w.strBuffer(id);
-  if (name !== null && scalarKey(w, s, nameKey)) w.strBuffer(name);
+  if (id.ok && scalarKey(w, s, "id")) w.strBytes(id.ptr, id.len);
+  if (name.ok && scalarKey(w, s, nameKey)) w.strBytes(name.ptr, name.len);
   finish(w, s);
 }
 
 /**
- * Write one log entry into `w` (reset by the caller). `nowMs` is used when the
- * host gives no request start time or duration.
+ * Write one log entry into `w` (reset by the caller). `nowMs` (the host's
+ * clock, read once per entry) gives the request's duration.
  */
 export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64): void {
   nextEntry();
+  resetScratch();
   // ---- what the host knows about the request
-  const id = getProperty(P_REQ_ID);
-  let uri = getProperty(P_REQ_PATH);
-  let query = getProperty(P_REQ_QUERY);
-  if (uri === null) {
-    const urlPath = getProperty(P_REQ_URL_PATH);
-    if (urlPath !== null) {
-      scratch.reset();
-      scratch.rawBuffer(urlPath);
-      if (query !== null && query.byteLength > 0) {
-        scratch.rawByte(0x3f);
-        scratch.rawBuffer(query);
+  reqId.clear();
+  uri.clear();
+  query.clear();
+  method.clear();
+  scheme.clear();
+  rawHost.clear();
+  statusCode.clear();
+  readMap(requestMap, P_REQ_HEADERS, 0);
+  if (parseMap(requestMap)) {
+    take(PATH_KEY, uri);
+    take(METHOD_KEY, method);
+    take(SCHEME_KEY, scheme);
+    take(AUTHORITY_KEY, rawHost);
+    take(REQUEST_ID_KEY, reqId);
+  }
+  readMap(responseMap, P_RESP_HEADERS, 2);
+  if (parseMap(responseMap)) take(STATUS_KEY, statusCode);
+
+  fill(reqId, P_REQ_ID);
+  if (fill(uri, P_REQ_PATH)) {
+    const qm = indexOfByte(uri.ptr, uri.len, 0x3f);
+    if (qm >= 0) query.set(uri.ptr + qm + 1, uri.len - qm - 1);
+    else query.set(uri.ptr, 0);
+  } else {
+    fill(query, P_REQ_QUERY);
+    if (tmp.fromRead(readProperty(P_REQ_URL_PATH))) {
+      uriBuf.reset();
+      uriBuf.rawBytes(tmp.ptr, tmp.len);
+      if (query.ok && query.len > 0) {
+        uriBuf.rawByte(0x3f);
+        uriBuf.rawBytes(query.ptr, query.len);
       }
-      uri = scratch.toArrayBuffer();
+      uri.set(uriBuf.ptr, uriBuf.len);
     }
   }
-  if (query === null && uri !== null) {
-    const qm = indexOfByte(uri, 0x3f);
-    if (qm >= 0) query = slice(uri, qm + 1, uri.byteLength);
-  }
-  const method = getProperty(P_REQ_METHOD);
-  const scheme = getProperty(P_REQ_SCHEME);
-  const rawHost = getProperty(P_REQ_HOST);
-  const destPort = getPropertyInt(P_DEST_PORT, -1);
-  const requestSize = getPropertyInt(P_REQ_TOTAL_SIZE, 0);
-  const startNs = getPropertyInt(P_REQ_TIME, -1);
-  const durationNs = getPropertyInt(P_REQ_DURATION, -1);
-  const status = getPropertyInt(P_RESP_CODE, 0);
-  const responseSize = getPropertyInt(P_RESP_TOTAL_SIZE, 0);
-  const backendNs = getPropertyInt(P_RESP_BACKEND_LATENCY, -1);
-  const source = getProperty(P_SOURCE_ADDRESS);
-  const upstream = getProperty(P_UPSTREAM_ADDRESS);
-  const upstreamUri = getProperty(P_UPSTREAM_URI);
-  const upstreamStatus = getProperty(P_UPSTREAM_STATUS);
+  fill(method, P_REQ_METHOD);
+  fill(scheme, P_REQ_SCHEME);
+  fill(rawHost, P_REQ_HOST);
+  const status = statusCode.ok ? sliceInt(statusCode, 0) : tmp.fromRead(readProperty(P_RESP_CODE)) ? sliceInt(tmp, 0) : 0;
+  const destPort = tmp.fromRead(readProperty(P_DEST_PORT)) ? sliceInt(tmp, -1) : -1;
+  const requestSize = tmp.fromRead(readProperty(P_REQ_TOTAL_SIZE)) ? sliceInt(tmp, 0) : 0;
+  const startNs = tmp.fromRead(readProperty(P_REQ_TIME)) ? sliceInt(tmp, -1) : -1;
+  const responseSize = tmp.fromRead(readProperty(P_RESP_TOTAL_SIZE)) ? sliceInt(tmp, 0) : 0;
+  const backendNs = tmp.fromRead(readProperty(P_RESP_BACKEND_LATENCY)) ? sliceInt(tmp, -1) : -1;
+  source.fromRead(readProperty(P_SOURCE_ADDRESS));
+  upstream.fromRead(readProperty(P_UPSTREAM_ADDRESS));
+  upstreamUri.fromRead(readProperty(P_UPSTREAM_URI));
+  upstreamStatus.fromRead(readProperty(P_UPSTREAM_STATUS));
 
   const ident = identity;
-  ident.clientIp = source === null ? null : addressHost(source);
-  ident.routeId = getProperty(P_ROUTE_ID);
-  ident.routeName = getProperty(P_ROUTE_NAME);
-  if (ident.routeName === null) ident.routeName = getProperty(P_XDS_ROUTE_NAME);
-  ident.serviceId = getProperty(P_SERVICE_ID);
-  ident.serviceName = getProperty(P_SERVICE_NAME);
-  if (ident.serviceName === null) ident.serviceName = getProperty(P_XDS_CLUSTER_NAME);
-  ident.consumerId = getProperty(P_CONSUMER_ID);
-  ident.consumerUsername = getProperty(P_CONSUMER_USERNAME);
-  const workspaceId = getProperty(P_WORKSPACE_ID);
-  const workspaceName = getProperty(P_WORKSPACE_NAME);
+  addressHost(source, ident.clientIp);
+  readIdentity(ident);
 
-  // Latencies in ms. proxy: time spent on the upstream (-1 without one, as Kong);
-  // kong: the rest of the request time.
-  const requestMs: i64 = durationNs >= 0 ? durationNs / 1_000_000 : startNs >= 0 ? max<i64>(0, nowMs - startNs / 1_000_000) : 0;
+  // Latencies in ms. request: from the start until now (on_log runs when the
+  // response is over); proxy: time spent on the upstream (-1 without one, as
+  // Kong); kong: the rest of the request time.
+  const requestMs: i64 = startNs >= 0 ? max<i64>(0, nowMs - startNs / 1_000_000) : 0;
   const proxyMs: i64 = backendNs >= 0 ? backendNs / 1_000_000 : -1;
   const kongMs: i64 = proxyMs >= 0 ? max<i64>(0, requestMs - proxyMs) : requestMs;
   const startedAt: i64 = startNs >= 0 ? startNs / 1_000_000 : nowMs - requestMs;
 
   // upstream_status: hookwire's own, else (Envoy) the response code when an upstream host was picked.
-  let statusText: ArrayBuffer | null = upstreamStatus;
-  if (statusText === null && upstream !== null && status > 0) {
+  let statusPtr: usize = upstreamStatus.ptr;
+  let statusLen: i32 = upstreamStatus.len;
+  let hasStatus = upstreamStatus.ok;
+  if (!hasStatus && upstream.ok && status > 0) {
     scratch.reset();
     scratch.rawInt(status);
-    statusText = scratch.toArrayBuffer();
+    statusPtr = scratch.ptr;
+    statusLen = scratch.len;
+    hasStatus = true;
   }
-  const fromUpstream = statusText !== null && statusText.byteLength > 0;
+  const fromUpstream = hasStatus && statusLen > 0;
 
   // ---- the entry
   w.beginObject();
@@ -368,41 +476,45 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
   if (objectKey(w, root, "request")) {
     const s = sub;
     w.beginObject();
-    if (scalarKey(w, s, "id")) strOr(w, id);
+    if (scalarKey(w, s, "id")) strOr(w, reqId);
     if (scalarKey(w, s, "uri")) strOr(w, uri);
     if (scalarKey(w, s, "url")) {
-      scratch.reset();
-      if (scheme !== null) scratch.rawBuffer(scheme);
-      else scratch.rawAscii("http");
-      scratch.rawAscii("://");
       let port = destPort;
-      hostPort = -1;
-      if (rawHost !== null) scratch.rawBuffer(hostOnly(rawHost));
+      const hostPort = rawHost.ok ? splitHost(rawHost, hostName) : -1;
       if (port < 0) port = hostPort;
-      if (port < 0) port = scheme !== null && bytesEqual(changetype<usize>(scheme), scheme.byteLength, HTTPS) ? 443 : 80;
-      scratch.rawByte(0x3a);
-      scratch.rawInt(port);
-      if (uri !== null) scratch.rawBuffer(uri);
-      w.strBytes(scratch.ptr, scratch.len);
+      if (port < 0) port = scheme.equals(HTTPS) ? 443 : 80;
+      // Written in place, piece by piece, as one JSON string.
+      w.beginString();
+      if (scheme.ok) w.stringBytes(scheme.ptr, scheme.len);
+      else w.stringAscii("http");
+      w.stringAscii("://");
+      if (rawHost.ok) w.stringBytes(hostName.ptr, hostName.len);
+      w.stringAscii(":");
+      w.stringInt(port);
+      if (uri.ok) w.stringBytes(uri.ptr, uri.len);
+      w.endString();
     }
     if (objectKey(w, s, "querystring")) writeQuery(w, query, sub);
     if (scalarKey(w, s, "method")) strOr(w, method);
-    if (objectKey(w, s, "headers")) writeHeaders(w, headerMap(P_REQ_HEADERS, 0), sub, true);
+    if (objectKey(w, s, "headers")) writeHeaders(w, requestMap, sub, true);
     if (scalarKey(w, s, "size")) w.int(requestSize);
     finish(w, s);
   }
 
   if (scalarKey(w, root, "upstream_uri")) {
-    if (upstreamUri !== null) w.strBuffer(upstreamUri);
+    if (upstreamUri.ok) w.strBytes(upstreamUri.ptr, upstreamUri.len);
     else strOr(w, uri);
   }
-  if (scalarKey(w, root, "upstream_status")) strOr(w, statusText);
+  if (scalarKey(w, root, "upstream_status")) {
+    if (hasStatus) w.strBytes(statusPtr, statusLen);
+    else w.str("");
+  }
 
   if (objectKey(w, root, "response")) {
     const s = sub;
     w.beginObject();
     if (scalarKey(w, s, "status")) w.int(status);
-    if (objectKey(w, s, "headers")) writeHeaders(w, headerMap(P_RESP_HEADERS, 2), sub, false);
+    if (objectKey(w, s, "headers")) writeHeaders(w, responseMap, sub, false);
     if (scalarKey(w, s, "size")) w.int(responseSize);
     finish(w, s);
   }
@@ -417,11 +529,12 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
     finish(w, s);
   }
 
-  if (upstream !== null && scalarKey(w, root, "tries")) {
+  if (upstream.ok && scalarKey(w, root, "tries")) {
     w.beginArray();
     w.beginObject();
     w.key("ip");
-    w.strBuffer(addressHost(upstream));
+    addressHost(upstream, tmp);
+    w.strBytes(tmp.ptr, tmp.len);
     const port = addressPort(upstream);
     w.key("port");
     if (port >= 0) w.int(port);
@@ -436,12 +549,12 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
   if (scalarKey(w, root, "started_at")) w.int(startedAt);
   if (scalarKey(w, root, "source")) w.str(fromUpstream ? "upstream" : "kong");
 
-  if (ident.routeId !== null || ident.routeName !== null) writeNamed(w, root, "route", ident.routeId, "name", ident.routeName);
-  if (ident.serviceId !== null || ident.serviceName !== null) writeNamed(w, root, "service", ident.serviceId, "name", ident.serviceName);
-  if (ident.consumerId !== null || ident.consumerUsername !== null) writeNamed(w, root, "consumer", ident.consumerId, "username", ident.consumerUsername);
+  if (ident.routeId.ok || ident.routeName.ok) writeNamed(w, root, "route", ident.routeId, "name", ident.routeName);
+  if (ident.serviceId.ok || ident.serviceName.ok) writeNamed(w, root, "service", ident.serviceId, "name", ident.serviceName);
+  if (ident.consumerId.ok || ident.consumerUsername.ok) writeNamed(w, root, "consumer", ident.consumerId, "username", ident.consumerUsername);
 
-  if (workspaceId !== null && scalarKey(w, root, "workspace")) w.strBuffer(workspaceId);
-  if (workspaceName !== null && scalarKey(w, root, "workspace_name")) w.strBuffer(workspaceName);
+  if (ident.workspaceId.ok && scalarKey(w, root, "workspace")) w.strBytes(ident.workspaceId.ptr, ident.workspaceId.len);
+  if (ident.workspaceName.ok && scalarKey(w, root, "workspace_name")) w.strBytes(ident.workspaceName.ptr, ident.workspaceName.len);
 
   finish(w, root);
 }

@@ -11,11 +11,15 @@
 // (at the end): http-log keeps no state per stream, so it skips the SDK's
 // stream machinery (a Context object and a map entry per stream, and debug
 // log strings the SDK builds on every callback before the level is checked,
-// including a join of every live context id). Its header phases only
-// continue; the body and trailer phases are not exported at all (hosts call
-// only the callbacks a module exports, and go on: Envoy, hookwire).
+// including a join of every live context id). It has nothing to do before
+// the log phase, so the header, body and trailer phases are not exported at
+// all: hosts call only the callbacks a module exports, and go on (Envoy's
+// proxy-wasm-cpp-host, hookwire).
+//
+// The allocator export is event-hooks/scratch's: values the entry writer
+// reads land in a reused block instead of the GC heap.
+export { malloc } from "../../event-hooks/scratch";
 export {
-  malloc,
   proxy_abi_version_0_2_1,
   proxy_on_vm_start,
   proxy_validate_configuration,
@@ -329,14 +333,6 @@ export function proxy_on_context_create(context_id: u32, root_context_id: u32): 
   if (root_context_id == 0) ensureRootContext(context_id);
 }
 
-export function proxy_on_request_headers(context_id: u32, headers: u32, end_of_stream: u32): u32 {
-  return 0; // Continue
-}
-
-export function proxy_on_response_headers(context_id: u32, headers: u32, end_of_stream: u32): u32 {
-  return 0; // Continue
-}
-
 export function proxy_on_done(context_id: u32): u32 {
   const root = theRoot;
   if (root !== null && context_id == root.context_id) return root.onDone() ? 1 : 0;
@@ -357,17 +353,17 @@ export function proxy_on_delete(context_id: u32): void {
 function emitLogEvent(): void {
   const id = identity;
   consumerData.clear();
-  if (id.consumerId !== null) consumerData.bytes("id", id.consumerId!);
-  if (id.consumerUsername !== null) consumerData.bytes("username", id.consumerUsername!);
+  if (id.consumerId.ok) consumerData.bytesAt("id", id.consumerId.ptr, id.consumerId.len);
+  if (id.consumerUsername.ok) consumerData.bytesAt("username", id.consumerUsername.ptr, id.consumerUsername.len);
   serviceData.clear();
-  if (id.serviceId !== null) serviceData.bytes("id", id.serviceId!);
-  if (id.serviceName !== null) serviceData.bytes("name", id.serviceName!);
+  if (id.serviceId.ok) serviceData.bytesAt("id", id.serviceId.ptr, id.serviceId.len);
+  if (id.serviceName.ok) serviceData.bytesAt("name", id.serviceName.ptr, id.serviceName.len);
   routeData.clear();
-  if (id.routeId !== null) routeData.bytes("id", id.routeId!);
-  if (id.routeName !== null) routeData.bytes("name", id.routeName!);
+  if (id.routeId.ok) routeData.bytesAt("id", id.routeId.ptr, id.routeId.len);
+  if (id.routeName.ok) routeData.bytesAt("name", id.routeName.ptr, id.routeName.len);
   eventData.clear();
   eventData.obj("consumer", consumerData);
-  if (id.clientIp !== null) eventData.bytes("ip", id.clientIp!);
+  if (id.clientIp.ok) eventData.bytesAt("ip", id.clientIp.ptr, id.clientIp.len);
   else eventData.str("ip", "");
   eventData.obj("service", serviceData);
   eventData.obj("route", routeData);
