@@ -5,6 +5,12 @@
 // receiver (a separate process), with the same connection count.
 //
 //   npm run build:host && node bench/webhooks.mjs [--rounds 5] [--seconds 2] [--connections 16] [--synchronous normal|full]
+//     [--dist dist/host[,dist/old/host]]
+//
+// --dist takes one build of the host or several (comma-separated, e.g. the
+// current one and an old one copied aside): their windows alternate with the
+// plain loop's in the same run, which is how a change is judged on a shared
+// machine (docs/event-hooks.md §9).
 //
 // The two are measured in alternating windows (plain, hookwire, plain, ...)
 // so that load from elsewhere on the machine hits both alike; the summary
@@ -14,8 +20,8 @@ import { fork } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -41,6 +47,7 @@ async function main() {
       connections: { type: 'string', default: '16' },
       synchronous: { type: 'string', default: 'normal' },
       only: { type: 'string', default: '' }, // "hooks": skip the plain loop (profiling)
+      dist: { type: 'string', default: join(HERE, '..', 'dist', 'host') },
     },
   });
   const seconds = Number(values.seconds);
@@ -48,25 +55,42 @@ async function main() {
   const connections = Number(values.connections);
   const { pino } = await import('pino');
   const { Pool } = await import('undici');
-  let hooksMod;
-  try {
-    hooksMod = await import(join(HERE, '..', 'dist', 'host', 'hooks', 'index.js'));
-  } catch (err) {
-    console.error('dist/host/hooks is missing: run "npm run build:host" first.', err.message);
-    process.exit(1);
+  // Several builds (comma-separated) are measured in the same run, their windows alternating.
+  const builds = [];
+  for (const dist of values.dist.split(',')) {
+    try {
+      const mod = await import(pathToFileURL(join(resolve(dist), 'hooks', 'index.js')).href);
+      builds.push({ dist, EventHooks: mod.EventHooks });
+    } catch (err) {
+      console.error(`${dist}/hooks is missing: run "npm run build:host" first.`, err.message);
+      process.exit(1);
+    }
   }
-  const { EventHooks } = hooksMod;
 
   const child = fork(fileURLToPath(import.meta.url), ['--receiver'], { stdio: 'inherit' });
   const port = await new Promise((r) => child.once('message', (m) => r(m.port)));
   const url = `http://127.0.0.1:${port}/hook`;
+  const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
   const data = { consumer: 'c-42', ip: '203.0.113.7', service: 'billing', route: 'invoices', latency_ms: 12, status: 200 };
   const body = JSON.stringify({ ...data, event: 'log', source: 'http-log' });
+  const emit = { v: 1, type: 'emit', source: 'http-log', event: 'log', data, plugin: 'bench' };
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const cpu = () => {
     const c = process.cpuUsage();
     return c.user + c.system;
   };
+  const median = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s[Math.floor(s.length / 2)];
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'hookwire-bench-'));
+  const serviceOptions = (file) => ({
+    database: join(dir, file),
+    synchronous: values.synchronous,
+    logger: pino({ level: 'warn' }),
+    ssrf: { allowCidrs: ['127.0.0.1/32'] },
+    delivery: { perOriginConcurrency: connections, maxInFlight: connections * 4 },
+  });
 
   // ---- plain undici loop: the same body, the same connection count ----
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections, pipelining: 1 });
@@ -86,30 +110,25 @@ async function main() {
   }
 
   // ---- hookwire: ingest (durable) → outbox → signed webhook → attempt recorded ----
-  const dir = mkdtempSync(join(tmpdir(), 'hookwire-bench-'));
-  const hooks = new EventHooks({
-    database: join(dir, 'bench.db'),
-    synchronous: values.synchronous,
-    logger: pino({ level: 'warn' }),
-    ssrf: { allowCidrs: ['127.0.0.1/32'] },
-    delivery: { perOriginConcurrency: connections, maxInFlight: connections * 4 },
-  });
-  await hooks.start();
-  await hooks.createHook({ source: 'http-log', event: 'log', handler: 'webhook', config: { url, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' } });
-  await hooks.ingest([{ v: 1, type: 'publish', source: 'http-log', event: 'log', fields: Object.keys(data), plugin: 'bench' }]);
-  const succeeded = () => hooks.stats().deliveriesSucceeded;
-  const emit = { v: 1, type: 'emit', source: 'http-log', event: 'log', data, plugin: 'bench' };
-  let ingested = 0;
-  async function hooked(ms) {
+  for (const [i, b] of builds.entries()) {
+    b.hooks = new b.EventHooks(serviceOptions(`bench-${i}.db`));
+    await b.hooks.start();
+    await b.hooks.createHook({ source: 'http-log', event: 'log', handler: 'webhook', config: { url, secret } });
+    await b.hooks.ingest([{ v: 1, type: 'publish', source: 'http-log', event: 'log', fields: Object.keys(data), plugin: 'bench' }]);
+    b.ingested = 0;
+    b.results = [];
+  }
+  async function hooked(b, ms) {
+    const succeeded = () => b.hooks.stats().deliveriesSucceeded;
     // A producer keeps a backlog in the outbox (each ingest call: one transaction of 200 events).
     let producing = true;
     const producer = (async () => {
       while (producing) {
-        if (ingested - succeeded() > 1000) {
+        if (b.ingested - succeeded() > 1000) {
           await sleep(1);
           continue;
         }
-        ingested += (await hooks.ingest(Array.from({ length: 200 }, () => emit))).accepted;
+        b.ingested += (await b.hooks.ingest(Array.from({ length: 200 }, () => emit))).accepted;
       }
     })();
     await sleep(200);
@@ -122,13 +141,13 @@ async function main() {
     const used = cpu() - c0;
     producing = false;
     await producer;
-    while (succeeded() < ingested) await sleep(5); // drain outside the window
+    while (succeeded() < b.ingested) await sleep(5); // drain outside the window
     return { rate: n / (elapsed / 1000), cpuPer: used / n };
   }
 
   await plain(500);
-  await hooked(500);
-  const results = [];
+  for (const b of builds) await hooked(b, 500);
+  const plainResults = [];
   for (let r = 0; r < rounds; r++) {
     let p = { rate: NaN, cpuPer: NaN };
     if (values.only !== 'hooks') {
@@ -137,79 +156,79 @@ async function main() {
       const n = await plain(seconds * 1000);
       p = { rate: n / ((performance.now() - t0) / 1000), cpuPer: (cpu() - c0) / n };
     }
-    const h = await hooked(seconds * 1000);
-    results.push({ plain: p, hooks: h, ratio: h.rate / p.rate });
-    console.log(
-      `round ${r + 1}: plain ${Math.round(p.rate)} req/s (${p.cpuPer.toFixed(1)} µs CPU/req) | hookwire ${Math.round(h.rate)} deliveries/s (${h.cpuPer.toFixed(1)} µs CPU/delivery) | ratio ${(h.rate / p.rate).toFixed(2)}`,
-    );
+    plainResults.push(p);
+    let line = `round ${r + 1}: plain ${Math.round(p.rate)} req/s (${p.cpuPer.toFixed(1)} µs CPU/req)`;
+    // Alternate the order of the builds from round to round.
+    const order = r % 2 === 0 ? builds : [...builds].reverse();
+    for (const b of order) {
+      const h = await hooked(b, seconds * 1000);
+      b.results.push({ hooks: h, ratio: h.rate / p.rate });
+      line += ` | ${builds.length > 1 ? `${b.dist} ` : 'hookwire '}${Math.round(h.rate)} deliveries/s (${h.cpuPer.toFixed(1)} µs CPU/delivery) ratio ${(h.rate / p.rate).toFixed(2)}`;
+    }
+    console.log(line);
   }
-  const failed = hooks.stats().deliveriesFailed;
-  const median = (xs) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s[Math.floor(s.length / 2)];
-  };
   await pool.close();
-  await hooks.close({ timeoutMs: 5000 });
+  for (const b of builds) {
+    b.failed = b.hooks.stats().deliveriesFailed;
+    await b.hooks.close({ timeoutMs: 5000 });
+  }
 
-  // ---- delivery only: one instance accepts a backlog and closes; a fresh one drains it ----
-  const DRAIN = Math.max(5000, Math.round(median(results.map((r) => r.hooks.rate)) * seconds));
-  const drainDb = join(dir, 'drain.db');
-  const filler = new EventHooks({ database: drainDb, logger: pino({ level: 'warn' }) });
-  await filler.createHook({ source: 'http-log', event: 'log', handler: 'webhook', config: { url, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' } });
-  await filler.ingest([{ v: 1, type: 'publish', source: 'http-log', event: 'log', fields: [], plugin: 'bench' }]);
-  for (let i = 0; i < DRAIN; i += 500) await filler.ingest(Array.from({ length: Math.min(500, DRAIN - i) }, () => emit));
-  await filler.close();
-  const drainer = new EventHooks({
-    database: drainDb,
-    synchronous: values.synchronous,
-    logger: pino({ level: 'warn' }),
-    ssrf: { allowCidrs: ['127.0.0.1/32'] },
-    delivery: { perOriginConcurrency: connections, maxInFlight: connections * 4 },
-  });
-  const c3 = cpu();
-  const t3 = performance.now();
-  await drainer.start();
-  while (drainer.stats().deliveriesSucceeded < DRAIN) await sleep(2);
-  const drainRate = DRAIN / ((performance.now() - t3) / 1000);
-  const drainCpu = (cpu() - c3) / DRAIN;
-  await drainer.close();
+  const plainMedian = median(plainResults.map((p) => p.rate));
+  for (const [i, b] of builds.entries()) {
+    // ---- delivery only: one instance accepts a backlog and closes; a fresh one drains it ----
+    const DRAIN = Math.max(5000, Math.round(median(b.results.map((r) => r.hooks.rate)) * seconds));
+    const filler = new b.EventHooks({ ...serviceOptions(`drain-${i}.db`), synchronous: 'normal' });
+    await filler.createHook({ source: 'http-log', event: 'log', handler: 'webhook', config: { url, secret } });
+    await filler.ingest([{ v: 1, type: 'publish', source: 'http-log', event: 'log', fields: [], plugin: 'bench' }]);
+    for (let j = 0; j < DRAIN; j += 500) await filler.ingest(Array.from({ length: Math.min(500, DRAIN - j) }, () => emit));
+    await filler.close();
+    const drainer = new b.EventHooks(serviceOptions(`drain-${i}.db`));
+    const c3 = cpu();
+    const t3 = performance.now();
+    await drainer.start();
+    while (drainer.stats().deliveriesSucceeded < DRAIN) await sleep(2);
+    const drainRate = DRAIN / ((performance.now() - t3) / 1000);
+    const drainCpu = (cpu() - c3) / DRAIN;
+    await drainer.close();
 
-  // ---- accept only: durable ingestion, batches of 100, no delivery ----
-  const hooks2 = new EventHooks({ database: join(dir, 'accept.db'), synchronous: values.synchronous, logger: pino({ level: 'warn' }) });
-  await hooks2.createHook({ source: 'http-log', event: 'log', handler: 'webhook', config: { url } });
-  await hooks2.ingest([{ v: 1, type: 'publish', source: 'http-log', event: 'log', fields: [], plugin: 'bench' }]);
-  let accepted = 0;
-  const t2 = performance.now();
-  const endAccept = Date.now() + Math.min(2000, seconds * 1000);
-  while (Date.now() < endAccept) accepted += (await hooks2.ingest(Array.from({ length: 100 }, () => emit))).accepted;
-  const acceptRate = accepted / ((performance.now() - t2) / 1000);
-  await hooks2.close();
+    // ---- accept only: durable ingestion, batches of 100, no delivery ----
+    const hooks2 = new b.EventHooks({ database: join(dir, `accept-${i}.db`), synchronous: values.synchronous, logger: pino({ level: 'warn' }) });
+    await hooks2.createHook({ source: 'http-log', event: 'log', handler: 'webhook', config: { url } });
+    await hooks2.ingest([{ v: 1, type: 'publish', source: 'http-log', event: 'log', fields: [], plugin: 'bench' }]);
+    let accepted = 0;
+    const t2 = performance.now();
+    const endAccept = Date.now() + Math.min(2000, seconds * 1000);
+    while (Date.now() < endAccept) accepted += (await hooks2.ingest(Array.from({ length: 100 }, () => emit))).accepted;
+    const acceptRate = accepted / ((performance.now() - t2) / 1000);
+    await hooks2.close();
+
+    const summary = {
+      dist: b.dist,
+      rounds,
+      seconds_per_window: seconds,
+      connections,
+      synchronous: values.synchronous,
+      plain_rps_median: Math.round(plainMedian),
+      webhooks_per_s_median: Math.round(median(b.results.map((r) => r.hooks.rate))),
+      ratio_median: Number(median(b.results.map((r) => r.ratio)).toFixed(3)),
+      plain_cpu_us_per_req_median: Number(median(plainResults.map((p) => p.cpuPer)).toFixed(1)),
+      hooks_cpu_us_per_delivery_median: Number(median(b.results.map((r) => r.hooks.cpuPer)).toFixed(1)),
+      delivery_only_per_s: Math.round(drainRate),
+      delivery_only_cpu_us: Number(drainCpu.toFixed(1)),
+      delivery_only_ratio: Number((drainRate / plainMedian).toFixed(3)),
+      accept_events_per_s: Math.round(acceptRate),
+      failed_deliveries: b.failed,
+      node: process.version,
+    };
+    console.log(
+      `${b.dist}: median: plain ${summary.plain_rps_median} req/s, hookwire ${summary.webhooks_per_s_median} webhooks/s end to end (ingest + signed, durable delivery), ratio ${summary.ratio_median}x, ${summary.hooks_cpu_us_per_delivery_median} µs CPU/delivery`,
+    );
+    console.log(
+      `${b.dist}: delivery only (a backlog of ${DRAIN} drained by a fresh instance): ${summary.delivery_only_per_s}/s (${summary.delivery_only_cpu_us} µs CPU each), ratio ${summary.delivery_only_ratio}x; accept only: ${summary.accept_events_per_s} events/s`,
+    );
+    console.log(JSON.stringify(summary));
+  }
 
   child.disconnect();
   rmSync(dir, { recursive: true, force: true });
-
-  const summary = {
-    rounds,
-    seconds_per_window: seconds,
-    connections,
-    synchronous: values.synchronous,
-    plain_rps_median: Math.round(median(results.map((r) => r.plain.rate))),
-    webhooks_per_s_median: Math.round(median(results.map((r) => r.hooks.rate))),
-    ratio_median: Number(median(results.map((r) => r.ratio)).toFixed(3)),
-    plain_cpu_us_per_req_median: Number(median(results.map((r) => r.plain.cpuPer)).toFixed(1)),
-    hooks_cpu_us_per_delivery_median: Number(median(results.map((r) => r.hooks.cpuPer)).toFixed(1)),
-    delivery_only_per_s: Math.round(drainRate),
-    delivery_only_cpu_us: Number(drainCpu.toFixed(1)),
-    delivery_only_ratio: Number((drainRate / median(results.map((r) => r.plain.rate))).toFixed(3)),
-    accept_events_per_s: Math.round(acceptRate),
-    failed_deliveries: failed,
-    node: process.version,
-  };
-  console.log(
-    `median: plain ${summary.plain_rps_median} req/s, hookwire ${summary.webhooks_per_s_median} webhooks/s end to end (ingest + signed, durable delivery), ratio ${summary.ratio_median}x`,
-  );
-  console.log(
-    `delivery only (a backlog of ${DRAIN} drained by a fresh instance): ${summary.delivery_only_per_s}/s (${summary.delivery_only_cpu_us} µs CPU each), ratio ${summary.delivery_only_ratio}x; accept only: ${summary.accept_events_per_s} events/s`,
-  );
-  console.log(JSON.stringify(summary));
 }

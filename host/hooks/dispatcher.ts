@@ -13,11 +13,12 @@
  * holds only its own slots, and its backlog is neither scanned nor rewritten
  * while it waits.
  *
- * Store round trips (`cycle`) are batched: one records the outcomes of the
- * attempts that finished and leases the next deliveries, in one transaction,
- * when a ready queue runs low or enough outcomes piled up, and at most
- * `OUTCOME_DELAY_MS` after an outcome. A crash loses at most those unrecorded
- * outcomes: the deliveries are sent again (same webhook-id) by the next owner.
+ * Store round trips (`cycle`) lease the next deliveries when a ready queue
+ * runs low (from memory when the store can: outbox-tail.ts), and record the
+ * outcomes of finished attempts in batches: once `OUTCOME_BATCH` piled up,
+ * and at most `OUTCOME_DELAY_MS` after an outcome. A crash loses at most
+ * those unrecorded outcomes: the deliveries are sent again (same webhook-id)
+ * by the next owner.
  */
 import type { Logger } from 'pino';
 import { WebhookRequestError } from '../errors.js';
@@ -46,10 +47,10 @@ export interface DispatcherDeps {
 }
 
 const ERROR_TEXT_MAX = 1000;
-/** Outcomes are recorded at most this long after they happen (sooner when a claim is due anyway). */
+/** Outcomes are recorded at most this long after they happen... */
 const OUTCOME_DELAY_MS = 10;
-/** ...or as soon as this many are waiting. */
-const OUTCOME_BATCH = 64;
+/** ...or as soon as this many are waiting (one commit for all of them). */
+const OUTCOME_BATCH = 128;
 /** An origin keeps up to this many times its concurrency limit leased (in flight + queued). */
 const PREFETCH = 3;
 
@@ -183,23 +184,18 @@ export class Dispatcher {
           budget -= want;
         }
       }
-      if (requests.length === 0 && !force && this.outcomes.length < OUTCOME_BATCH) {
-        // Nothing to lease: record outcomes a little later, together.
-        if (this.outcomes.length > 0 && !this.outcomeTimer) {
-          this.outcomeTimer = setTimeout(() => {
-            this.outcomeTimer = null;
-            this.pump(true).catch((err) => this.deps.logger.error({ err }, 'event hooks: dispatcher pump failed'));
-          }, OUTCOME_DELAY_MS);
-        }
-        return;
-      }
+      // Outcomes wait to be recorded together (claims no longer need a transaction: outbox-tail.ts).
+      const record = force || this.outcomes.length >= OUTCOME_BATCH;
       force = false;
-      if (this.outcomeTimer) {
-        clearTimeout(this.outcomeTimer);
-        this.outcomeTimer = null;
-      }
-      const outcomes = this.outcomes;
-      this.outcomes = [];
+      let outcomes: Pending[] = [];
+      if (record) {
+        if (this.outcomeTimer) {
+          clearTimeout(this.outcomeTimer);
+          this.outcomeTimer = null;
+        }
+        outcomes = this.outcomes;
+        this.outcomes = [];
+      } else this.armOutcomeTimer();
       if (outcomes.length === 0 && requests.length === 0) return;
       const versions = requests.map((r) => this.dueVersion.get(r.origin) ?? 0);
       let result: CycleResult;
@@ -240,6 +236,15 @@ export class Dispatcher {
       }
       for (const origin of touched) this.startReady(origin);
     } while (this.pumpAgain);
+  }
+
+  /** Records the waiting outcomes at most OUTCOME_DELAY_MS from now. */
+  private armOutcomeTimer(): void {
+    if (this.outcomes.length === 0 || this.outcomeTimer) return;
+    this.outcomeTimer = setTimeout(() => {
+      this.outcomeTimer = null;
+      this.pump(true).catch((err) => this.deps.logger.error({ err }, 'event hooks: dispatcher pump failed'));
+    }, OUTCOME_DELAY_MS);
   }
 
   /** A leased delivery goes back untouched (due now, attempt not counted). */

@@ -48,6 +48,7 @@ interface Prepared {
 }
 
 const prepared = new WeakMap<EventHook, Prepared>();
+const EMPTY = Buffer.alloc(0);
 
 function prepare(hook: EventHook): Prepared {
   let p = prepared.get(hook);
@@ -198,10 +199,12 @@ export function buildRequest(
  */
 export function signRequest(req: BuiltRequest, hook: EventHook, id: string, timestampSec: number): Record<string, string> {
   const p = prepare(hook);
-  const headers: Record<string, string> = { ...req.headers, 'webhook-id': id, 'webhook-timestamp': String(timestampSec) };
-  const body = req.body ?? Buffer.alloc(0);
+  const headers: Record<string, string> = Object.assign({}, req.headers);
+  headers['webhook-id'] = id;
+  headers['webhook-timestamp'] = String(timestampSec);
+  const body = req.body ?? EMPTY;
   if (p.standardSecrets.length > 0) headers['webhook-signature'] = standardSignature(p.standardSecrets, id, timestampSec, body);
-  if (p.kongSecret !== null && req.body !== null && req.body.length > 0) headers['x-kong-signature'] = kongSignature(p.kongSecret, body);
+  if (p.kongSecret !== null && body.length > 0) headers['x-kong-signature'] = kongSignature(p.kongSecret, body);
   return headers;
 }
 

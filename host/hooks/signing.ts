@@ -56,6 +56,8 @@ export function signEntry(secret: string, id: string, timestamp: number, body: U
 
 /** The `webhook-signature` header: every secret signs (rotation). */
 export function standardSignature(secrets: readonly string[], id: string, timestamp: number, body: Uint8Array | string): string {
+  // One secret is the common case: no list, no join.
+  if (secrets.length === 1) return signEntry(secrets[0]!, id, timestamp, body);
   return secrets.map((s) => signEntry(s, id, timestamp, body)).join(' ');
 }
 

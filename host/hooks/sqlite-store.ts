@@ -22,6 +22,7 @@
  * past a per-origin cursor instead of skipping the rows in flight (claimRows).
  */
 import Database from 'better-sqlite3';
+import { OutboxTails } from './outbox-tail.js';
 import type { AttemptView, DeliveryView, EventHook, EventSpec } from './types.js';
 import type {
   ClaimedDelivery,
@@ -235,6 +236,10 @@ export class SqliteStore implements EventHookStore {
    * claim comes back short; a claim without a cursor scans from the start.
    */
   private readonly cursors = new Map<string, Cursor>();
+  /** Deliveries accepted here that the next claims of their origin can take from memory (outbox-tail.ts). */
+  private readonly tails = new OutboxTails();
+  /** SQLite's data_version as last seen: it changes when another connection commits to the file. */
+  private dataVersion: number;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.db = new Database(path);
@@ -244,6 +249,7 @@ export class SqliteStore implements EventHookStore {
     this.db.pragma('temp_store = MEMORY');
     this.migrate();
     this.st = this.prepare();
+    this.dataVersion = this.st.dataVersion.get() as number;
   }
 
   private migrate(): void {
@@ -366,6 +372,7 @@ export class SqliteStore implements EventHookStore {
       deleteAttemptsOf: db.prepare('DELETE FROM attempts WHERE delivery_seq = ?'),
       deleteDelivery: db.prepare('DELETE FROM deliveries WHERE seq = ?'),
       countPending: db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'`),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
     };
   }
 
@@ -389,6 +396,7 @@ export class SqliteStore implements EventHookStore {
   private readonly deleteHookTx = (id: string): boolean => {
     // A deleted last row frees its seq for reuse: positions are no longer reliable.
     this.cursors.clear();
+    this.tails.clear();
     this.st.deleteHookAttempts.run(id);
     this.st.deleteHookDeliveries.run(id);
     return this.st.deleteHook.run(id).changes > 0;
@@ -414,19 +422,41 @@ export class SqliteStore implements EventHookStore {
     }));
   }
 
-  private readonly acceptTx = (events: readonly NewEvent[], published: readonly PublishedSource[], now: number): void => {
+  private readonly acceptTx = (events: readonly NewEvent[], published: readonly PublishedSource[], now: number): ClaimedDelivery[] | null => {
     for (const p of published) this.st.upsertSource.run(p.source, p.event, JSON.stringify(p.spec), p.plugin, now);
+    // Deliveries for origins whose claims are served from memory (appended once committed).
+    let tailed: ClaimedDelivery[] | null = null;
     for (const e of events) {
       for (const d of e.deliveries) {
-        this.st.insertDelivery.run(d.id, d.hookId, e.id, e.source, e.event, e.json, e.plugin, e.occurredAtMs, d.origin, now, now, now);
+        const seq = Number(
+          this.st.insertDelivery.run(d.id, d.hookId, e.id, e.source, e.event, e.json, e.plugin, e.occurredAtMs, d.origin, now, now, now)
+            .lastInsertRowid,
+        );
         // Due now: after any cursor, unless the clock stepped back.
         if (this.cursors.size > 0) this.behind(d.origin, now);
+        if (this.tails.size > 0 && this.tails.serves(d.origin, now)) {
+          (tailed ??= []).push({
+            seq,
+            id: d.id,
+            hookId: d.hookId,
+            origin: d.origin,
+            attempt: 1,
+            cycleStart: 0,
+            eventId: e.id,
+            source: e.source,
+            event: e.event,
+            json: e.json,
+            createdAtMs: now,
+          });
+        }
       }
     }
+    return tailed;
   };
 
   async accept(events: readonly NewEvent[], published: readonly PublishedSource[], nowMs: number): Promise<void> {
-    this.db.transaction(this.acceptTx)(events, published, nowMs);
+    const tailed = this.db.transaction(this.acceptTx)(events, published, nowMs);
+    if (tailed !== null) for (const d of tailed) this.tails.append(d, nowMs);
   }
 
   async dueOrigins(): Promise<Map<string, number>> {
@@ -435,9 +465,7 @@ export class SqliteStore implements EventHookStore {
 
   /** Takes or renews the dispatch lease: null when held, else when the other owner's lease ends. */
   private holdLease(now: number, leaseUntil: number, owner: string): number | null {
-    // Renew when a third of the lease is gone: one write every few seconds, not per cycle.
-    const span = leaseUntil - now;
-    if (this.leaseEnds - now > (2 * span) / 3) return null;
+    if (this.leaseFresh(now, leaseUntil)) return null;
     const cur = this.st.lease.get();
     if (cur && cur.owner !== owner && cur.expires_at > now) {
       // Another process dispatches from this file (or died less than a lease ago).
@@ -450,11 +478,25 @@ export class SqliteStore implements EventHookStore {
     return null;
   }
 
+  /** Held, and less than a third of it gone: renewing it would be one write every few seconds, not per cycle. */
+  private leaseFresh(now: number, leaseUntil: number): boolean {
+    return this.leaseEnds - now > (2 * (leaseUntil - now)) / 3;
+  }
+
   /** Losing the lease: whatever this process had in flight may now be sent by the new owner. */
   private dropInFlight(): void {
     this.inFlight.clear();
     this.inFlightByOrigin.clear();
     this.cursors.clear();
+    this.tails.clear();
+  }
+
+  /** Another connection (another process) committed to the file: what is in memory may no longer be all there is. */
+  private checkForeignWrites(): void {
+    const v = this.st.dataVersion.get() as number;
+    if (v === this.dataVersion) return;
+    this.dataVersion = v;
+    this.tails.clear();
   }
 
   /** A pending row of `origin` is now due at `at`: the origin's cursor goes if the row may sit before it. */
@@ -497,10 +539,15 @@ export class SqliteStore implements EventHookStore {
     owner: string,
   ): CycleResult => {
     for (const o of outcomes) {
-      if (o.kind === 'retry' && this.cursors.size > 0) {
+      if (o.kind === 'retry') {
         const origin = this.inFlight.get(o.seq);
-        if (origin === undefined) this.cursors.clear();
-        else this.behind(origin, o.nextAttemptAtMs);
+        if (origin === undefined) {
+          this.cursors.clear();
+          this.tails.clear();
+        } else {
+          if (this.cursors.size > 0) this.behind(origin, o.nextAttemptAtMs);
+          this.tails.blockAt(origin, o.nextAttemptAtMs);
+        }
       }
       this.landed(o.seq);
       const status = o.attempt?.status ?? null;
@@ -527,6 +574,7 @@ export class SqliteStore implements EventHookStore {
       return { claimed, nextDue };
     }
     for (const req of requests) {
+      if (this.takeFromTail(req, now, claimed, nextDue)) continue;
       const rows = this.claimRows(req.origin, now, req.limit);
       for (const [seq, id, hookId, origin, attempts, cycleStart, eventId, source, event, json, createdAtMs] of rows) {
         this.inFlight.set(seq, origin);
@@ -535,7 +583,10 @@ export class SqliteStore implements EventHookStore {
       if (rows.length > 0) this.inFlightByOrigin.set(req.origin, (this.inFlightByOrigin.get(req.origin) ?? 0) + rows.length);
       if (rows.length < req.limit) {
         this.cursors.delete(req.origin);
-        nextDue.set(req.origin, this.st.nextDue.get(req.origin, this.busyList(req.origin))?.due ?? null);
+        const due = this.st.nextDue.get(req.origin, this.busyList(req.origin))?.due ?? null;
+        nextDue.set(req.origin, due);
+        // Everything due is in flight here: what this process accepts next can be claimed from memory.
+        this.tails.activate(req.origin, due ?? Infinity);
       } else {
         const last = rows[rows.length - 1]!;
         const cur = this.cursors.get(req.origin);
@@ -547,6 +598,21 @@ export class SqliteStore implements EventHookStore {
     }
     return { claimed, nextDue };
   };
+
+  /** Serves a claim from the origin's tail in memory; false when it cannot (the claim must query). */
+  private takeFromTail(req: ClaimRequest, now: number, claimed: ClaimedDelivery[], nextDue: Map<string, number | null>): boolean {
+    const got = this.tails.take(req.origin, now, req.limit);
+    if (got === null) return false;
+    // The tail moves past the cursor's position: claims that query again scan from the start.
+    this.cursors.delete(req.origin);
+    for (const d of got.rows) {
+      this.inFlight.set(d.seq, d.origin);
+      claimed.push(d);
+    }
+    if (got.rows.length > 0) this.inFlightByOrigin.set(req.origin, (this.inFlightByOrigin.get(req.origin) ?? 0) + got.rows.length);
+    if (got.rows.length < req.limit) nextDue.set(req.origin, got.nextDue);
+    return true;
+  }
 
   /** The seqs in flight here for `origin`, as a JSON list (for json_each). */
   private busyList(origin: string): string {
@@ -564,11 +630,20 @@ export class SqliteStore implements EventHookStore {
     owner: string,
   ): Promise<CycleResult> {
     if (outcomes.length === 0 && requests.length === 0) return { claimed: [], nextDue: new Map() };
+    this.checkForeignWrites();
+    if (outcomes.length === 0 && this.leaseFresh(nowMs, leaseUntilMs) && requests.every((r) => this.tails.serves(r.origin, nowMs))) {
+      // Nothing to write and every claim answered from memory: no transaction at all.
+      const claimed: ClaimedDelivery[] = [];
+      const nextDue = new Map<string, number | null>();
+      for (const req of requests) this.takeFromTail(req, nowMs, claimed, nextDue);
+      return { claimed, nextDue };
+    }
     return this.db.transaction(this.cycleTx).immediate(outcomes, requests, nowMs, leaseUntilMs, owner);
   }
 
   async reassignOrigins(hookId: string, originOf: (json: string, source: string, event: string) => string): Promise<void> {
     this.cursors.clear();
+    this.tails.clear();
     this.db.transaction(() => {
       for (const r of this.st.pendingOfHook.all(hookId)) {
         if (!this.inFlight.has(r.seq)) this.st.setOrigin.run(originOf(r.data, r.source, r.event), r.seq);
@@ -630,6 +705,7 @@ export class SqliteStore implements EventHookStore {
         this.st.restart.run({ now: nowMs, seq: row.seq });
       }
       this.cursors.delete(row.origin);
+      this.tails.drop(row.origin);
       return 'scheduled';
     }).immediate();
   }

@@ -283,6 +283,22 @@ class ResponseHandler {
     this.settled = true;
     const c = this.chunks;
     const excerpt = c.length === 0 ? '' : c.length === 1 ? c[0]!.toString('utf8') : Buffer.concat(c, this.size).toString('utf8');
-    this.resolve({ status: this.status, headers: headerRecord(this.rawHeaders), excerpt, address: this.address });
+    this.resolve(new Response(this.status, this.rawHeaders, excerpt, this.address));
+  }
+}
+
+/** An answer whose header record is built only when read (a 2xx delivery never reads it). */
+class Response implements InboundResponse {
+  private record: Record<string, string> | null = null;
+
+  constructor(
+    readonly status: number,
+    private readonly rawHeaders: Buffer[] | string[] | null,
+    readonly excerpt: string,
+    readonly address: string,
+  ) {}
+
+  get headers(): Record<string, string> {
+    return (this.record ??= headerRecord(this.rawHeaders));
   }
 }
