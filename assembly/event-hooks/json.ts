@@ -150,6 +150,23 @@ export class JsonWriter {
     this.needComma = false;
   }
 
+  /** A member name encoded once (a JsonKey): one copy, no escaping work per use. */
+  keyOf(k: JsonKey): void {
+    const b = k.encoded;
+    const n = b.byteLength;
+    this.ensure(n + 1);
+    let o = changetype<usize>(this.buf) + <usize>this.len;
+    if (this.needComma) {
+      store<u8>(o++, 0x2c);
+      this.len++;
+    }
+    // Keys are short: a byte loop beats a memory.copy call.
+    const src = changetype<usize>(b);
+    for (let i = 0; i < n; i++) store<u8>(o + i, load<u8>(src + i));
+    this.len += n;
+    this.needComma = false;
+  }
+
   /** A member name given as UTF-8 bytes. */
   keyBytes(ptr: usize, n: i32): void {
     this.comma();
@@ -485,6 +502,19 @@ function utf8SequenceLength(p: usize, avail: i32): i32 {
     if (b < 0x80 || b > 0xbf) return 0;
   }
   return need + 1;
+}
+
+/** A constant member name with its JSON encoding ("name":) made once. */
+export class JsonKey {
+  readonly text: string;
+  readonly encoded: ArrayBuffer;
+
+  constructor(text: string) {
+    this.text = text;
+    const w = new JsonWriter(text.length * 3 + 4);
+    w.key(text);
+    this.encoded = w.toArrayBuffer();
+  }
 }
 
 /**

@@ -8,7 +8,7 @@
 // The entry is streamed, not built as a tree, so the fields form a tree that
 // the entry writer consults at each object it writes (scalarKey/objectKey/finish).
 import { JSON } from "assemblyscript-json/assembly";
-import { JsonWriter, jsonQuote } from "../../event-hooks/json";
+import { JsonKey, JsonWriter, jsonQuote } from "../../event-hooks/json";
 import { decodeInt, getProperty, propertyPath } from "../../event-hooks/host";
 
 export const KIND_BRANCH: i32 = 0;
@@ -185,16 +185,16 @@ export let sub: CustomNode | null = null;
  * its value (the key is written); false when a custom field replaced or
  * deleted it.
  */
-export function scalarKey(w: JsonWriter, node: CustomNode | null, key: string): bool {
+export function scalarKey(w: JsonWriter, node: CustomNode | null, key: JsonKey): bool {
   if (node !== null) {
-    const c = node.child(key);
+    const c = node.child(key.text);
     if (c !== null) {
       c.mark = entrySeq;
       writeCustom(w, c);
       return false;
     }
   }
-  w.key(key);
+  w.keyOf(key);
   return true;
 }
 
@@ -217,10 +217,10 @@ export function scalarKeyBytes(w: JsonWriter, node: CustomNode | null, ptr: usiz
  * the object (key written; merge `sub` into it); false when a custom value
  * replaced or deleted it.
  */
-export function objectKey(w: JsonWriter, node: CustomNode | null, key: string): bool {
+export function objectKey(w: JsonWriter, node: CustomNode | null, key: JsonKey): bool {
   sub = null;
   if (node !== null) {
-    const c = node.child(key);
+    const c = node.child(key.text);
     if (c !== null) {
       c.mark = entrySeq;
       if (c.kind != KIND_BRANCH) {
@@ -230,7 +230,7 @@ export function objectKey(w: JsonWriter, node: CustomNode | null, key: string): 
       sub = c;
     }
   }
-  w.key(key);
+  w.keyOf(key);
   return true;
 }
 

@@ -14,7 +14,7 @@
 // (event-hooks/scratch.ts): values are views, nothing is copied or collected.
 // Properties use NUL-separated paths and Envoy's encodings; any of them may be
 // missing, and each has a fallback (the single properties Envoy offers).
-import { JsonWriter } from "../../event-hooks/json";
+import { JsonKey, JsonWriter } from "../../event-hooks/json";
 import { propertyPath } from "../../event-hooks/host";
 import { readHeaderMap, readProperty, resetScratch, Slice, sliceInt } from "../../event-hooks/scratch";
 import { CustomNode, finish, nextEntry, objectKey, scalarKey, scalarKeyBytes, sub } from "./custom";
@@ -70,6 +70,38 @@ const WORKSPACE_NAME_KEY = String.UTF8.encode("workspace_name");
 const CONSUMER_ID_KEY = String.UTF8.encode("consumer_id");
 const CONSUMER_USERNAME_KEY = String.UTF8.encode("consumer_username");
 
+// Member names, encoded once.
+const K_BALANCER_LATENCY = new JsonKey("balancer_latency");
+const K_CLIENT_IP = new JsonKey("client_ip");
+const K_CONSUMER = new JsonKey("consumer");
+const K_HEADERS = new JsonKey("headers");
+const K_ID = new JsonKey("id");
+const K_IP = new JsonKey("ip");
+const K_KONG = new JsonKey("kong");
+const K_LATENCIES = new JsonKey("latencies");
+const K_METHOD = new JsonKey("method");
+const K_NAME = new JsonKey("name");
+const K_PORT = new JsonKey("port");
+const K_PROXY = new JsonKey("proxy");
+const K_QUERYSTRING = new JsonKey("querystring");
+const K_RECEIVE = new JsonKey("receive");
+const K_REQUEST = new JsonKey("request");
+const K_RESPONSE = new JsonKey("response");
+const K_ROUTE = new JsonKey("route");
+const K_SERVICE = new JsonKey("service");
+const K_SIZE = new JsonKey("size");
+const K_SOURCE = new JsonKey("source");
+const K_STARTED_AT = new JsonKey("started_at");
+const K_STATUS = new JsonKey("status");
+const K_TRIES = new JsonKey("tries");
+const K_UPSTREAM_STATUS = new JsonKey("upstream_status");
+const K_UPSTREAM_URI = new JsonKey("upstream_uri");
+const K_URI = new JsonKey("uri");
+const K_URL = new JsonKey("url");
+const K_USERNAME = new JsonKey("username");
+const K_WORKSPACE = new JsonKey("workspace");
+const K_WORKSPACE_NAME = new JsonKey("workspace_name");
+
 /** Most query arguments decoded, as ngx.req.get_uri_args' default. */
 const MAX_QUERY_ARGS = 100;
 
@@ -93,11 +125,56 @@ const scratch = new JsonWriter(256);
 /** The uri when it has to be put together from request.url_path and request.query. */
 const uriBuf = new JsonWriter(256);
 let decoded = new ArrayBuffer(256);
-const kPtr = new Array<usize>();
-const kLen = new Array<i32>();
-const vPtr = new Array<usize>();
-const vLen = new Array<i32>(); // -1: a query flag (true)
-const used = new Array<bool>();
+
+/**
+ * The pairs of the map or query being written: (name ptr, name len, value
+ * ptr, value len) records in one reused block, plus a byte per pair for the
+ * grouping of repeated names. A value length of -1 is a query flag (true).
+ */
+class Pairs {
+  private recs: ArrayBuffer = new ArrayBuffer(64 << 4);
+  private marks: ArrayBuffer = new ArrayBuffer(64);
+  count: i32 = 0;
+
+  @inline
+  reset(): void {
+    this.count = 0;
+  }
+
+  push(kp: usize, kl: i32, vp: usize, vl: i32): void {
+    if (((this.count + 1) << 4) > this.recs.byteLength) {
+      const recs = new ArrayBuffer(this.recs.byteLength << 1);
+      memory.copy(changetype<usize>(recs), changetype<usize>(this.recs), <usize>this.count << 4);
+      this.recs = recs;
+      this.marks = new ArrayBuffer(this.marks.byteLength << 1);
+    }
+    this.set(this.count++, kp, kl, vp, vl);
+  }
+
+  @inline
+  set(i: i32, kp: usize, kl: i32, vp: usize, vl: i32): void {
+    const r = changetype<usize>(this.recs) + (<usize>i << 4);
+    store<u32>(r, <u32>kp);
+    store<i32>(r, kl, 4);
+    store<u32>(r, <u32>vp, 8);
+    store<i32>(r, vl, 12);
+  }
+
+  @inline kp(i: i32): usize { return <usize>load<u32>(changetype<usize>(this.recs) + (<usize>i << 4)); }
+  @inline kl(i: i32): i32 { return load<i32>(changetype<usize>(this.recs) + (<usize>i << 4), 4); }
+  @inline vp(i: i32): usize { return <usize>load<u32>(changetype<usize>(this.recs) + (<usize>i << 4), 8); }
+  @inline vl(i: i32): i32 { return load<i32>(changetype<usize>(this.recs) + (<usize>i << 4), 12); }
+
+  @inline
+  clearMarks(): void {
+    memory.fill(changetype<usize>(this.marks), 0, <usize>this.count);
+  }
+
+  @inline marked(i: i32): bool { return load<u8>(changetype<usize>(this.marks) + <usize>i) != 0; }
+  @inline mark(i: i32): void { store<u8>(changetype<usize>(this.marks) + <usize>i, 1); }
+}
+
+const pairs = new Pairs();
 
 // The values of one entry (views into scratch memory).
 const requestMap = new Slice();
@@ -191,12 +268,10 @@ function fill(s: Slice, path: ArrayBuffer): bool {
   return s.fromRead(readProperty(path));
 }
 
-/** Parse a proxy-wasm pairs map (ptr, size) into the k/v scratch arrays; false if malformed. */
+/** Parse a proxy-wasm pairs map (ptr, size) into `pairs`; false if malformed. */
 function readPairs(p: usize, size: i32): bool {
-  kPtr.length = 0;
-  kLen.length = 0;
-  vPtr.length = 0;
-  vLen.length = 0;
+  const list = pairs;
+  list.reset();
   if (size < 4) return size <= 1; // empty map: 0 bytes or a single 0
   const count = <i32>load<u32>(p);
   if (count < 0 || 4 + <i64>count * 8 > <i64>size) return false;
@@ -206,53 +281,47 @@ function readPairs(p: usize, size: i32): bool {
     const kl = <i32>load<u32>(p + 4 + <usize>i * 8);
     const vl = <i32>load<u32>(p + 8 + <usize>i * 8);
     if (kl < 0 || vl < 0 || data + <usize>kl + <usize>vl + 2 > end) return false;
-    kPtr.push(data);
-    kLen.push(kl);
-    data += <usize>kl + 1;
-    vPtr.push(data);
-    vLen.push(vl);
-    data += <usize>vl + 1;
+    list.push(data, kl, data + <usize>kl + 1, vl);
+    data += <usize>kl + <usize>vl + 2;
   }
   return true;
 }
 
 function parseMap(m: Slice): bool {
   if (m.ok && readPairs(m.ptr, m.len)) return true;
-  kPtr.length = 0;
-  kLen.length = 0;
-  vPtr.length = 0;
-  vLen.length = 0;
+  pairs.reset();
   return false;
 }
 
 /** After parseMap: `out` = the first value of `key`, when `out` is not set yet. */
 function take(key: ArrayBuffer, out: Slice): void {
   if (out.ok) return;
-  for (let i = 0; i < kPtr.length; i++) {
-    if (bytesEqual(unchecked(kPtr[i]), unchecked(kLen[i]), key)) {
-      out.set(unchecked(vPtr[i]), unchecked(vLen[i]));
+  const list = pairs;
+  for (let i = 0; i < list.count; i++) {
+    if (bytesEqual(list.kp(i), list.kl(i), key)) {
+      out.set(list.vp(i), list.vl(i));
       return;
     }
   }
 }
 
 /**
- * Write the k/v scratch entries as a JSON object: repeated names become arrays
- * (as Kong's get_headers/get_query return them), flags are true.
+ * Write `pairs` as a JSON object: repeated names become arrays (as Kong's
+ * get_headers/get_query return them), flags are true.
  */
 function writeGrouped(w: JsonWriter, node: CustomNode | null, redact: bool): void {
-  const n = kPtr.length;
-  used.length = n;
-  for (let i = 0; i < n; i++) unchecked(used[i] = false);
+  const list = pairs;
+  const n = list.count;
+  list.clearMarks();
   w.beginObject();
   for (let i = 0; i < n; i++) {
-    if (unchecked(used[i])) continue;
-    const kp = unchecked(kPtr[i]);
-    const kl = unchecked(kLen[i]);
+    if (list.marked(i)) continue;
+    const kp = list.kp(i);
+    const kl = list.kl(i);
     let count = 1;
     for (let j = i + 1; j < n; j++) {
-      if (!unchecked(used[j]) && unchecked(kLen[j]) == kl && memory.compare(unchecked(kPtr[j]), kp, kl) == 0) {
-        unchecked(used[j] = true);
+      if (!list.marked(j) && list.kl(j) == kl && memory.compare(list.kp(j), kp, kl) == 0) {
+        list.mark(j);
         count++;
       }
     }
@@ -261,13 +330,18 @@ function writeGrouped(w: JsonWriter, node: CustomNode | null, redact: bool): voi
       w.str("REDACTED");
       continue;
     }
-    if (count > 1) w.beginArray();
-    for (let j = i; j < n; j++) {
-      if (j != i && !(unchecked(kLen[j]) == kl && memory.compare(unchecked(kPtr[j]), kp, kl) == 0)) continue;
-      if (unchecked(vLen[j]) < 0) w.bool(true);
-      else w.strBytes(unchecked(vPtr[j]), unchecked(vLen[j]));
+    if (count == 1) {
+      if (list.vl(i) < 0) w.bool(true);
+      else w.strBytes(list.vp(i), list.vl(i));
+      continue;
     }
-    if (count > 1) w.endArray();
+    w.beginArray();
+    for (let j = i; j < n; j++) {
+      if (j != i && !(list.kl(j) == kl && memory.compare(list.kp(j), kp, kl) == 0)) continue;
+      if (list.vl(j) < 0) w.bool(true);
+      else w.strBytes(list.vp(j), list.vl(j));
+    }
+    w.endArray();
   }
   finish(w, node);
 }
@@ -275,38 +349,30 @@ function writeGrouped(w: JsonWriter, node: CustomNode | null, redact: bool): voi
 /** request.headers / response.headers: lower-case names, pseudo-headers left out (request :authority becomes host). */
 function writeHeaders(w: JsonWriter, m: Slice, node: CustomNode | null, request: bool): void {
   parseMap(m);
+  const list = pairs;
   let hasHost = false;
-  for (let i = 0; i < kPtr.length; i++) if (bytesEqual(unchecked(kPtr[i]), unchecked(kLen[i]), HOST_KEY)) hasHost = true;
+  for (let i = 0; i < list.count; i++) if (bytesEqual(list.kp(i), list.kl(i), HOST_KEY)) hasHost = true;
   // Drop pseudo-headers, in place.
   let o = 0;
-  for (let i = 0; i < kPtr.length; i++) {
-    let kp = unchecked(kPtr[i]);
-    let kl = unchecked(kLen[i]);
+  for (let i = 0; i < list.count; i++) {
+    let kp = list.kp(i);
+    let kl = list.kl(i);
     if (kl > 0 && load<u8>(kp) == 0x3a) {
       if (!(request && !hasHost && bytesEqual(kp, kl, AUTHORITY_KEY))) continue;
       kp = changetype<usize>(HOST_KEY);
       kl = HOST_KEY.byteLength;
       hasHost = true;
     }
-    unchecked(kPtr[o] = kp);
-    unchecked(kLen[o] = kl);
-    unchecked(vPtr[o] = unchecked(vPtr[i]));
-    unchecked(vLen[o] = unchecked(vLen[i]));
-    o++;
+    list.set(o++, kp, kl, list.vp(i), list.vl(i));
   }
-  kPtr.length = o;
-  kLen.length = o;
-  vPtr.length = o;
-  vLen.length = o;
+  list.count = o;
   writeGrouped(w, node, request);
 }
 
 /** request.querystring from the raw query ("a=1&b&a=2"): decoded, flags true, repeats as arrays. */
 function writeQuery(w: JsonWriter, q: Slice, node: CustomNode | null): void {
-  kPtr.length = 0;
-  kLen.length = 0;
-  vPtr.length = 0;
-  vLen.length = 0;
+  const list = pairs;
+  list.reset();
   if (q.ok && q.len > 0) {
     const n = q.len;
     if (decoded.byteLength < n) decoded = new ArrayBuffer(n);
@@ -314,7 +380,7 @@ function writeQuery(w: JsonWriter, q: Slice, node: CustomNode | null): void {
     const dst = changetype<usize>(decoded);
     let out = 0;
     let start = 0;
-    while (start <= n && kPtr.length < MAX_QUERY_ARGS) {
+    while (start <= n && list.count < MAX_QUERY_ARGS) {
       let end = start;
       while (end < n && load<u8>(src + end) != 0x26) end++;
       if (end > start) {
@@ -322,17 +388,14 @@ function writeQuery(w: JsonWriter, q: Slice, node: CustomNode | null): void {
         while (eq < end && load<u8>(src + eq) != 0x3d) eq++;
         const klen = unescapeQuery(src + start, eq - start, dst + out);
         if (klen > 0) {
-          kPtr.push(dst + out);
-          kLen.push(klen);
+          const kp = dst + out;
           out += klen;
           if (eq < end) {
             const vl = unescapeQuery(src + eq + 1, end - eq - 1, dst + out);
-            vPtr.push(dst + out);
-            vLen.push(vl);
+            list.push(kp, klen, dst + out, vl);
             out += vl;
           } else {
-            vPtr.push(0);
-            vLen.push(-1);
+            list.push(kp, klen, 0, -1);
           }
         }
       }
@@ -358,14 +421,21 @@ function readIdentity(ident: Identity): void {
   ident.consumerId.clear();
   ident.consumerUsername.clear();
   if (tmp.fromRead(readProperty(P_ENTITIES)) && parseMap(tmp)) {
-    take(ROUTE_ID_KEY, ident.routeId);
-    take(ROUTE_NAME_KEY, ident.routeName);
-    take(SERVICE_ID_KEY, ident.serviceId);
-    take(SERVICE_NAME_KEY, ident.serviceName);
-    take(WORKSPACE_ID_KEY, ident.workspaceId);
-    take(WORKSPACE_NAME_KEY, ident.workspaceName);
-    take(CONSUMER_ID_KEY, ident.consumerId);
-    take(CONSUMER_USERNAME_KEY, ident.consumerUsername);
+    const list = pairs;
+    for (let i = 0; i < list.count; i++) {
+      const kp = list.kp(i);
+      const kl = list.kl(i);
+      let into: Slice | null = null;
+      if (bytesEqual(kp, kl, ROUTE_ID_KEY)) into = ident.routeId;
+      else if (bytesEqual(kp, kl, ROUTE_NAME_KEY)) into = ident.routeName;
+      else if (bytesEqual(kp, kl, SERVICE_ID_KEY)) into = ident.serviceId;
+      else if (bytesEqual(kp, kl, SERVICE_NAME_KEY)) into = ident.serviceName;
+      else if (bytesEqual(kp, kl, WORKSPACE_ID_KEY)) into = ident.workspaceId;
+      else if (bytesEqual(kp, kl, WORKSPACE_NAME_KEY)) into = ident.workspaceName;
+      else if (bytesEqual(kp, kl, CONSUMER_ID_KEY)) into = ident.consumerId;
+      else if (bytesEqual(kp, kl, CONSUMER_USERNAME_KEY)) into = ident.consumerUsername;
+      if (into !== null && !into.ok) into.set(list.vp(i), list.vl(i));
+    }
     return;
   }
   fill(ident.routeId, P_ROUTE_ID);
@@ -378,11 +448,11 @@ function readIdentity(ident: Identity): void {
   fill(ident.workspaceName, P_WORKSPACE_NAME);
 }
 
-function writeNamed(w: JsonWriter, node: CustomNode | null, key: string, id: Slice, nameKey: string, name: Slice): void {
+function writeNamed(w: JsonWriter, node: CustomNode | null, key: JsonKey, id: Slice, nameKey: JsonKey, name: Slice): void {
   if (!objectKey(w, node, key)) return;
   const s = sub;
   w.beginObject();
-  if (id.ok && scalarKey(w, s, "id")) w.strBytes(id.ptr, id.len);
+  if (id.ok && scalarKey(w, s, K_ID)) w.strBytes(id.ptr, id.len);
   if (name.ok && scalarKey(w, s, nameKey)) w.strBytes(name.ptr, name.len);
   finish(w, s);
 }
@@ -404,11 +474,20 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
   statusCode.clear();
   readMap(requestMap, P_REQ_HEADERS, 0);
   if (parseMap(requestMap)) {
-    take(PATH_KEY, uri);
-    take(METHOD_KEY, method);
-    take(SCHEME_KEY, scheme);
-    take(AUTHORITY_KEY, rawHost);
-    take(REQUEST_ID_KEY, reqId);
+    // One pass: the first of each (pseudo-headers come first in Envoy's maps).
+    const list = pairs;
+    for (let i = 0; i < list.count; i++) {
+      const kp = list.kp(i);
+      const kl = list.kl(i);
+      let into: Slice | null = null;
+      if (kl > 0 && load<u8>(kp) == 0x3a) {
+        if (bytesEqual(kp, kl, PATH_KEY)) into = uri;
+        else if (bytesEqual(kp, kl, METHOD_KEY)) into = method;
+        else if (bytesEqual(kp, kl, AUTHORITY_KEY)) into = rawHost;
+        else if (bytesEqual(kp, kl, SCHEME_KEY)) into = scheme;
+      } else if (bytesEqual(kp, kl, REQUEST_ID_KEY)) into = reqId;
+      if (into !== null && !into.ok) into.set(list.vp(i), list.vl(i));
+    }
   }
   readMap(responseMap, P_RESP_HEADERS, 2);
   if (parseMap(responseMap)) take(STATUS_KEY, statusCode);
@@ -473,12 +552,12 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
   w.beginObject();
   const root = custom;
 
-  if (objectKey(w, root, "request")) {
+  if (objectKey(w, root, K_REQUEST)) {
     const s = sub;
     w.beginObject();
-    if (scalarKey(w, s, "id")) strOr(w, reqId);
-    if (scalarKey(w, s, "uri")) strOr(w, uri);
-    if (scalarKey(w, s, "url")) {
+    if (scalarKey(w, s, K_ID)) strOr(w, reqId);
+    if (scalarKey(w, s, K_URI)) strOr(w, uri);
+    if (scalarKey(w, s, K_URL)) {
       let port = destPort;
       const hostPort = rawHost.ok ? splitHost(rawHost, hostName) : -1;
       if (port < 0) port = hostPort;
@@ -494,67 +573,67 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
       if (uri.ok) w.stringBytes(uri.ptr, uri.len);
       w.endString();
     }
-    if (objectKey(w, s, "querystring")) writeQuery(w, query, sub);
-    if (scalarKey(w, s, "method")) strOr(w, method);
-    if (objectKey(w, s, "headers")) writeHeaders(w, requestMap, sub, true);
-    if (scalarKey(w, s, "size")) w.int(requestSize);
+    if (objectKey(w, s, K_QUERYSTRING)) writeQuery(w, query, sub);
+    if (scalarKey(w, s, K_METHOD)) strOr(w, method);
+    if (objectKey(w, s, K_HEADERS)) writeHeaders(w, requestMap, sub, true);
+    if (scalarKey(w, s, K_SIZE)) w.int(requestSize);
     finish(w, s);
   }
 
-  if (scalarKey(w, root, "upstream_uri")) {
+  if (scalarKey(w, root, K_UPSTREAM_URI)) {
     if (upstreamUri.ok) w.strBytes(upstreamUri.ptr, upstreamUri.len);
     else strOr(w, uri);
   }
-  if (scalarKey(w, root, "upstream_status")) {
+  if (scalarKey(w, root, K_UPSTREAM_STATUS)) {
     if (hasStatus) w.strBytes(statusPtr, statusLen);
     else w.str("");
   }
 
-  if (objectKey(w, root, "response")) {
+  if (objectKey(w, root, K_RESPONSE)) {
     const s = sub;
     w.beginObject();
-    if (scalarKey(w, s, "status")) w.int(status);
-    if (objectKey(w, s, "headers")) writeHeaders(w, responseMap, sub, false);
-    if (scalarKey(w, s, "size")) w.int(responseSize);
+    if (scalarKey(w, s, K_STATUS)) w.int(status);
+    if (objectKey(w, s, K_HEADERS)) writeHeaders(w, responseMap, sub, false);
+    if (scalarKey(w, s, K_SIZE)) w.int(responseSize);
     finish(w, s);
   }
 
-  if (objectKey(w, root, "latencies")) {
+  if (objectKey(w, root, K_LATENCIES)) {
     const s = sub;
     w.beginObject();
-    if (scalarKey(w, s, "kong")) w.int(kongMs);
-    if (scalarKey(w, s, "proxy")) w.int(proxyMs);
-    if (scalarKey(w, s, "request")) w.int(requestMs);
-    if (scalarKey(w, s, "receive")) w.int(0);
+    if (scalarKey(w, s, K_KONG)) w.int(kongMs);
+    if (scalarKey(w, s, K_PROXY)) w.int(proxyMs);
+    if (scalarKey(w, s, K_REQUEST)) w.int(requestMs);
+    if (scalarKey(w, s, K_RECEIVE)) w.int(0);
     finish(w, s);
   }
 
-  if (upstream.ok && scalarKey(w, root, "tries")) {
+  if (upstream.ok && scalarKey(w, root, K_TRIES)) {
     w.beginArray();
     w.beginObject();
-    w.key("ip");
+    w.keyOf(K_IP);
     addressHost(upstream, tmp);
     w.strBytes(tmp.ptr, tmp.len);
     const port = addressPort(upstream);
-    w.key("port");
+    w.keyOf(K_PORT);
     if (port >= 0) w.int(port);
     else w.nul();
-    w.key("balancer_latency");
+    w.keyOf(K_BALANCER_LATENCY);
     w.int(0);
     w.endObject();
     w.endArray();
   }
 
-  if (scalarKey(w, root, "client_ip")) strOr(w, ident.clientIp);
-  if (scalarKey(w, root, "started_at")) w.int(startedAt);
-  if (scalarKey(w, root, "source")) w.str(fromUpstream ? "upstream" : "kong");
+  if (scalarKey(w, root, K_CLIENT_IP)) strOr(w, ident.clientIp);
+  if (scalarKey(w, root, K_STARTED_AT)) w.int(startedAt);
+  if (scalarKey(w, root, K_SOURCE)) w.str(fromUpstream ? "upstream" : "kong");
 
-  if (ident.routeId.ok || ident.routeName.ok) writeNamed(w, root, "route", ident.routeId, "name", ident.routeName);
-  if (ident.serviceId.ok || ident.serviceName.ok) writeNamed(w, root, "service", ident.serviceId, "name", ident.serviceName);
-  if (ident.consumerId.ok || ident.consumerUsername.ok) writeNamed(w, root, "consumer", ident.consumerId, "username", ident.consumerUsername);
+  if (ident.routeId.ok || ident.routeName.ok) writeNamed(w, root, K_ROUTE, ident.routeId, K_NAME, ident.routeName);
+  if (ident.serviceId.ok || ident.serviceName.ok) writeNamed(w, root, K_SERVICE, ident.serviceId, K_NAME, ident.serviceName);
+  if (ident.consumerId.ok || ident.consumerUsername.ok) writeNamed(w, root, K_CONSUMER, ident.consumerId, K_USERNAME, ident.consumerUsername);
 
-  if (ident.workspaceId.ok && scalarKey(w, root, "workspace")) w.strBytes(ident.workspaceId.ptr, ident.workspaceId.len);
-  if (ident.workspaceName.ok && scalarKey(w, root, "workspace_name")) w.strBytes(ident.workspaceName.ptr, ident.workspaceName.len);
+  if (ident.workspaceId.ok && scalarKey(w, root, K_WORKSPACE)) w.strBytes(ident.workspaceId.ptr, ident.workspaceId.len);
+  if (ident.workspaceName.ok && scalarKey(w, root, K_WORKSPACE_NAME)) w.strBytes(ident.workspaceName.ptr, ident.workspaceName.len);
 
   finish(w, root);
 }

@@ -118,8 +118,8 @@ class HttpLogRoot extends RootContext {
 
   // ---- the queue (kong.tools.queue semantics) ----
 
-  /** Queue one serialized entry. Runs as the root context (the caller switched to it). */
-  enqueue(entry: ArrayBuffer): void {
+  /** Queue one serialized entry at time `now` (ms). */
+  enqueue(entry: ArrayBuffer, now: f64): void {
     const q = this.cfg.queue;
     const len = entry.byteLength;
     if (q.maxBytes > 0 && <i64>len > q.maxBytes) {
@@ -155,7 +155,6 @@ class HttpLogRoot extends RootContext {
         log(LogLevelValues.error, "http-log: byte capacity exceeded, " + dropped.toString() + " queue entries were dropped");
       }
     }
-    const now = nowMs();
     const startsBatch = this.queue.length == 0 && this.batch.length == 0;
     this.queue.push(entry);
     if (startsBatch) this.coalesceStart = now;
@@ -323,7 +322,7 @@ function onStreamLog(root: HttpLogRoot, contextId: u32): void {
 
   logContext = contextId;
   switchedToRoot = false;
-  root.enqueue(entry);
+  root.enqueue(entry, <f64>now);
   if (switchedToRoot) setEffectiveContext(contextId);
   logContext = 0;
   switchedToRoot = false;
