@@ -2,19 +2,21 @@
  * Claims served from memory: the tail of an origin's outbox queue that this
  * process accepted itself.
  *
- * Once a claim for an origin has leased every due delivery of it (the claim
- * came back short), the deliveries this process accepts next for that origin
- * are exactly what its next claims would read back, in the same order, until
- * something else lands in its queue. While that holds, the accepted
- * deliveries are kept here (they are on disk too) and claims take them from
- * memory: no query, no text read back.
+ * Once an origin is being claimed, the deliveries this process accepts for it
+ * are also kept here, in acceptance order (they are on disk too). When the
+ * claim query has leased everything queued before them (it returned one of
+ * them, or came back short), those kept deliveries are exactly what the next
+ * claims would read back, in the same order, until something else lands in
+ * the queue. From then on claims take them from memory: no query, no text
+ * read back.
  *
  * A tail is only an optimization and is dropped at the first doubt; the rows
  * are in the outbox and the claim query finds them:
- * - another delivery of the origin becomes due (a retry, a hand-back): the
- *   tail serves only until that row's due time (`blockAt`);
+ * - another delivery of the origin becomes due (a retry, a hand-back, one
+ *   queued earlier for later): the tail serves only until that due time;
  * - anything that can reorder or move the queue (manual retry, hook deleted,
- *   re-partitioning, lost lease, a write by another process): `drop` / `clear`;
+ *   re-partitioning, lost lease, a write by another process, the clock
+ *   stepping back): `drop` / `clear`;
  * - it grows past `MAX_TAIL` (an origin that does not drain, e.g. its circuit
  *   is open): its memory goes back, the rows wait on disk.
  */
@@ -30,6 +32,8 @@ interface Tail {
   due: number[];
   /** Index of the first unclaimed row (rows before it are taken). */
   head: number;
+  /** The claim query has leased everything queued before `rows`: claims may be served from here. */
+  ready: boolean;
   /** Earliest due time of any other pending delivery of the origin not in flight here (Infinity: none). */
   blockedFrom: number;
 }
@@ -41,17 +45,23 @@ export class OutboxTails {
     return this.tails.size;
   }
 
-  /** Every due delivery of `origin` is in flight here; the next one not accepted here is due at `blockedFrom`. */
-  activate(origin: string, blockedFrom: number): void {
-    // A claim just leased everything due: whatever an older tail still held is in flight now.
-    this.tails.set(origin, { rows: [], due: [], head: 0, blockedFrom });
+  /** Whether deliveries accepted for `origin` are kept. */
+  has(origin: string): boolean {
+    return this.tails.has(origin);
   }
 
-  /** A delivery of `origin` accepted (committed) here, due at `due`. */
+  /** Starts keeping the deliveries accepted for `origin` from now on. */
+  track(origin: string): void {
+    if (!this.tails.has(origin)) this.tails.set(origin, { rows: [], due: [], head: 0, ready: false, blockedFrom: Infinity });
+  }
+
+  /** A delivery accepted (committed) here, due at `due`. */
   append(d: ClaimedDelivery, due: number): void {
     const t = this.tails.get(d.origin);
     if (t === undefined) return;
-    if (t.rows.length - t.head >= MAX_TAIL) {
+    const last = t.due.length > t.head ? t.due[t.due.length - 1]! : -Infinity;
+    // Too big, or the clock stepped back (memory order would no longer be due order).
+    if (t.rows.length - t.head >= MAX_TAIL || due < last) {
       this.tails.delete(d.origin);
       return;
     }
@@ -59,7 +69,36 @@ export class OutboxTails {
     t.due.push(due);
   }
 
-  /** Another pending delivery of `origin` (not accepted through the tail) is due at `at`. */
+  /**
+   * The claim query just leased deliveries of `origin` (`leased(seq)` says
+   * which are in flight now): they leave the tail. Returns true when the
+   * query reached the tail (leased at least one of its deliveries).
+   */
+  leasedByQuery(origin: string, leased: (seq: number) => boolean): boolean {
+    const t = this.tails.get(origin);
+    if (t === undefined) return false;
+    const from = t.head;
+    while (t.head < t.rows.length && leased(t.rows[t.head]!.seq)) t.head++;
+    const reached = t.head !== from;
+    this.compact(t);
+    return reached;
+  }
+
+  /** The seq of the first delivery still kept for `origin`, or null when none is. */
+  firstSeq(origin: string): number | null {
+    const t = this.tails.get(origin);
+    return t !== undefined && t.head < t.rows.length ? t.rows[t.head]!.seq : null;
+  }
+
+  /** Everything queued for `origin` before its tail is leased; the next other delivery is due at `blockedFrom`. */
+  ready(origin: string, blockedFrom: number): void {
+    const t = this.tails.get(origin);
+    if (t === undefined) return;
+    t.ready = true;
+    t.blockedFrom = blockedFrom;
+  }
+
+  /** Another pending delivery of `origin` (not kept here) is due at `at`. */
   blockAt(origin: string, at: number): void {
     const t = this.tails.get(origin);
     if (t !== undefined && at < t.blockedFrom) t.blockedFrom = at;
@@ -73,22 +112,22 @@ export class OutboxTails {
     this.tails.clear();
   }
 
-  /** Whether claims of `origin` at `now` can be served from memory. */
+  /** Whether a claim of `origin` at `now` can be served from memory. */
   serves(origin: string, now: number): boolean {
     const t = this.tails.get(origin);
-    return t !== undefined && now < t.blockedFrom;
+    return t !== undefined && t.ready && now < t.blockedFrom;
   }
 
   /**
    * Up to `limit` deliveries of `origin` due at `now`, oldest first; null when
    * the tail cannot answer (the claim must query). A short answer means the
-   * origin has nothing else due: its next due time is `blockedFrom`.
+   * origin has nothing else due: `nextDue` is its next due time.
    */
-  take(origin: string, now: number, limit: number): { rows: ClaimedDelivery[]; lastDue: number; nextDue: number | null } | null {
+  take(origin: string, now: number, limit: number): { rows: ClaimedDelivery[]; nextDue: number | null } | null {
     const t = this.tails.get(origin);
-    if (t === undefined) return null;
+    if (t === undefined || !t.ready) return null;
     if (now >= t.blockedFrom) {
-      // Another delivery is due: from here on the claim query orders the queue.
+      // Another delivery is due: the claim query orders the queue again, and keeping starts over.
       this.tails.delete(origin);
       return null;
     }
@@ -96,8 +135,18 @@ export class OutboxTails {
     const stop = Math.min(t.rows.length, t.head + limit);
     while (end < stop && t.due[end]! <= now) end++;
     const rows = t.rows.slice(t.head, end);
-    const lastDue = end > t.head ? t.due[end - 1]! : 0;
     t.head = end;
+    let nextDue: number | null = null;
+    if (rows.length < limit) {
+      // Nothing more is due now: the earliest of what waits here and elsewhere.
+      const next = Math.min(t.head < t.rows.length ? t.due[t.head]! : Infinity, t.blockedFrom);
+      nextDue = next === Infinity ? null : next;
+    }
+    this.compact(t);
+    return { rows, nextDue };
+  }
+
+  private compact(t: Tail): void {
     if (t.head === t.rows.length) {
       t.rows = [];
       t.due = [];
@@ -107,13 +156,5 @@ export class OutboxTails {
       t.due = t.due.slice(t.head);
       t.head = 0;
     }
-    let nextDue: number | null = null;
-    if (rows.length < limit) {
-      // Nothing more is due now: the earliest of what waits in the tail and elsewhere.
-      const waiting = t.head < t.rows.length ? t.due[t.head]! : Infinity;
-      const next = Math.min(waiting, t.blockedFrom);
-      nextDue = next === Infinity ? null : next;
-    }
-    return { rows, lastDue, nextDue };
   }
 }

@@ -218,6 +218,9 @@ interface Cursor {
  */
 const CURSOR_MAX_AGE_MS = 1000;
 
+/** How often claims check whether another connection wrote to the file (SQLite's data_version). */
+const FOREIGN_CHECK_MS = 10;
+
 export class SqliteStore implements EventHookStore {
   readonly db: Database.Database;
   private readonly st: ReturnType<SqliteStore['prepare']>;
@@ -240,6 +243,7 @@ export class SqliteStore implements EventHookStore {
   private readonly tails = new OutboxTails();
   /** SQLite's data_version as last seen: it changes when another connection commits to the file. */
   private dataVersion: number;
+  private foreignCheckedAt = -Infinity;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.db = new Database(path);
@@ -295,6 +299,10 @@ export class SqliteStore implements EventHookStore {
       ),
       nextDue: db.prepare<[string, string], { due: number | null }>(
         `SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending' AND origin = ?
+         AND seq NOT IN (SELECT value FROM json_each(?))`,
+      ),
+      nextDueBefore: db.prepare<[string, number, string], { due: number | null }>(
+        `SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending' AND origin = ? AND seq < ?
          AND seq NOT IN (SELECT value FROM json_each(?))`,
       ),
       due: db
@@ -434,7 +442,7 @@ export class SqliteStore implements EventHookStore {
         );
         // Due now: after any cursor, unless the clock stepped back.
         if (this.cursors.size > 0) this.behind(d.origin, now);
-        if (this.tails.size > 0 && this.tails.serves(d.origin, now)) {
+        if (this.tails.size > 0 && this.tails.has(d.origin)) {
           (tailed ??= []).push({
             seq,
             id: d.id,
@@ -492,7 +500,10 @@ export class SqliteStore implements EventHookStore {
   }
 
   /** Another connection (another process) committed to the file: what is in memory may no longer be all there is. */
-  private checkForeignWrites(): void {
+  private checkForeignWrites(now: number): void {
+    // At most every FOREIGN_CHECK_MS: a delivery written by another process waits at most that long to be noticed.
+    if (now - this.foreignCheckedAt < FOREIGN_CHECK_MS && now >= this.foreignCheckedAt) return;
+    this.foreignCheckedAt = now;
     const v = this.st.dataVersion.get() as number;
     if (v === this.dataVersion) return;
     this.dataVersion = v;
@@ -581,13 +592,23 @@ export class SqliteStore implements EventHookStore {
         claimed.push({ seq, id, hookId, origin, attempt: attempts + 1, cycleStart, eventId, source, event, json, createdAtMs });
       }
       if (rows.length > 0) this.inFlightByOrigin.set(req.origin, (this.inFlightByOrigin.get(req.origin) ?? 0) + rows.length);
+      // From now on keep what this process accepts for the origin; once the query reaches it, claims come from memory.
+      this.tails.track(req.origin);
+      const reachedTail = this.tails.leasedByQuery(req.origin, (seq) => this.inFlight.has(seq));
       if (rows.length < req.limit) {
         this.cursors.delete(req.origin);
         const due = this.st.nextDue.get(req.origin, this.busyList(req.origin))?.due ?? null;
         nextDue.set(req.origin, due);
-        // Everything due is in flight here: what this process accepts next can be claimed from memory.
-        this.tails.activate(req.origin, due ?? Infinity);
+        // Everything due is in flight here.
+        this.tails.ready(req.origin, due ?? Infinity);
       } else {
+        if (reachedTail) {
+          // Everything queued before the kept deliveries is in flight here, except what is due later.
+          const first = this.tails.firstSeq(req.origin);
+          const busy = this.busyList(req.origin);
+          const other = first === null ? this.st.nextDue.get(req.origin, busy) : this.st.nextDueBefore.get(req.origin, first, busy);
+          this.tails.ready(req.origin, other?.due ?? Infinity);
+        }
         const last = rows[rows.length - 1]!;
         const cur = this.cursors.get(req.origin);
         if (cur) {
@@ -630,7 +651,7 @@ export class SqliteStore implements EventHookStore {
     owner: string,
   ): Promise<CycleResult> {
     if (outcomes.length === 0 && requests.length === 0) return { claimed: [], nextDue: new Map() };
-    this.checkForeignWrites();
+    this.checkForeignWrites(nowMs);
     if (outcomes.length === 0 && this.leaseFresh(nowMs, leaseUntilMs) && requests.every((r) => this.tails.serves(r.origin, nowMs))) {
       // Nothing to write and every claim answered from memory: no transaction at all.
       const claimed: ClaimedDelivery[] = [];

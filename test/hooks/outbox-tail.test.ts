@@ -76,6 +76,37 @@ describe('claims from the outbox tail', () => {
     expect((await s!.getDelivery('h', batch[0]!.deliveries[0]!.id, 1300))!.state).toBe('succeeded');
   });
 
+  it('under a steady backlog, claims switch to memory once the query reaches what was accepted after it started', async () => {
+    const [s] = stores();
+    const backlog = events(10);
+    await s!.accept(backlog, [], 1000);
+    const got: ClaimedDelivery[] = [];
+    got.push(...(await claim(s!, 1100, 4)).claimed); // the query; from here on accepted deliveries are kept
+    const more = events(5);
+    await s!.accept(more, [], 1150);
+    got.push(...(await claim(s!, 1200, 4)).claimed);
+    got.push(...(await claim(s!, 1200, 4)).claimed); // reaches the kept ones
+    const tx = vi.spyOn(s!.db, 'transaction');
+    got.push(...(await claim(s!, 1200, 4)).claimed);
+    expect(tx).not.toHaveBeenCalled();
+    expect(nums(got)).toEqual([...backlog, ...more].map(nOf));
+  });
+
+  it('a delivery queued earlier for later is not overtaken once due', async () => {
+    const [s] = stores();
+    await s!.accept(events(2), [], 1000);
+    const early = (await claim(s!, 1000, 2)).claimed;
+    const later: DeliveryOutcome = { seq: early[0]!.seq, kind: 'retry', nextAttemptAtMs: 1500, attempt: null, error: null };
+    const first = events(3);
+    await s!.accept(first, [], 1100);
+    // The query reaches the kept deliveries while the retry (due 1500) waits.
+    expect(nums((await claim(s!, 1200, 2, [later])).claimed)).toEqual(first.slice(0, 2).map(nOf));
+    const after = events(2);
+    await s!.accept(after, [], 1550);
+    const at1600 = (await claim(s!, 1600, 10)).claimed;
+    expect(nums(at1600)).toEqual([nOf(first[2]!), nums(early)[0], ...after.map(nOf)]);
+  });
+
   it('a retry is leased once due, in due order with the rest of the tail', async () => {
     const [s] = stores();
     await drained(s!, 1000);
