@@ -28,7 +28,7 @@ import { JSON } from "assemblyscript-json/assembly";
 import { JsonWriter, JsonObject } from "./json";
 import { enqueue, getProperty, nowMillis, propertyPath, resolveQueue, queueId } from "./host";
 
-export { JsonWriter, JsonObject, JsonArray, parseJson, parseJsonString, isJsonObject, jsonError, jsonText, jsonQuote } from "./json";
+export { JsonKey, JsonWriter, JsonObject, JsonArray, parseJson, parseJsonString, isJsonObject, jsonError, jsonText, jsonQuote } from "./json";
 
 /** Wire format version carried in every record ("v"). */
 export const WIRE_VERSION: i32 = 1;
@@ -168,10 +168,28 @@ export function publish(source: string, event: string, options: PublishOptions):
  * `data` may be reused by the caller after the call.
  */
 export function emit(source: string, event: string, data: JsonObject): EmitResult {
-  if (!sources.has(source)) return new EmitResult(false, "source '" + source + "' is not registered");
-  const events = sources.get(source);
-  if (!events.has(event)) return new EmitResult(false, "source '" + source + "' has no '" + event + "' event");
-  const entry = events.get(event);
+  return emitAt(source, event, data, nowMillis());
+}
+
+// The last (source, event) emitted: a plugin emits the same constants again
+// and again, and comparing a string with itself is one pointer check, so the
+// two map lookups (each hashing a string) are skipped.
+let lastSource: string = "";
+let lastEvent: string = "";
+let lastEntry: Published | null = null;
+
+/** emit() with the time (ms since the epoch) the caller already read. */
+export function emitAt(source: string, event: string, data: JsonObject, nowMs: i64): EmitResult {
+  let entry = lastEntry;
+  if (entry === null || source != lastSource || event != lastEvent) {
+    if (!sources.has(source)) return new EmitResult(false, "source '" + source + "' is not registered");
+    const events = sources.get(source);
+    if (!events.has(event)) return new EmitResult(false, "source '" + source + "' has no '" + event + "' event");
+    entry = events.get(event);
+    lastSource = source;
+    lastEvent = event;
+    lastEntry = entry;
+  }
 
   const w = recordWriter;
   w.reset();
@@ -179,7 +197,7 @@ export function emit(source: string, event: string, data: JsonObject): EmitResul
   w.rawBytes(data.writer.ptr, data.writer.len); // "{..." without its closing brace
   w.rawByte(0x7d);
   w.rawBuffer(pluginSuffix);
-  w.rawInt(nowMillis());
+  w.rawInt(nowMs);
   w.rawByte(0x7d);
 
   // Fast path: nothing held back and the queue is there.

@@ -39,7 +39,8 @@ import {
   stream_context,
 } from "@gcoredev/proxy-wasm-sdk-as/assembly";
 import { ensureRootContext } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
-import { emit, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
+import { emitAt, JsonKey, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
+import { Slice } from "../../event-hooks/scratch";
 import { httpCall, httpCallToken, lastStatusMessage, nowMillis, setEffectiveContext, setTickPeriod } from "../../event-hooks/host";
 import { HttpLogConfig, parseConfig } from "./config";
 import { identity, writeEntry } from "./entry";
@@ -60,10 +61,14 @@ const EVENT_NAME = "log";
 
 // Reused on every request.
 const entryWriter = new JsonWriter(4096);
-const eventData = new JsonObject(128);
-const consumerData = new JsonObject(64);
-const serviceData = new JsonObject(64);
-const routeData = new JsonObject(64);
+const eventData = new JsonObject(256);
+const K_CONSUMER = new JsonKey("consumer");
+const K_IP = new JsonKey("ip");
+const K_SERVICE = new JsonKey("service");
+const K_ROUTE = new JsonKey("route");
+const K_ID = new JsonKey("id");
+const K_NAME = new JsonKey("name");
+const K_USERNAME = new JsonKey("username");
 
 function nowMs(): f64 {
   return <f64>nowMillis();
@@ -318,7 +323,7 @@ function onStreamLog(root: HttpLogRoot, contextId: u32): void {
   writeEntry(entryWriter, cfg.customFields, now);
   const entry = entryWriter.toArrayBuffer();
 
-  if (cfg.eventHooks) emitLogEvent();
+  if (cfg.eventHooks) emitLogEvent(now);
 
   logContext = contextId;
   switchedToRoot = false;
@@ -349,25 +354,36 @@ export function proxy_on_delete(context_id: u32): void {
 }
 
 /** The seed's event: {consumer, ip, service, route}; entities as {id, name}/{id, username}, {} when unknown. */
-function emitLogEvent(): void {
+function emitLogEvent(nowMs: i64): void {
   const id = identity;
-  consumerData.clear();
-  if (id.consumerId.ok) consumerData.bytesAt("id", id.consumerId.ptr, id.consumerId.len);
-  if (id.consumerUsername.ok) consumerData.bytesAt("username", id.consumerUsername.ptr, id.consumerUsername.len);
-  serviceData.clear();
-  if (id.serviceId.ok) serviceData.bytesAt("id", id.serviceId.ptr, id.serviceId.len);
-  if (id.serviceName.ok) serviceData.bytesAt("name", id.serviceName.ptr, id.serviceName.len);
-  routeData.clear();
-  if (id.routeId.ok) routeData.bytesAt("id", id.routeId.ptr, id.routeId.len);
-  if (id.routeName.ok) routeData.bytesAt("name", id.routeName.ptr, id.routeName.len);
-  eventData.clear();
-  eventData.obj("consumer", consumerData);
-  if (id.clientIp.ok) eventData.bytesAt("ip", id.clientIp.ptr, id.clientIp.len);
-  else eventData.str("ip", "");
-  eventData.obj("service", serviceData);
-  eventData.obj("route", routeData);
-  const r = emit(EVENT_SOURCE, EVENT_NAME, eventData);
+  // Written straight into the event's writer: no nested objects to copy.
+  const w = eventData.clear().writer;
+  w.keyOf(K_CONSUMER);
+  w.beginObject();
+  named(w, K_ID, id.consumerId);
+  named(w, K_USERNAME, id.consumerUsername);
+  w.endObject();
+  w.keyOf(K_IP);
+  if (id.clientIp.ok) w.strBytes(id.clientIp.ptr, id.clientIp.len);
+  else w.str("");
+  w.keyOf(K_SERVICE);
+  w.beginObject();
+  named(w, K_ID, id.serviceId);
+  named(w, K_NAME, id.serviceName);
+  w.endObject();
+  w.keyOf(K_ROUTE);
+  w.beginObject();
+  named(w, K_ID, id.routeId);
+  named(w, K_NAME, id.routeName);
+  w.endObject();
+  const r = emitAt(EVENT_SOURCE, EVENT_NAME, eventData, nowMs);
   if (!r.ok) log(LogLevelValues.warn, "http-log: event hook not emitted: " + r.error);
+}
+
+function named(w: JsonWriter, key: JsonKey, value: Slice): void {
+  if (!value.ok) return;
+  w.keyOf(key);
+  w.strBytes(value.ptr, value.len);
 }
 
 registerRootContext((context_id: u32) => {
