@@ -426,6 +426,15 @@ export class JsonWriter {
       let o = <usize>this.len;
       let i = 0;
       while (i < n) {
+        // Eight bytes at a time while none needs escaping (the usual case).
+        while (i + 8 <= n) {
+          const x = load<u64>(ptr + i);
+          if (needsEscape8(x)) break;
+          store<u64>(base + o, x);
+          o += 8;
+          i += 8;
+        }
+        if (i >= n) break;
         const b = load<u8>(ptr + i);
         if (b >= 0x20 && b < 0x80 && b != QUOTE && b != BACKSLASH) {
           store<u8>(base + o++, b);
@@ -474,6 +483,22 @@ export class JsonWriter {
     this.rawBytes(ptr + i, seq);
     return i + seq;
   }
+}
+
+const ONES: u64 = 0x0101010101010101;
+const HIGHS: u64 = 0x8080808080808080;
+
+/** Whether any of the 8 bytes in x is zero (the classic SWAR test). */
+@inline
+function hasZeroByte(x: u64): bool {
+  return ((x - ONES) & ~x & HIGHS) != 0;
+}
+
+/** Whether any of the 8 bytes in x is a control byte, '"', '\\' or non-ASCII (needs escaping or UTF-8 checks). */
+@inline
+function needsEscape8(x: u64): bool {
+  // Control bytes are those < 0x20: (x - 0x20 per byte) borrows into the high bit; high bytes are >= 0x80.
+  return (((x - ONES * 0x20) | x) & HIGHS) != 0 || hasZeroByte(x ^ (ONES * 0x22)) || hasZeroByte(x ^ (ONES * 0x5c));
 }
 
 /** Strings up to this many units are written with one capacity check for the worst case. */

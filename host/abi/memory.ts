@@ -167,6 +167,11 @@ export class GuestMemory {
     this.bytes.writeBigUInt64LE(BigInt.asUintN(64, value), ptr);
   }
 
+  private u32View(): Uint32Array {
+    const view = this.u32s;
+    return view.length !== 0 ? view : (this.u32s = new Uint32Array(this.memory.buffer));
+  }
+
   private int64View(): BigInt64Array {
     const view = this.int64s;
     return view.length !== 0 ? view : (this.int64s = new BigInt64Array(this.memory.buffer));
@@ -240,7 +245,8 @@ export class GuestMemory {
     }
     const size = pairsSize(f);
     const ptr = this.alloc(size);
-    writePairs(this.buffer(), ptr, f);
+    if ((ptr & 3) === 0) writePairsAligned(this.buffer(), this.u32View(), ptr, f);
+    else writePairs(this.buffer(), ptr, f);
     this.setResult(retPtr, retLen, ptr, size);
   }
 
@@ -280,6 +286,24 @@ export function writePairs(buf: Buffer, at: number, flat: readonly string[]): vo
     buf.writeUInt32LE(k.length, sizes);
     buf.writeUInt32LE(v.length, sizes + 4);
     sizes += 8;
+    data = writeLatin1(buf, k, data);
+    buf[data++] = 0;
+    data = writeLatin1(buf, v, data);
+    buf[data++] = 0;
+  }
+}
+
+/** writePairs at a 4-aligned address: the count and sizes as typed-array stores (no Buffer method calls). */
+function writePairsAligned(buf: Buffer, u32: Uint32Array, at: number, flat: readonly string[]): void {
+  const n = flat.length >> 1;
+  let word = at >>> 2;
+  u32[word++] = n;
+  let data = at + 4 + n * 8;
+  for (let i = 0; i < flat.length; i += 2) {
+    const k = flat[i]!;
+    const v = flat[i + 1]!;
+    u32[word++] = k.length;
+    u32[word++] = v.length;
     data = writeLatin1(buf, k, data);
     buf[data++] = 0;
     data = writeLatin1(buf, v, data);
