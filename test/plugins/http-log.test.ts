@@ -205,6 +205,29 @@ describe('http-log: the log entry', () => {
     expect(entry.consumer).not.toHaveProperty('id');
   });
 
+  it('escapes header bytes wherever they fall in a value (the writer copies clean runs eight bytes at a time)', async () => {
+    ({ host } = await start({}));
+    const specials: [string, string][] = [
+      ['"', '"'],
+      ['\\', '\\'],
+      ['\x01', '\u0001'],
+      ['\x7f', '\x7f'],
+      [Buffer.from('é').toString('latin1'), 'é'],
+      ['\xff', '\ufffd'],
+    ];
+    const headers: [string, string][] = [];
+    const expected: Record<string, string> = {};
+    for (const [s, [raw, text]] of specials.entries()) {
+      for (let pos = 0; pos < 19; pos++) {
+        const base = 'abcdefghijklmnopqrst';
+        headers.push([`x-${s}-${pos}`, base.slice(0, pos) + raw + base.slice(pos)]);
+        expected[`x-${s}-${pos}`] = base.slice(0, pos) + text + base.slice(pos);
+      }
+    }
+    request(host, { 'request.headers': new HeaderMap(headers.flat()) });
+    expect(body(onlyCall(host)).request.headers).toEqual(expected);
+  });
+
   it('redacts authorization and proxy-authorization (however often sent), and nothing else', async () => {
     ({ host } = await start({}));
     request(host, {
