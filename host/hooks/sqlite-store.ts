@@ -41,6 +41,17 @@ export interface SqliteStoreOptions {
   synchronous?: 'normal' | 'full';
 }
 
+/**
+ * WAL pages between automatic checkpoints (SQLite's default: 1000). A
+ * checkpoint runs inside the commit that crosses the mark, on the event loop:
+ * it copies the pages back to the database file and fsyncs both files. The
+ * outbox rewrites the same few pages over and over, so a larger WAL copies
+ * far fewer pages per delivery and fsyncs ten times less often (at 1000,
+ * checkpoints cost about a quarter of the delivery rate: docs/event-hooks.md
+ * §9). The WAL file grows to about 40 MB.
+ */
+const WAL_AUTOCHECKPOINT_PAGES = 10_000;
+
 const SCHEMA_VERSION = 1;
 
 const SCHEMA = `
@@ -251,6 +262,7 @@ export class SqliteStore implements EventHookStore {
     this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('temp_store = MEMORY');
+    this.db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     this.migrate();
     this.st = this.prepare();
     this.dataVersion = this.st.dataVersion.get() as number;
