@@ -139,6 +139,20 @@ function hostPort(address: string | undefined, port: number | undefined): string
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+// A connection's addresses do not change: formatted once per socket (logging
+// filters read source.address on every request of a keep-alive connection).
+const kSourceAddress = Symbol('hookwire.sourceAddress');
+const kDestinationAddress = Symbol('hookwire.destinationAddress');
+type AddressedSocket = Socket & { [kSourceAddress]?: string; [kDestinationAddress]?: string };
+
+function sourceAddress(socket: AddressedSocket): string | undefined {
+  return (socket[kSourceAddress] ??= hostPort(socket.remoteAddress, socket.remotePort));
+}
+
+function destinationAddress(socket: AddressedSocket): string | undefined {
+  return (socket[kDestinationAddress] ??= hostPort(socket.localAddress, socket.localPort));
+}
+
 /** The value of `key` (canonical dotted form) for a live request, or undefined (NOT_FOUND). */
 export function requestProperty(s: LiveRequest, key: string): PropertyValue | undefined {
   const h = s.requestHeaders;
@@ -197,11 +211,11 @@ export function requestProperty(s: LiveRequest, key: string): PropertyValue | un
       return ns < 0n ? undefined : ns;
     }
     case 'source.address':
-      return hostPort(s.req.socket.remoteAddress, s.req.socket.remotePort);
+      return sourceAddress(s.req.socket);
     case 'source.port':
       return s.req.socket.remotePort;
     case 'destination.address':
-      return hostPort(s.req.socket.localAddress, s.req.socket.localPort);
+      return destinationAddress(s.req.socket);
     case 'destination.port':
       return s.req.socket.localPort;
     case 'connection.id':
