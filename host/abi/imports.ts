@@ -15,19 +15,66 @@ import { createWasi, WASI_MODULES } from './wasi.js';
 type HostFn = (...args: any[]) => number | bigint | void;
 
 /**
- * Wrap so an out-of-bounds guest pointer becomes a status, not a trap.
- * Fixed arity (the ABI's longest call has 12 parameters) keeps the wrapper
- * cheap: no rest array per host call.
+ * Wrap so an out-of-bounds guest pointer becomes a status, not a trap. The
+ * wrapper takes exactly the function's own parameters (no rest array, and no
+ * surplus arguments for the engine to adapt on every host call).
  */
 function guarded(fn: HostFn): HostFn {
-  return (a?: any, b?: any, c?: any, d?: any, e?: any, f?: any, g?: any, h?: any, i?: any, j?: any, k?: any, l?: any) => {
-    try {
-      return fn(a, b, c, d, e, f, g, h, i, j, k, l);
-    } catch (err) {
-      if (err instanceof MemoryAccessError) return Status.INVALID_MEMORY_ACCESS;
-      throw err;
-    }
+  const onError = (err: unknown) => {
+    if (err instanceof MemoryAccessError) return Status.INVALID_MEMORY_ACCESS;
+    throw err;
   };
+  switch (fn.length) {
+    case 0:
+      return () => {
+        try {
+          return fn();
+        } catch (err) {
+          return onError(err);
+        }
+      };
+    case 1:
+      return (a: any) => {
+        try {
+          return fn(a);
+        } catch (err) {
+          return onError(err);
+        }
+      };
+    case 2:
+      return (a: any, b: any) => {
+        try {
+          return fn(a, b);
+        } catch (err) {
+          return onError(err);
+        }
+      };
+    case 3:
+      return (a: any, b: any, c: any) => {
+        try {
+          return fn(a, b, c);
+        } catch (err) {
+          return onError(err);
+        }
+      };
+    case 4:
+      return (a: any, b: any, c: any, d: any) => {
+        try {
+          return fn(a, b, c, d);
+        } catch (err) {
+          return onError(err);
+        }
+      };
+    default:
+      // The ABI's longest call has 12 parameters.
+      return (a?: any, b?: any, c?: any, d?: any, e?: any, f?: any, g?: any, h?: any, i?: any, j?: any, k?: any, l?: any) => {
+        try {
+          return fn(a, b, c, d, e, f, g, h, i, j, k, l);
+        } catch (err) {
+          return onError(err);
+        }
+      };
+  }
 }
 
 function isStatus(v: unknown): v is Status {

@@ -208,8 +208,14 @@ export class GuestMemory {
     const ptr = this.alloc(8);
     const buf = this.buffer();
     if (typeof value === 'number' && value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)) {
-      buf.writeUInt32LE(value >>> 0, ptr);
-      buf.writeUInt32LE(Math.floor(value / 4294967296), ptr + 4);
+      if ((ptr & 3) === 0) {
+        const u32 = this.u32View();
+        u32[ptr >>> 2] = value >>> 0;
+        u32[(ptr >>> 2) + 1] = Math.floor(value / 4294967296);
+      } else {
+        buf.writeUInt32LE(value >>> 0, ptr);
+        buf.writeUInt32LE(Math.floor(value / 4294967296), ptr + 4);
+      }
     } else if (typeof value === 'bigint' && (ptr & 7) === 0 && value >= INT64_MIN && value <= INT64_MAX) {
       // Guest allocators align to 8 or more: one typed-array store instead of Buffer's BigInt arithmetic.
       this.int64View()[ptr >>> 3] = value;
