@@ -52,7 +52,23 @@ export interface SqliteStoreOptions {
  */
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 
-const SCHEMA_VERSION = 1;
+/**
+ * 1: the first schema. 2: a delivery row also holds its first successful
+ * attempt (`ok_*`), so a delivery that succeeds costs one row update instead
+ * of an attempt row and an update; later attempts stay in `attempts`.
+ */
+const SCHEMA_VERSION = 2;
+
+/** The columns version 2 added to `deliveries` (the migration from 1 adds them). */
+const INLINE_SUCCESS_COLUMNS = [
+  ['ok_attempt', 'INTEGER'],
+  ['ok_started_at', 'INTEGER'],
+  ['ok_duration_ms', 'INTEGER'],
+  ['ok_status', 'INTEGER'],
+  ['ok_response', 'TEXT'],
+  ['ok_webhook_timestamp', 'INTEGER'],
+  ['ok_url', 'TEXT'],
+] as const;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS event_hooks (
@@ -94,7 +110,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
   last_status     INTEGER,
   last_error      TEXT,
   created_at      INTEGER NOT NULL,
-  updated_at      INTEGER NOT NULL
+  updated_at      INTEGER NOT NULL,
+${INLINE_SUCCESS_COLUMNS.map(([name, type]) => `  ${name} ${type}`).join(',\n')}
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (origin, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_hook ON deliveries (hook_id, seq);
@@ -148,6 +165,13 @@ interface DeliveryRow {
   source: string;
   event: string;
   data: string;
+  ok_attempt: number | null;
+  ok_started_at: number | null;
+  ok_duration_ms: number | null;
+  ok_status: number | null;
+  ok_response: string | null;
+  ok_webhook_timestamp: number | null;
+  ok_url: string | null;
 }
 
 interface AttemptRow {
@@ -208,7 +232,23 @@ function attemptOf(r: AttemptRow): AttemptView {
 }
 
 const DELIVERY_COLUMNS = `seq, id, hook_id, origin, state, attempts, cycle_start, next_attempt_at,
-  last_status, last_error, created_at, updated_at, event_id, source, event, data`;
+  last_status, last_error, created_at, updated_at, event_id, source, event, data,
+  ${INLINE_SUCCESS_COLUMNS.map(([name]) => name).join(', ')}`;
+
+/** The first successful attempt kept in the delivery row, as listed. */
+function inlineAttemptOf(r: DeliveryRow): AttemptView | null {
+  if (r.ok_attempt === null) return null;
+  return {
+    attempt: r.ok_attempt,
+    started_at_ms: r.ok_started_at!,
+    duration_ms: r.ok_duration_ms!,
+    status: r.ok_status,
+    error: null,
+    response: r.ok_response,
+    webhook_timestamp: r.ok_webhook_timestamp,
+    url: r.ok_url,
+  };
+}
 
 /** Columns a claim reads, in this order (raw rows: arrays, cheaper than objects). */
 const CLAIM_COLUMNS = 'seq, id, hook_id, origin, attempts, cycle_start, event_id, source, event, data, created_at, next_attempt_at';
@@ -273,8 +313,13 @@ export class SqliteStore implements EventHookStore {
     if (version > SCHEMA_VERSION) {
       throw new Error(`event hooks database has schema version ${version}; this hookwire knows up to ${SCHEMA_VERSION}`);
     }
-    this.db.exec(SCHEMA);
-    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    this.db.transaction(() => {
+      if (version === 1) {
+        for (const [name, type] of INLINE_SUCCESS_COLUMNS) this.db.exec(`ALTER TABLE deliveries ADD COLUMN ${name} ${type}`);
+      }
+      this.db.exec(SCHEMA);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
   }
 
   private prepare() {
@@ -340,6 +385,11 @@ export class SqliteStore implements EventHookStore {
       insertAttempt: db.prepare(
         `INSERT OR REPLACE INTO attempts (delivery_seq, attempt, started_at, duration_ms, status, error, response, webhook_timestamp, url)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      succeedInline: db.prepare(
+        `UPDATE deliveries SET state = 'succeeded', attempts = ?, next_attempt_at = NULL, last_status = ?, last_error = NULL,
+         updated_at = ?, ok_attempt = ?, ok_started_at = ?, ok_duration_ms = ?, ok_status = ?, ok_response = ?,
+         ok_webhook_timestamp = ?, ok_url = ? WHERE seq = ? AND ok_attempt IS NULL`,
       ),
       succeed: db.prepare(
         `UPDATE deliveries SET state = 'succeeded', attempts = ?, next_attempt_at = NULL, last_status = ?, last_error = NULL,
@@ -580,6 +630,24 @@ export class SqliteStore implements EventHookStore {
         continue;
       }
       const a = o.attempt;
+      // A first success lives in the delivery row: one update (when the row already has one, as below).
+      if (o.kind === 'succeeded' && o.attempt.error === null) {
+        const ok = o.attempt;
+        const inline = this.st.succeedInline.run(
+          ok.attempt,
+          status,
+          now,
+          ok.attempt,
+          ok.startedAtMs,
+          ok.durationMs,
+          ok.status,
+          ok.response,
+          ok.webhookTimestamp,
+          ok.url,
+          o.seq,
+        );
+        if (inline.changes > 0) continue;
+      }
       if (a) this.st.insertAttempt.run(o.seq, a.attempt, a.startedAtMs, a.durationMs, a.status, a.error, a.response, a.webhookTimestamp, a.url);
       const attempts = a ? a.attempt : 0;
       if (o.kind === 'succeeded') this.st.succeed.run(attempts, status, now, o.seq);
@@ -691,6 +759,14 @@ export class SqliteStore implements EventHookStore {
       let list = attempts.get(a.delivery_seq);
       if (!list) attempts.set(a.delivery_seq, (list = []));
       list.push(attemptOf(a));
+    }
+    for (const r of rows) {
+      const inline = inlineAttemptOf(r);
+      if (inline === null) continue;
+      let list = attempts.get(r.seq);
+      if (!list) attempts.set(r.seq, (list = []));
+      list.push(inline);
+      list.sort((x, y) => x.attempt - y.attempt);
     }
     return rows.map((r) => {
       const leased = r.state === 'pending' && this.inFlight.has(r.seq);
