@@ -129,3 +129,25 @@ describe('guest pointers outside memory', () => {
     expect(host.runtimeEvents().filter((e) => e.type === 'vm_trapped')).toEqual([]);
   });
 });
+
+describe('the name cache (property paths and header names by guest address)', () => {
+  it('notices changed bytes at a cached address, in the aligned words and in the tail', async () => {
+    const { GuestMemory } = await import('../../../host/abi/memory.js');
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    let next = 1024;
+    const mem = new GuestMemory(memory, (n) => ((next += n + 8), next - n - 8));
+    const bytes = new Uint8Array(memory.buffer);
+    for (const at of [256, 513]) {
+      // 4-aligned (words compared) and not (bytes compared).
+      const write = (s: string) => bytes.set(Buffer.from(s, 'latin1'), at);
+      write('request\0total_size');
+      expect(mem.name(at, 18)).toBe('request\0total_size');
+      expect(mem.name(at, 18)).toBe('request\0total_size');
+      write('request\0total_sizX'); // the tail
+      expect(mem.name(at, 18)).toBe('request\0total_sizX');
+      write('rEquest\0total_sizX'); // the first word
+      expect(mem.name(at, 18)).toBe('rEquest\0total_sizX');
+      expect(mem.name(at, 7)).toBe('rEquest'); // another length at the same address
+    }
+  });
+});
