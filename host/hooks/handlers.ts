@@ -39,6 +39,8 @@ export interface BuiltRequest {
 }
 
 interface Prepared {
+  /** The `webhook` handler's headers (configured ones, content-type forced), shared: never mutated. */
+  webhookHeaders: Readonly<Record<string, string>> | null;
   /** Every secret that signs `webhook-signature` (rotation: all of them). */
   standardSecrets: string[];
   /** The secret of `X-Kong-Signature` (the first HMAC one), or null. */
@@ -59,7 +61,15 @@ function prepare(hook: EventHook): Prepared {
   let origin: string | null = null;
   if (hook.handler === 'log') origin = LOG_ORIGIN;
   else if (hook.handler === 'webhook' || !c.url!.includes('{{')) origin = originOfUrl(c.url!);
+  let webhookHeaders: Record<string, string> | null = null;
+  if (hook.handler === 'webhook') {
+    webhookHeaders = {};
+    for (const [k, v] of Object.entries((hook.config as WebhookConfig).headers)) if (k.toLowerCase() !== 'content-type') webhookHeaders[k] = v;
+    webhookHeaders['content-type'] = 'application/json';
+    Object.freeze(webhookHeaders);
+  }
   p = {
+    webhookHeaders,
     standardSecrets: mode === 'kong' ? [] : all,
     kongSecret: mode === 'standard' ? null : (all.find((s) => !s.startsWith('whsk_')) ?? null),
     origin,
@@ -145,9 +155,8 @@ export function buildRequest(
   const data = (): Record<string, unknown> => (cache ??= JSON.parse(json) as Record<string, unknown>);
   if (hook.handler === 'webhook') {
     const c = hook.config as WebhookConfig;
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(c.headers)) if (k.toLowerCase() !== 'content-type') headers[k] = v;
-    headers['content-type'] = 'application/json';
+    // Built once per hook (config changes make a new hook object); signRequest copies before adding.
+    const headers = prepare(hook).webhookHeaders as Record<string, string>;
     return { method: 'POST', url: c.url, headers, body: Buffer.from(webhookBody(json, source, event, data), 'utf8'), sslVerify: c.ssl_verify };
   }
   const td = templateData(data(), source, event);

@@ -773,8 +773,8 @@ export class EventHooks {
 
   /** The counters only (no storage access), e.g. for a benchmark or a cheap health probe. */
   stats(): { inFlight: number } & Omit<HookCounters, 'samples'> {
-    const { samples: _samples, ...counters } = this.counters;
-    return { ...counters, inFlight: this.dispatcher.inFlightCount };
+    // Own fields only (samples() is on the prototype); a plain copy is much cheaper than an object rest.
+    return Object.assign({ inFlight: this.dispatcher.inFlightCount }, this.counters);
   }
 
   /** Per-origin circuit state and attempts in flight. */

@@ -50,12 +50,18 @@ interface ParsedUrl {
   hostname: string;
   /** Path and query. */
   path: string;
+  /** The pool this URL last used (most hooks send to one address): skips building the pool key. */
+  last: PoolEntry | null;
 }
 
 interface PoolEntry {
   pool: Pool;
+  address: string;
+  sslVerify: boolean;
   active: number;
   lastUsed: number;
+  /** Swept or closed: no longer in `pools`. */
+  retired: boolean;
 }
 
 const TLS_CODE = /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH|ERR_OSSL)/;
@@ -120,7 +126,7 @@ export class Transport {
       throw new WebhookRequestError('invalid_request', `URL scheme must be http or https (found ${u.protocol})`);
     }
     if (u.username || u.password) throw new WebhookRequestError('invalid_request', 'URL must not contain credentials');
-    p = { origin: u.origin, hostname: u.hostname, path: `${u.pathname}${u.search}` };
+    p = { origin: u.origin, hostname: u.hostname, path: `${u.pathname}${u.search}`, last: null };
     if (this.urls.size >= 1000) this.urls.delete(this.urls.keys().next().value!);
     this.urls.set(url, p);
     return p;
@@ -134,6 +140,13 @@ export class Transport {
   }
 
   private pool(u: ParsedUrl, address: string, sslVerify: boolean): PoolEntry {
+    const last = u.last;
+    if (last !== null && !last.retired && last.address === address && last.sslVerify === sslVerify) return last;
+    u.last = this.poolFor(u, address, sslVerify);
+    return u.last;
+  }
+
+  private poolFor(u: ParsedUrl, address: string, sslVerify: boolean): PoolEntry {
     const key = `${u.origin}|${address}|${sslVerify ? 1 : 0}`;
     let entry = this.pools.get(key);
     if (!entry) {
@@ -147,7 +160,7 @@ export class Transport {
         // Pin the vetted address; `host` (the origin's host:port) still gives SNI and the Host header.
         connect: (opts, callback) => base({ ...opts, hostname: address }, callback),
       });
-      entry = { pool, active: 0, lastUsed: Date.now() };
+      entry = { pool, address, sslVerify, active: 0, lastUsed: Date.now(), retired: false };
       this.pools.set(key, entry);
     }
     return entry;
@@ -175,6 +188,7 @@ export class Transport {
     for (const [key, entry] of this.pools) {
       if (entry.active === 0 && entry.lastUsed < cutoff) {
         this.pools.delete(key);
+        entry.retired = true;
         entry.pool.close().catch(() => {});
       }
     }
@@ -190,7 +204,10 @@ export class Transport {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
-    const pools = [...this.pools.values()].map((e) => e.pool);
+    const pools = [...this.pools.values()].map((e) => {
+      e.retired = true;
+      return e.pool;
+    });
     this.pools.clear();
     await Promise.all(
       pools.map(async (p) => {
