@@ -421,6 +421,55 @@ describe('http-log: sending', () => {
     expect(ids(body(onlyCall(host)))).toEqual(['r3']);
   });
 
+  it('delivers every entry once and in order through many batches, retries and buffer compactions', async () => {
+    let clock;
+    ({ host, clock } = await start({ queue: { max_batch_size: 7, max_coalescing_delay: 0.01, initial_retry_delay: 0.01, max_retry_delay: 0.01 } }));
+    const received: string[] = [];
+    let n = 0;
+    let failures = 0;
+    // 600 entries of ~1 KB fill the 16 KB queue buffer many times over, while
+    // batches wait for answers, fail and are retried with new entries behind them.
+    for (let step = 0; step < 300; step++) {
+      const burst = 1 + (step % 4);
+      for (let i = 0; i < burst && n < 600; i++) request(host, { 'request.id': `e${n++}` });
+      for (const call of host.httpCalls()) {
+        if (step % 5 === 3) {
+          failures++;
+          host.respondToHttpCall(call.token, { status: 500 });
+        } else {
+          received.push(...ids(body(call)));
+          host.respondToHttpCall(call.token, { status: 200 });
+        }
+      }
+      clock.advance(20);
+      host.tick();
+    }
+    for (let guard = 0; guard < 200 && received.length < n; guard++) {
+      for (const call of host.httpCalls()) {
+        received.push(...ids(body(call)));
+        host.respondToHttpCall(call.token, { status: 200 });
+      }
+      clock.advance(20);
+      host.tick();
+    }
+    expect(n).toBe(600);
+    expect(failures).toBeGreaterThan(10);
+    expect(received).toEqual(Array.from({ length: 600 }, (_, i) => `e${i}`));
+  });
+
+  it('drops the oldest queued entries, never the batch in flight, when max_entries is exceeded', async () => {
+    ({ host } = await start({ queue: { max_batch_size: 3, max_coalescing_delay: 30, max_entries: 5 } }));
+    requests(host, ['a1', 'a2', 'a3']); // a batch, in flight
+    const inFlight = onlyCall(host);
+    requests(host, Array.from({ length: 12 }, (_, i) => `q${i}`)); // 12 queued, 5 kept
+    host.respondToHttpCall(inFlight.token, { status: 200 });
+    expect(ids(body(inFlight))).toEqual(['a1', 'a2', 'a3']);
+    const next = onlyCall(host);
+    expect(ids(body(next))).toEqual(['q7', 'q8', 'q9']);
+    host.respondToHttpCall(next.token, { status: 200 });
+    expect(host.logs('error')).toContain('http-log: queue full, dropping old entries until processing is successful again');
+  });
+
   it('batches by size: a JSON array as soon as max_batch_size entries are queued', async () => {
     ({ host } = await start({ queue: { max_batch_size: 3, max_coalescing_delay: 30 } }));
     requests(host, ['r1', 'r2']);
