@@ -1,0 +1,160 @@
+/**
+ * A filter's own cost per request, in one process, without sockets: the real
+ * Runtime runs the module, and each request goes through what the data plane
+ * does for a stream (an HTTP context, request and response header maps as
+ * FilterStream builds them, the data plane's own property lookup, then
+ * on_done / on_log / on_delete). What remains of a request in the gateway
+ * (HTTP parsing, sockets, undici) is left out, so the figure is the filter's
+ * share alone, and it moves less with the machine's load than the throughput
+ * benchmark does.
+ *
+ *   npm run build && tsc -p bench/tsconfig.json
+ *   node dist/bench/filter-cost.js [--rounds 11] [--requests 44000] [--event-hooks] [a.wasm,b.wasm,...]
+ *
+ * With several modules (e.g. two builds of the same plugin), each is loaded
+ * in its own VM and the rounds alternate between them, so that the machine's
+ * load hits all alike. The default modules are dist/http-log.wasm and the
+ * empty filter (a module that exports no stream callback: the chain's floor).
+ * Every module is configured as http-log (batches of 100 to an in-process
+ * collector that answers 200); modules that ignore configuration do not mind.
+ * Reported per module: the median and the minimum over rounds of the process
+ * CPU time (user + system) per request, in µs.
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const host = (path: string) => import(new URL(`../host/${path}`, import.meta.url).href);
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    rounds: { type: 'string', default: '11' },
+    requests: { type: 'string', default: '44000' },
+    'event-hooks': { type: 'boolean', default: false },
+  },
+});
+const ROUNDS = Math.max(3, Number(values.rounds));
+const REQUESTS = Math.max(ROUNDS * 100, Number(values.requests));
+const EVENT_HOOKS = values['event-hooks'];
+const MODULES = positionals.length > 0 ? positionals.join(',').split(',') : [join(ROOT, 'dist/http-log.wasm'), join(ROOT, 'build/fixtures/empty-filter.wasm')];
+
+type HeaderMapClass = new (flat: string[]) => { flat: string[] };
+interface HttpContext {
+  requestHeaders: unknown;
+  responseHeaders: unknown;
+  onRequestHeaders(eos: boolean): number;
+  onResponseHeaders(eos: boolean): number;
+  complete(): void;
+}
+interface Plugin {
+  newHttpContext(options: { properties: (key: string) => unknown }): HttpContext | string;
+}
+
+async function main(): Promise<void> {
+  const { Runtime } = await host('vm/runtime.js');
+  const { HeaderMap } = (await host('abi/header-map.js')) as { HeaderMap: HeaderMapClass };
+  const { requestProperty } = await host('proxy/properties.js');
+
+  let posts = 0;
+  let events = 0;
+  const runtime = new Runtime({
+    logLevel: 'warn',
+    defer: (fn: () => void) => queueMicrotask(fn),
+    httpCalls: {
+      hasUpstream: () => true,
+      dispatch(_call: unknown, done: (r: unknown) => void) {
+        posts++;
+        queueMicrotask(() => done({ headers: new HeaderMap([':status', '200']), body: new Uint8Array(0) }));
+      },
+    },
+  });
+  if (EVENT_HOOKS) runtime.queues.consume('hookwire_event_hooks', 'event_hooks', () => void events++);
+  const configuration = JSON.stringify({
+    http_endpoint: 'http://collector/logs',
+    queue: { max_batch_size: 100, max_coalescing_delay: 1 },
+    event_hooks: EVENT_HOOKS,
+  });
+  const plugins: Plugin[] = [];
+  for (const [i, wasm] of MODULES.entries()) {
+    plugins.push(await runtime.loadPlugin({ name: `filter-${i}`, vmId: `filter-${i}`, wasm, configuration }));
+  }
+
+  // What a stream exposes to property lookups (host/proxy/properties.ts LiveRequest), for one route.
+  const socket = { remoteAddress: '127.0.0.1', remotePort: 40000, localAddress: '127.0.0.1', localPort: 8000 };
+  const entry = {
+    resolved: {
+      route: { id: 'a5f1c2d4-0000-4000-8000-000000000001', name: 'all' },
+      service: { id: 'a5f1c2d4-0000-4000-8000-000000000002', name: 'upstream' },
+      workspace: { id: 'a5f1c2d4-0000-4000-8000-000000000003', name: 'default' },
+    },
+  };
+  const target = { address: '127.0.0.1:9000' };
+
+  function oneRequest(plugin: Plugin, i: number): void {
+    const requestId = `8c2f6a1e-${i}`;
+    // As FilterStream builds it from autocannon's request.
+    const requestHeaders = new HeaderMap([
+      ':authority', '127.0.0.1:8000', ':path', '/', ':method', 'GET', ':scheme', 'http',
+      'x-forwarded-for', '127.0.0.1', 'x-forwarded-proto', 'http', 'x-forwarded-host', '127.0.0.1:8000', 'x-request-id', requestId,
+    ]);
+    const stream = {
+      req: { socket, httpVersion: '1.1' },
+      entry,
+      requestId,
+      requestHeaders,
+      responseHeaders: null as unknown,
+      startWallNs: BigInt(Date.now()) * 1_000_000n,
+      startMono: process.hrtime.bigint(),
+      endMono: 0n,
+      requestBodyBytes: 0,
+      responseBodyBytes: 2,
+      codeDetails: 'via_upstream',
+      target,
+      upstreamRequest: { path: '/' },
+      upstreamStatus: 200,
+      backendLatency: () => 1_000_000n,
+    };
+    const ctx = plugin.newHttpContext({ properties: (key) => requestProperty(stream, key) });
+    if (typeof ctx === 'string') throw new Error(`the plugin refused the stream: ${ctx}`);
+    ctx.requestHeaders = requestHeaders;
+    ctx.onRequestHeaders(true);
+    const responseHeaders = new HeaderMap([
+      ':status', '200', 'content-length', '2', 'date', 'Sat, 28 Nov 2026 19:00:00 GMT', 'connection', 'keep-alive', 'keep-alive', 'timeout=5',
+    ]);
+    stream.responseHeaders = responseHeaders;
+    ctx.responseHeaders = responseHeaders;
+    ctx.onResponseHeaders(false);
+    stream.endMono = process.hrtime.bigint();
+    ctx.complete();
+  }
+
+  /** CPU µs per request over n requests; the event loop turns every 100 (http call answers, ticks). */
+  async function round(plugin: Plugin, n: number): Promise<number> {
+    const before = process.cpuUsage();
+    for (let i = 0; i < n; i++) {
+      oneRequest(plugin, i);
+      if (i % 100 === 99) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / n;
+  }
+
+  for (const plugin of plugins) await round(plugin, 3000); // warm-up: the engine tiers the code up
+  const results = plugins.map(() => [] as number[]);
+  const perRound = Math.floor(REQUESTS / ROUNDS);
+  for (let r = 0; r < ROUNDS; r++) for (const [i, plugin] of plugins.entries()) results[i]!.push(await round(plugin, perRound));
+
+  console.log(`${ROUNDS} rounds x ${perRound} requests per module${EVENT_HOOKS ? ', event hooks on' : ''}; CPU µs per request`);
+  console.log('| module | median | min |');
+  console.log('| --- | --- | --- |');
+  for (const [i, wasm] of MODULES.entries()) {
+    const xs = results[i]!.sort((a, b) => a - b);
+    console.log(`| ${wasm.replace(ROOT + '/', '')} | ${xs[xs.length >> 1]!.toFixed(2)} | ${xs[0]!.toFixed(2)} |`);
+  }
+  console.log(`(${posts} batches posted${EVENT_HOOKS ? `, ${events} event records consumed` : ''})`);
+  runtime.close();
+}
+
+await main();
