@@ -102,9 +102,22 @@ export class JsonWriter {
 
   rawUint(v: u64): void {
     this.ensure(20);
+    const base = changetype<usize>(this.buf) + this.len;
+    if (v <= <u64>u32.MAX_VALUE) {
+      // Most numbers (statuses, sizes, latencies): 32-bit division is much cheaper.
+      const x = <u32>v;
+      let digits = 1;
+      for (let t = x; t >= 10; t /= 10) digits++;
+      let t = x;
+      for (let i = digits - 1; i >= 0; i--) {
+        store<u8>(base + i, <u8>(0x30 + t % 10));
+        t /= 10;
+      }
+      this.len += digits;
+      return;
+    }
     let digits = 1;
     for (let t = v; t >= 10; t /= 10) digits++;
-    const base = changetype<usize>(this.buf) + this.len;
     let t = v;
     for (let i = digits - 1; i >= 0; i--) {
       store<u8>(base + i, <u8>(0x30 + <i32>(t % 10)));
@@ -153,17 +166,17 @@ export class JsonWriter {
   /** A member name encoded once (a JsonKey): one copy, no escaping work per use. */
   keyOf(k: JsonKey): void {
     const b = k.encoded;
-    const n = b.byteLength;
-    this.ensure(n + 1);
+    const words = b.byteLength;
+    this.ensure(words + 1);
     let o = changetype<usize>(this.buf) + <usize>this.len;
     if (this.needComma) {
       store<u8>(o++, 0x2c);
       this.len++;
     }
-    // Keys are short: a byte loop beats a memory.copy call.
+    // Keys are short: whole words (the padding lands past the end and is overwritten later) beat a memory.copy call.
     const src = changetype<usize>(b);
-    for (let i = 0; i < n; i++) store<u8>(o + i, load<u8>(src + i));
-    this.len += n;
+    for (let i = 0; i < words; i += 8) store<u64>(o + <usize>i, load<u64>(src + <usize>i));
+    this.len += k.length;
     this.needComma = false;
   }
 
@@ -412,6 +425,16 @@ export class JsonWriter {
 
   /** UTF-8 bytes as a quoted, escaped JSON string; invalid sequences become U+FFFD. */
   private quotedBytes(ptr: usize, n: i32): void {
+    if (n <= SHORT_RUN) {
+      // One capacity check for the worst case, the quotes stored inline.
+      this.ensure(n * 6 + 2);
+      store<u8>(changetype<usize>(this.buf) + <usize>this.len, QUOTE);
+      this.len++;
+      this.escapedShort(ptr, n);
+      store<u8>(changetype<usize>(this.buf) + <usize>this.len, QUOTE);
+      this.len++;
+      return;
+    }
     this.rawByte(QUOTE);
     this.escapedBytes(ptr, n);
     this.rawByte(QUOTE);
@@ -420,35 +443,45 @@ export class JsonWriter {
   /** The inside of a JSON string from UTF-8 bytes: escaped; invalid sequences become U+FFFD. */
   private escapedBytes(ptr: usize, n: i32): void {
     if (n <= SHORT_RUN) {
-      // Room for the worst case (6 bytes per byte), then plain stores while the bytes need no escaping.
       this.ensure(n * 6 + 1);
-      let base = changetype<usize>(this.buf);
-      let o = <usize>this.len;
-      let i = 0;
-      while (i < n) {
-        // Eight bytes at a time while none needs escaping (the usual case).
-        while (i + 8 <= n) {
-          const x = load<u64>(ptr + i);
-          if (needsEscape8(x)) break;
-          store<u64>(base + o, x);
-          o += 8;
-          i += 8;
-        }
-        if (i >= n) break;
-        const b = load<u8>(ptr + i);
-        if (b >= 0x20 && b < 0x80 && b != QUOTE && b != BACKSLASH) {
-          store<u8>(base + o++, b);
-          i++;
-          continue;
-        }
-        this.len = <i32>o;
-        i = this.bytesUnit(ptr, i, n);
-        o = <usize>this.len;
-        base = changetype<usize>(this.buf);
-      }
-      this.len = <i32>o;
+      this.escapedShort(ptr, n);
       return;
     }
+    this.escapedLong(ptr, n);
+  }
+
+  /** escapedBytes for at most SHORT_RUN bytes, room for the worst case (6 bytes per byte) already ensured. */
+  @inline
+  private escapedShort(ptr: usize, n: i32): void {
+    let base = changetype<usize>(this.buf);
+    let o = <usize>this.len;
+    let i = 0;
+    while (i < n) {
+      // Eight bytes at a time while none needs escaping (the usual case).
+      while (i + 8 <= n) {
+        const x = load<u64>(ptr + i);
+        if (needsEscape8(x)) break;
+        store<u64>(base + o, x);
+        o += 8;
+        i += 8;
+      }
+      if (i >= n) break;
+      const b = load<u8>(ptr + i);
+      if (b >= 0x20 && b < 0x80 && b != QUOTE && b != BACKSLASH) {
+        store<u8>(base + o++, b);
+        i++;
+        continue;
+      }
+      this.len = <i32>o;
+      i = this.bytesUnit(ptr, i, n);
+      o = <usize>this.len;
+      base = changetype<usize>(this.buf);
+    }
+    this.len = <i32>o;
+  }
+
+  /** escapedBytes for more than SHORT_RUN bytes: growth checked as it goes. */
+  private escapedLong(ptr: usize, n: i32): void {
     this.ensure(n + 1);
     let i = 0;
     while (i < n) {
@@ -532,13 +565,19 @@ function utf8SequenceLength(p: usize, avail: i32): i32 {
 /** A constant member name with its JSON encoding ("name":) made once. */
 export class JsonKey {
   readonly text: string;
+  /** `"text":`, padded with zeros to whole 8-byte words (keyOf copies words). */
   readonly encoded: ArrayBuffer;
+  /** The length of `"text":` in bytes. */
+  readonly length: i32;
 
   constructor(text: string) {
     this.text = text;
     const w = new JsonWriter(text.length * 3 + 4);
     w.key(text);
-    this.encoded = w.toArrayBuffer();
+    this.length = w.len;
+    const padded = new ArrayBuffer((w.len + 7) & ~7);
+    memory.copy(changetype<usize>(padded), w.ptr, <usize>w.len);
+    this.encoded = padded;
   }
 }
 
