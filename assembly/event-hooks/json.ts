@@ -133,12 +133,14 @@ export class JsonWriter {
     if (this.needComma) this.rawByte(0x2c);
   }
 
+  @inline
   beginObject(): void {
     this.comma();
     this.rawByte(0x7b);
     this.needComma = false;
   }
 
+  @inline
   endObject(): void {
     this.rawByte(0x7d);
     this.needComma = true;
@@ -164,6 +166,7 @@ export class JsonWriter {
   }
 
   /** A member name encoded once (a JsonKey): one copy, no escaping work per use. */
+  @inline
   keyOf(k: JsonKey): void {
     const b = k.encoded;
     const words = b.byteLength;
@@ -181,6 +184,7 @@ export class JsonWriter {
   }
 
   /** A member name given as UTF-8 bytes. */
+  @inline
   keyBytes(ptr: usize, n: i32): void {
     this.comma();
     this.quotedBytes(ptr, n);
@@ -197,6 +201,7 @@ export class JsonWriter {
   }
 
   /** A string value from UTF-8 bytes (e.g. a property or header value). */
+  @inline
   strBytes(ptr: usize, n: i32): void {
     this.comma();
     this.quotedBytes(ptr, n);
@@ -233,6 +238,7 @@ export class JsonWriter {
     this.needComma = true;
   }
 
+  @inline
   int(v: i64): void {
     this.comma();
     this.rawInt(v);
