@@ -141,14 +141,17 @@ class Pairs {
     this.count = 0;
   }
 
+  @inline
   push(kp: usize, kl: i32, vp: usize, vl: i32): void {
-    if (((this.count + 1) << 4) > this.recs.byteLength) {
-      const recs = new ArrayBuffer(this.recs.byteLength << 1);
-      memory.copy(changetype<usize>(recs), changetype<usize>(this.recs), <usize>this.count << 4);
-      this.recs = recs;
-      this.marks = new ArrayBuffer(this.marks.byteLength << 1);
-    }
+    if (((this.count + 1) << 4) > this.recs.byteLength) this.grow();
     this.set(this.count++, kp, kl, vp, vl);
+  }
+
+  private grow(): void {
+    const recs = new ArrayBuffer(this.recs.byteLength << 1);
+    memory.copy(changetype<usize>(recs), changetype<usize>(this.recs), <usize>this.count << 4);
+    this.recs = recs;
+    this.marks = new ArrayBuffer(this.marks.byteLength << 1);
   }
 
   @inline
@@ -193,6 +196,8 @@ const upstreamStatus = new Slice();
 const hostName = new Slice();
 const tmp = new Slice();
 
+// @ts-ignore: decorator
+@inline
 function bytesEqual(p: usize, n: i32, b: ArrayBuffer): bool {
   return n == b.byteLength && memory.compare(p, changetype<usize>(b), n) == 0;
 }
