@@ -734,8 +734,14 @@ export class EventHooks {
         return;
       }
       let n = 0;
+      const now = this.clock.now();
+      let lastOrigin: string | null = null;
       for (const e of b.events) {
-        for (const d of e.deliveries) this.dispatcher.notify(d.origin, this.clock.now());
+        for (const d of e.deliveries) {
+          // Batches are mostly one origin: tell the dispatcher once per run of the same origin.
+          if (d.origin !== lastOrigin) this.dispatcher.notify(d.origin, now);
+          lastOrigin = d.origin;
+        }
         n += e.deliveries.length;
       }
       this.counters.deliveriesCreated += n;
