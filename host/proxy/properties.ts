@@ -14,52 +14,6 @@ import { ByteString, type PropertyValue } from '../vm/properties.js';
 import type { RouteEntry } from './generation.js';
 import type { UpstreamTarget } from './upstream.js';
 
-/** Every property the data plane answers (besides plugin_name, plugin_root_id, plugin_vm_id from the VM layer). */
-export const REQUEST_PROPERTIES = [
-  'request.path',
-  'request.url_path',
-  'request.host',
-  'request.scheme',
-  'request.method',
-  'request.headers',
-  'request.headers.<name>',
-  'request.referer',
-  'request.useragent',
-  'request.time',
-  'request.id',
-  'request.protocol',
-  'request.query',
-  'request.duration',
-  'request.size',
-  'request.total_size',
-  'response.code',
-  'response.code_details',
-  'response.headers',
-  'response.headers.<name>',
-  'response.size',
-  'response.total_size',
-  'response.backend_latency',
-  'source.address',
-  'source.port',
-  'destination.address',
-  'destination.port',
-  'connection.id',
-  'upstream.address',
-  'xds.route_name',
-  'xds.cluster_name',
-  'hookwire.route_id',
-  'hookwire.route_name',
-  'hookwire.service_id',
-  'hookwire.service_name',
-  'hookwire.workspace_id',
-  'hookwire.workspace_name',
-  'hookwire.consumer_id',
-  'hookwire.consumer_username',
-  'hookwire.entities',
-  'hookwire.upstream_uri',
-  'hookwire.upstream_status',
-] as const;
-
 /** What a stream exposes to the property lookup. */
 export interface LiveRequest {
   readonly req: IncomingMessage;
@@ -153,101 +107,81 @@ function destinationAddress(socket: AddressedSocket): string | undefined {
   return (socket[kDestinationAddress] ??= hostPort(socket.localAddress, socket.localPort));
 }
 
+type Resolver = (s: LiveRequest) => PropertyValue | undefined;
+
+/**
+ * Each attribute's resolver, by canonical key. A table rather than a switch:
+ * one hash lookup, where a switch compares the key with every case before it
+ * (and filters read a dozen attributes per request).
+ */
+const RESOLVERS = new Map<string, Resolver>([
+  ['request.path', (s) => bytes(s.requestHeaders.get(':path'))],
+  ['request.url_path', (s) => {
+    const p = s.requestHeaders.get(':path');
+    if (p === undefined) return undefined;
+    const q = p.indexOf('?');
+    return bytes(q < 0 ? p : p.slice(0, q));
+  }],
+  ['request.host', (s) => bytes(s.requestHeaders.get(':authority'))],
+  ['request.scheme', (s) => bytes(s.requestHeaders.get(':scheme'))],
+  ['request.method', (s) => bytes(s.requestHeaders.get(':method'))],
+  ['request.headers', (s) => s.requestHeaders],
+  ['request.referer', (s) => bytes(s.requestHeaders.get('referer'))],
+  ['request.useragent', (s) => bytes(s.requestHeaders.get('user-agent'))],
+  ['request.time', (s) => s.startWallNs],
+  ['request.id', (s) => s.requestId],
+  ['request.protocol', (s) => `HTTP/${s.req.httpVersion}`],
+  ['request.query', (s) => {
+    const p = s.requestHeaders.get(':path') ?? '';
+    const q = p.indexOf('?');
+    return bytes(q < 0 ? '' : p.slice(q + 1));
+  }],
+  ['request.duration', (s) => (s.endMono > 0n ? s.endMono : process.hrtime.bigint()) - s.startMono],
+  ['request.size', (s) => s.requestBodyBytes],
+  ['request.total_size', (s) => s.requestBodyBytes + headerBytes(s.requestHeaders)],
+  ['response.code', (s) => {
+    const code = s.responseHeaders?.get(':status');
+    return code === undefined ? undefined : Number(code);
+  }],
+  ['response.code_details', (s) => (s.codeDetails === '' ? undefined : s.codeDetails)],
+  ['response.headers', (s) => s.responseHeaders ?? undefined],
+  ['response.size', (s) => (s.responseHeaders === null ? undefined : s.responseBodyBytes)],
+  ['response.total_size', (s) => (s.responseHeaders === null ? undefined : s.responseBodyBytes + headerBytes(s.responseHeaders))],
+  ['response.backend_latency', (s) => {
+    const ns = s.backendLatency();
+    return ns < 0n ? undefined : ns;
+  }],
+  ['source.address', (s) => sourceAddress(s.req.socket)],
+  ['source.port', (s) => s.req.socket.remotePort],
+  ['destination.address', (s) => destinationAddress(s.req.socket)],
+  ['destination.port', (s) => s.req.socket.localPort],
+  ['connection.id', (s) => connectionId(s.req.socket)],
+  ['upstream.address', (s) => s.target?.address],
+  ['xds.route_name', (s) => s.entry.resolved.route.name],
+  ['hookwire.route_name', (s) => s.entry.resolved.route.name],
+  ['xds.cluster_name', (s) => s.entry.resolved.service.name],
+  ['hookwire.service_name', (s) => s.entry.resolved.service.name],
+  ['hookwire.route_id', (s) => s.entry.resolved.route.id],
+  ['hookwire.service_id', (s) => s.entry.resolved.service.id],
+  ['hookwire.workspace_id', (s) => s.entry.resolved.workspace.id],
+  ['hookwire.workspace_name', (s) => s.entry.resolved.workspace.name],
+  ['hookwire.entities', (s) => entities(s.entry)],
+  ['hookwire.upstream_uri', (s) => (s.upstreamRequest === null ? undefined : bytes(s.upstreamRequest.path))],
+  // Kong's upstream_status is a string; "" when no upstream answered.
+  ['hookwire.upstream_status', (s) => (s.upstreamStatus === 0 ? '' : String(s.upstreamStatus))],
+  // No authenticated consumer yet (auth plugins come later).
+  ['hookwire.consumer_id', () => undefined],
+  ['hookwire.consumer_username', () => undefined],
+]);
+
+/** Every property the data plane answers (besides plugin_name, plugin_root_id, plugin_vm_id from the VM layer). */
+export const REQUEST_PROPERTIES: readonly string[] = [...RESOLVERS.keys(), 'request.headers.<name>', 'response.headers.<name>'];
+
 /** The value of `key` (canonical dotted form) for a live request, or undefined (NOT_FOUND). */
 export function requestProperty(s: LiveRequest, key: string): PropertyValue | undefined {
-  const h = s.requestHeaders;
-  switch (key) {
-    case 'request.path':
-      return bytes(h.get(':path'));
-    case 'request.url_path': {
-      const p = h.get(':path');
-      if (p === undefined) return undefined;
-      const q = p.indexOf('?');
-      return bytes(q < 0 ? p : p.slice(0, q));
-    }
-    case 'request.host':
-      return bytes(h.get(':authority'));
-    case 'request.scheme':
-      return bytes(h.get(':scheme'));
-    case 'request.method':
-      return bytes(h.get(':method'));
-    case 'request.headers':
-      return h;
-    case 'request.referer':
-      return bytes(h.get('referer'));
-    case 'request.useragent':
-      return bytes(h.get('user-agent'));
-    case 'request.time':
-      return s.startWallNs;
-    case 'request.id':
-      return s.requestId;
-    case 'request.protocol':
-      return `HTTP/${s.req.httpVersion}`;
-    case 'request.query': {
-      const p = h.get(':path') ?? '';
-      const q = p.indexOf('?');
-      return bytes(q < 0 ? '' : p.slice(q + 1));
-    }
-    case 'request.duration':
-      return (s.endMono > 0n ? s.endMono : process.hrtime.bigint()) - s.startMono;
-    case 'request.size':
-      return s.requestBodyBytes;
-    case 'request.total_size':
-      return s.requestBodyBytes + headerBytes(h);
-    case 'response.code': {
-      const code = s.responseHeaders?.get(':status');
-      return code === undefined ? undefined : Number(code);
-    }
-    case 'response.code_details':
-      return s.codeDetails === '' ? undefined : s.codeDetails;
-    case 'response.headers':
-      return s.responseHeaders ?? undefined;
-    case 'response.size':
-      return s.responseHeaders === null ? undefined : s.responseBodyBytes;
-    case 'response.total_size':
-      return s.responseHeaders === null ? undefined : s.responseBodyBytes + headerBytes(s.responseHeaders);
-    case 'response.backend_latency': {
-      const ns = s.backendLatency();
-      return ns < 0n ? undefined : ns;
-    }
-    case 'source.address':
-      return sourceAddress(s.req.socket);
-    case 'source.port':
-      return s.req.socket.remotePort;
-    case 'destination.address':
-      return destinationAddress(s.req.socket);
-    case 'destination.port':
-      return s.req.socket.localPort;
-    case 'connection.id':
-      return connectionId(s.req.socket);
-    case 'upstream.address':
-      return s.target?.address;
-    case 'xds.route_name':
-    case 'hookwire.route_name':
-      return s.entry.resolved.route.name;
-    case 'xds.cluster_name':
-    case 'hookwire.service_name':
-      return s.entry.resolved.service.name;
-    case 'hookwire.route_id':
-      return s.entry.resolved.route.id;
-    case 'hookwire.service_id':
-      return s.entry.resolved.service.id;
-    case 'hookwire.workspace_id':
-      return s.entry.resolved.workspace.id;
-    case 'hookwire.workspace_name':
-      return s.entry.resolved.workspace.name;
-    case 'hookwire.entities':
-      return entities(s.entry);
-    case 'hookwire.upstream_uri':
-      return s.upstreamRequest === null ? undefined : bytes(s.upstreamRequest.path);
-    case 'hookwire.upstream_status':
-      // Kong's upstream_status is a string; "" when no upstream answered.
-      return s.upstreamStatus === 0 ? '' : String(s.upstreamStatus);
-    case 'hookwire.consumer_id':
-    case 'hookwire.consumer_username':
-      return undefined; // no authenticated consumer yet (auth plugins come later)
-  }
-  if (key.startsWith('request.headers.')) return joined(h, key.slice(16).toLowerCase());
+  const resolve = RESOLVERS.get(key);
+  if (resolve !== undefined) return resolve(s);
+  if (key.startsWith('request.headers.')) return joined(s.requestHeaders, key.slice(16).toLowerCase());
   if (key.startsWith('response.headers.')) return joined(s.responseHeaders, key.slice(17).toLowerCase());
   return undefined;
 }
