@@ -17,13 +17,16 @@
  * - anything that can reorder or move the queue (manual retry, hook deleted,
  *   re-partitioning, lost lease, a write by another process, the clock
  *   stepping back): `drop` / `clear`;
- * - it grows past `MAX_TAIL` (an origin that does not drain, e.g. its circuit
- *   is open): its memory goes back, the rows wait on disk.
+ * - it grows past `MAX_TAIL`, or all tails together past `MAX_KEPT` (origins
+ *   that do not drain, e.g. their circuit is open): its memory goes back, the
+ *   rows wait on disk.
  */
 import type { ClaimedDelivery } from './store.js';
 
-/** Most deliveries kept in memory per origin. */
+/** Most deliveries kept in memory per origin... */
 export const MAX_TAIL = 4096;
+/** ...and for all origins together (a few MB: each holds its event's JSON). */
+export const MAX_KEPT = 16_384;
 
 interface Tail {
   /** Accepted here, not yet claimed, in acceptance (= due) order. */
@@ -40,6 +43,8 @@ interface Tail {
 
 export class OutboxTails {
   private readonly tails = new Map<string, Tail>();
+  /** Deliveries kept, all tails together. */
+  private kept = 0;
 
   get size(): number {
     return this.tails.size;
@@ -61,12 +66,13 @@ export class OutboxTails {
     if (t === undefined) return;
     const last = t.due.length > t.head ? t.due[t.due.length - 1]! : -Infinity;
     // Too big, or the clock stepped back (memory order would no longer be due order).
-    if (t.rows.length - t.head >= MAX_TAIL || due < last) {
-      this.tails.delete(d.origin);
+    if (t.rows.length - t.head >= MAX_TAIL || this.kept >= MAX_KEPT || due < last) {
+      this.drop(d.origin);
       return;
     }
     t.rows.push(d);
     t.due.push(due);
+    this.kept++;
   }
 
   /**
@@ -80,6 +86,7 @@ export class OutboxTails {
     const from = t.head;
     while (t.head < t.rows.length && leased(t.rows[t.head]!.seq)) t.head++;
     const reached = t.head !== from;
+    this.kept -= t.head - from;
     this.compact(t);
     return reached;
   }
@@ -105,11 +112,20 @@ export class OutboxTails {
   }
 
   drop(origin: string): void {
+    const t = this.tails.get(origin);
+    if (t === undefined) return;
+    this.kept -= t.rows.length - t.head;
     this.tails.delete(origin);
   }
 
   clear(): void {
     this.tails.clear();
+    this.kept = 0;
+  }
+
+  /** Deliveries kept in memory, all origins together. */
+  get keptCount(): number {
+    return this.kept;
   }
 
   /** Whether a claim of `origin` at `now` can be served from memory. */
@@ -128,7 +144,7 @@ export class OutboxTails {
     if (t === undefined || !t.ready) return null;
     if (now >= t.blockedFrom) {
       // Another delivery is due: the claim query orders the queue again, and keeping starts over.
-      this.tails.delete(origin);
+      this.drop(origin);
       return null;
     }
     let end = t.head;
@@ -136,6 +152,7 @@ export class OutboxTails {
     while (end < stop && t.due[end]! <= now) end++;
     const rows = t.rows.slice(t.head, end);
     t.head = end;
+    this.kept -= rows.length;
     let nextDue: number | null = null;
     if (rows.length < limit) {
       // Nothing more is due now: the earliest of what waits here and elsewhere.

@@ -1,6 +1,6 @@
 /** Claims served from memory (outbox-tail.ts): only a shortcut, never a change in what is leased. */
 import { describe, it, expect, afterEach, vi } from 'vitest';
-import { MAX_TAIL } from '../../host/hooks/outbox-tail.js';
+import { MAX_KEPT, MAX_TAIL, OutboxTails } from '../../host/hooks/outbox-tail.js';
 import { SqliteStore } from '../../host/hooks/sqlite-store.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewEvent } from '../../host/hooks/store.js';
 import { tempDir } from './helpers.js';
@@ -156,5 +156,44 @@ describe('claims from the outbox tail', () => {
     for (let i = 0; i < 10 && got.length < many.length; i++) got.push(...(await claim(s!, 1200, 1000)).claimed);
     expect(tx).toHaveBeenCalled();
     expect(nums(got)).toEqual(many.map(nOf));
+  });
+});
+
+describe('OutboxTails memory bounds', () => {
+  const row = (seq: number, origin: string): ClaimedDelivery => ({
+    seq,
+    id: `msg_${seq}`,
+    hookId: 'h',
+    origin,
+    attempt: 1,
+    cycleStart: 0,
+    eventId: `evt_${seq}`,
+    source: 's',
+    event: 'e',
+    json: '{}',
+    createdAtMs: 0,
+  });
+
+  it('counts what it keeps, and gives an origin\'s memory back once all tails together hold MAX_KEPT', () => {
+    const t = new OutboxTails();
+    const origins = Array.from({ length: Math.ceil(MAX_KEPT / MAX_TAIL) + 1 }, (_, i) => `http://o${i}.example`);
+    let seq = 0;
+    for (const o of origins) {
+      t.track(o);
+      t.ready(o, Infinity);
+      for (let i = 0; i < MAX_TAIL && t.has(o); i++) t.append(row(++seq, o), 0);
+    }
+    expect(t.keptCount).toBe(MAX_KEPT);
+    // The origin that hit the bound was dropped (its rows wait on disk); the others still serve.
+    expect(t.has(origins.at(-1)!)).toBe(false);
+    expect(t.serves(origins[0]!, 1)).toBe(true);
+    expect(t.take(origins[0]!, 1, 10)!.rows).toHaveLength(10);
+    expect(t.keptCount).toBe(MAX_KEPT - 10);
+    expect(t.leasedByQuery(origins[1]!, (s) => s <= MAX_TAIL + 5)).toBe(true);
+    expect(t.keptCount).toBe(MAX_KEPT - 15);
+    t.drop(origins[0]!);
+    expect(t.keptCount).toBe(MAX_KEPT - 15 - (MAX_TAIL - 10));
+    t.clear();
+    expect(t.keptCount).toBe(0);
   });
 });
