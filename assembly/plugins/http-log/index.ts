@@ -358,32 +358,29 @@ function emitLogEvent(nowMs: i64): void {
   const id = identity;
   // Written straight into the event's writer: no nested objects to copy.
   const w = eventData.clear().writer;
-  w.keyOf(K_CONSUMER);
-  w.beginObject();
-  named(w, K_ID, id.consumerId);
-  named(w, K_USERNAME, id.consumerUsername);
-  w.endObject();
+  entity(w, K_CONSUMER, K_USERNAME, id.consumerId, id.consumerUsername);
   w.keyOf(K_IP);
   if (id.clientIp.ok) w.strBytes(id.clientIp.ptr, id.clientIp.len);
   else w.str("");
-  w.keyOf(K_SERVICE);
-  w.beginObject();
-  named(w, K_ID, id.serviceId);
-  named(w, K_NAME, id.serviceName);
-  w.endObject();
-  w.keyOf(K_ROUTE);
-  w.beginObject();
-  named(w, K_ID, id.routeId);
-  named(w, K_NAME, id.routeName);
-  w.endObject();
+  entity(w, K_SERVICE, K_NAME, id.serviceId, id.serviceName);
+  entity(w, K_ROUTE, K_NAME, id.routeId, id.routeName);
   const r = emitAt(EVENT_SOURCE, EVENT_NAME, eventData, nowMs);
   if (!r.ok) log(LogLevelValues.warn, "http-log: event hook not emitted: " + r.error);
 }
 
-function named(w: JsonWriter, key: JsonKey, value: Slice): void {
-  if (!value.ok) return;
+/** `"key":{"id":…,"<nameKey>":…}` with the members that are known. */
+function entity(w: JsonWriter, key: JsonKey, nameKey: JsonKey, id: Slice, name: Slice): void {
   w.keyOf(key);
-  w.strBytes(value.ptr, value.len);
+  w.beginObject();
+  if (id.ok) {
+    w.keyOf(K_ID);
+    w.strBytes(id.ptr, id.len);
+  }
+  if (name.ok) {
+    w.keyOf(nameKey);
+    w.strBytes(name.ptr, name.len);
+  }
+  w.endObject();
 }
 
 registerRootContext((context_id: u32) => {
