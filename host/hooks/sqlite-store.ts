@@ -17,9 +17,12 @@
  * for the lease (it still accepts events; they wait in the outbox).
  *
  * Write cost per delivery: one row and three index entries at accept; at
- * completion one attempt row and one row update (leaving the due index).
- * Delivery ids are monotonic ULIDs, so index inserts append. A claim seeks
- * past a per-origin cursor instead of skipping the rows in flight (claimRows).
+ * completion one row update (leaving the due index), which for a first
+ * success also holds the attempt (schema 2); other attempts are rows of
+ * `attempts`. Delivery ids are monotonic ULIDs, so index inserts append.
+ * Claims of deliveries this process accepted come from memory once the query
+ * has caught up with them (outbox-tail.ts); otherwise a claim seeks past a
+ * per-origin cursor instead of skipping the rows in flight (claimRows).
  */
 import Database from 'better-sqlite3';
 import { OutboxTails } from './outbox-tail.js';

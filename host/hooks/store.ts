@@ -12,8 +12,9 @@
  * the same id (`webhook-id`).
  *
  * The dispatcher talks to the outbox through `cycle`: one call records the
- * outcomes of finished attempts and leases the next deliveries, in one
- * transaction (one commit per event-loop turn, however busy).
+ * outcomes of finished attempts (in batches) and leases the next deliveries,
+ * in one transaction, or in none when there is nothing to write and the
+ * store can answer the claims from memory (SQLite: outbox-tail.ts).
  */
 import type { DeliveryView, EventHook, EventSpec } from './types.js';
 
@@ -121,9 +122,10 @@ export interface EventHookStore {
   /** Origins that have pending deliveries, with the earliest due time of each. */
   dueOrigins(): Promise<Map<string, number>>;
   /**
-   * In one transaction: records `outcomes` (attempt rows, deliveries moved
-   * on), then leases, for each request, up to `limit` due deliveries of its
-   * origin (oldest due first) until `leaseUntilMs`.
+   * In one transaction: records `outcomes` (attempts, deliveries moved on),
+   * then leases, for each request, up to `limit` due deliveries of its origin
+   * (oldest due first) until `leaseUntilMs`. Resolved means the outcomes are
+   * committed.
    */
   cycle(
     outcomes: readonly DeliveryOutcome[],
