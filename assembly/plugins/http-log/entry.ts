@@ -127,7 +127,7 @@ const uriBuf = new JsonWriter(256);
 let decoded = new ArrayBuffer(256);
 
 /**
- * The pairs of the map or query being written: (name ptr, name len, value
+ * The pairs of a map or query: (name ptr, name len, value
  * ptr, value len) records in one reused block, plus a byte per pair for the
  * grouping of repeated names. A value length of -1 is a query flag (true).
  */
@@ -177,6 +177,9 @@ class Pairs {
   @inline mark(i: i32): void { store<u8>(changetype<usize>(this.marks) + <usize>i, 1); }
 }
 
+/** The two header maps (parsed once each), and scratch pairs for the entities map and the query. */
+const requestPairs = new Pairs();
+const responsePairs = new Pairs();
 const pairs = new Pairs();
 
 // The values of one entry (views into scratch memory).
@@ -273,9 +276,8 @@ function fill(s: Slice, path: ArrayBuffer): bool {
   return s.fromRead(readProperty(path));
 }
 
-/** Parse a proxy-wasm pairs map (ptr, size) into `pairs`; false if malformed. */
-function readPairs(p: usize, size: i32): bool {
-  const list = pairs;
+/** Parse a proxy-wasm pairs map (ptr, size) into `list`; false if malformed. */
+function readPairs(list: Pairs, p: usize, size: i32): bool {
   list.reset();
   if (size < 4) return size <= 1; // empty map: 0 bytes or a single 0
   const count = <i32>load<u32>(p);
@@ -292,16 +294,15 @@ function readPairs(p: usize, size: i32): bool {
   return true;
 }
 
-function parseMap(m: Slice): bool {
-  if (m.ok && readPairs(m.ptr, m.len)) return true;
-  pairs.reset();
+function parseMap(m: Slice, list: Pairs): bool {
+  if (m.ok && readPairs(list, m.ptr, m.len)) return true;
+  list.reset();
   return false;
 }
 
 /** After parseMap: `out` = the first value of `key`, when `out` is not set yet. */
-function take(key: ArrayBuffer, out: Slice): void {
+function take(list: Pairs, key: ArrayBuffer, out: Slice): void {
   if (out.ok) return;
-  const list = pairs;
   for (let i = 0; i < list.count; i++) {
     if (bytesEqual(list.kp(i), list.kl(i), key)) {
       out.set(list.vp(i), list.vl(i));
@@ -314,8 +315,7 @@ function take(key: ArrayBuffer, out: Slice): void {
  * Write `pairs` as a JSON object: repeated names become arrays (as Kong's
  * get_headers/get_query return them), flags are true.
  */
-function writeGrouped(w: JsonWriter, node: CustomNode | null, redact: bool): void {
-  const list = pairs;
+function writeGrouped(w: JsonWriter, list: Pairs, node: CustomNode | null, redact: bool): void {
   const n = list.count;
   list.clearMarks();
   w.beginObject();
@@ -352,9 +352,7 @@ function writeGrouped(w: JsonWriter, node: CustomNode | null, redact: bool): voi
 }
 
 /** request.headers / response.headers: lower-case names, pseudo-headers left out (request :authority becomes host). */
-function writeHeaders(w: JsonWriter, m: Slice, node: CustomNode | null, request: bool): void {
-  parseMap(m);
-  const list = pairs;
+function writeHeaders(w: JsonWriter, list: Pairs, node: CustomNode | null, request: bool): void {
   let hasHost = false;
   for (let i = 0; i < list.count; i++) if (bytesEqual(list.kp(i), list.kl(i), HOST_KEY)) hasHost = true;
   // Drop pseudo-headers, in place.
@@ -371,7 +369,7 @@ function writeHeaders(w: JsonWriter, m: Slice, node: CustomNode | null, request:
     list.set(o++, kp, kl, list.vp(i), list.vl(i));
   }
   list.count = o;
-  writeGrouped(w, node, request);
+  writeGrouped(w, list, node, request);
 }
 
 /** request.querystring from the raw query ("a=1&b&a=2"): decoded, flags true, repeats as arrays. */
@@ -407,7 +405,7 @@ function writeQuery(w: JsonWriter, q: Slice, node: CustomNode | null): void {
       start = end + 1;
     }
   }
-  writeGrouped(w, node, false);
+  writeGrouped(w, list, node, false);
 }
 
 /** A header map from its property (request.headers / response.headers), else from the stream's map. */
@@ -425,7 +423,7 @@ function readIdentity(ident: Identity): void {
   ident.workspaceName.clear();
   ident.consumerId.clear();
   ident.consumerUsername.clear();
-  if (tmp.fromRead(readProperty(P_ENTITIES)) && parseMap(tmp)) {
+  if (tmp.fromRead(readProperty(P_ENTITIES)) && parseMap(tmp, pairs)) {
     const list = pairs;
     for (let i = 0; i < list.count; i++) {
       const kp = list.kp(i);
@@ -478,9 +476,9 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
   rawHost.clear();
   statusCode.clear();
   readMap(requestMap, P_REQ_HEADERS, 0);
-  if (parseMap(requestMap)) {
+  if (parseMap(requestMap, requestPairs)) {
     // One pass: the first of each (pseudo-headers come first in Envoy's maps).
-    const list = pairs;
+    const list = requestPairs;
     for (let i = 0; i < list.count; i++) {
       const kp = list.kp(i);
       const kl = list.kl(i);
@@ -495,7 +493,7 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
     }
   }
   readMap(responseMap, P_RESP_HEADERS, 2);
-  if (parseMap(responseMap)) take(STATUS_KEY, statusCode);
+  if (parseMap(responseMap, responsePairs)) take(responsePairs, STATUS_KEY, statusCode);
 
   fill(reqId, P_REQ_ID);
   if (fill(uri, P_REQ_PATH)) {
@@ -580,7 +578,7 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
     }
     if (objectKey(w, s, K_QUERYSTRING)) writeQuery(w, query, sub);
     if (scalarKey(w, s, K_METHOD)) strOr(w, method);
-    if (objectKey(w, s, K_HEADERS)) writeHeaders(w, requestMap, sub, true);
+    if (objectKey(w, s, K_HEADERS)) writeHeaders(w, requestPairs, sub, true);
     if (scalarKey(w, s, K_SIZE)) w.int(requestSize);
     finish(w, s);
   }
@@ -598,7 +596,7 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
     const s = sub;
     w.beginObject();
     if (scalarKey(w, s, K_STATUS)) w.int(status);
-    if (objectKey(w, s, K_HEADERS)) writeHeaders(w, responseMap, sub, false);
+    if (objectKey(w, s, K_HEADERS)) writeHeaders(w, responsePairs, sub, false);
     if (scalarKey(w, s, K_SIZE)) w.int(responseSize);
     finish(w, s);
   }
