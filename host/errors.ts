@@ -155,3 +155,12 @@ export class EventHooksClosedError extends HookwireError {
     super('HW_ERR_EVENT_HOOKS_CLOSED', `event hooks service is closed (${operation})`);
   }
 }
+
+/** The event-hooks database was written by a newer hookwire (its schema version is higher than this one knows). */
+export class EventHooksStoreVersionError extends HookwireError {
+  readonly file: string;
+  constructor(file: string, found: number, known: number) {
+    super('HW_ERR_EVENT_HOOKS_STORE_VERSION', `${file}: event hooks database has schema version ${found}; this hookwire knows up to ${known}`);
+    this.file = file;
+  }
+}

@@ -25,6 +25,7 @@
  * per-origin cursor instead of skipping the rows in flight (claimRows).
  */
 import Database from 'better-sqlite3';
+import { EventHooksStoreVersionError } from '../errors.js';
 import { OutboxTails } from './outbox-tail.js';
 import type { AttemptView, DeliveryView, EventHook, EventSpec } from './types.js';
 import type {
@@ -306,7 +307,12 @@ export class SqliteStore implements EventHookStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('temp_store = MEMORY');
     this.db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
-    this.migrate();
+    try {
+      this.migrate();
+    } catch (err) {
+      this.db.close(); // refused (a newer file) or failed: do not keep it open
+      throw err;
+    }
     this.st = this.prepare();
     this.dataVersion = this.st.dataVersion.get() as number;
   }
@@ -314,7 +320,7 @@ export class SqliteStore implements EventHookStore {
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
-      throw new Error(`event hooks database has schema version ${version}; this hookwire knows up to ${SCHEMA_VERSION}`);
+      throw new EventHooksStoreVersionError(this.db.name, version, SCHEMA_VERSION);
     }
     this.db.transaction(() => {
       if (version === 1) {

@@ -5,6 +5,7 @@
 import Database from 'better-sqlite3';
 import { describe, it, expect, afterEach } from 'vitest';
 import { SqliteStore } from '../../host/hooks/sqlite-store.js';
+import { EventHooksStoreVersionError } from '../../host/errors.js';
 import type { AttemptRecord, ClaimedDelivery, DeliveryOutcome, NewEvent } from '../../host/hooks/store.js';
 import { tempDir } from './helpers.js';
 
@@ -132,5 +133,25 @@ describe('first successful attempt in the delivery row', () => {
     await s.cycle([{ seq: c.seq, kind: 'succeeded', attempt: attempt(c, 1000, 200) }], [], 1100, 61_100, 'me');
     expect((await view(s, 'msg_pending', 1200))!.attempts.map((a) => a.status)).toEqual([200]);
     expect(s.db.prepare('SELECT COUNT(*) AS c FROM attempts').get()).toEqual({ c: 1 });
+  });
+
+  it('refuses a file written by a newer hookwire, with a typed error naming the file, and leaves it as it was', () => {
+    const path = file();
+    const newer = new Database(path);
+    newer.exec('CREATE TABLE marker (x INTEGER)');
+    newer.pragma('user_version = 99');
+    newer.close();
+    let caught: unknown;
+    try {
+      open(path);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(EventHooksStoreVersionError);
+    expect(caught).toMatchObject({ code: 'HW_ERR_EVENT_HOOKS_STORE_VERSION', file: path });
+    expect((caught as Error).message).toContain('schema version 99');
+    const after = new Database(path);
+    expect(after.pragma('user_version', { simple: true })).toBe(99);
+    after.close();
   });
 });
