@@ -657,12 +657,14 @@ export class SqliteStore implements EventHookStore {
         );
         if (inline.changes > 0) continue;
       }
-      if (a) this.st.insertAttempt.run(o.seq, a.attempt, a.startedAtMs, a.durationMs, a.status, a.error, a.response, a.webhookTimestamp, a.url);
       const attempts = a ? a.attempt : 0;
-      if (o.kind === 'succeeded') this.st.succeed.run(attempts, status, now, o.seq);
-      else if (o.kind === 'retry') this.st.retry.run(attempts, o.nextAttemptAtMs, status, o.error, now, o.seq);
-      else if (a) this.st.fail.run(attempts, status, o.error, now, o.seq);
-      else this.st.failUnattempted.run(o.error, now, o.seq);
+      let changed: number;
+      if (o.kind === 'succeeded') changed = this.st.succeed.run(attempts, status, now, o.seq).changes;
+      else if (o.kind === 'retry') changed = this.st.retry.run(attempts, o.nextAttemptAtMs, status, o.error, now, o.seq).changes;
+      else if (a) changed = this.st.fail.run(attempts, status, o.error, now, o.seq).changes;
+      else changed = this.st.failUnattempted.run(o.error, now, o.seq).changes;
+      // The delivery may be gone (its hook was deleted while the attempt ran): no orphan attempt row then.
+      if (a && changed > 0) this.st.insertAttempt.run(o.seq, a.attempt, a.startedAtMs, a.durationMs, a.status, a.error, a.response, a.webhookTimestamp, a.url);
     }
     const claimed: ClaimedDelivery[] = [];
     const nextDue = new Map<string, number | null>();

@@ -154,4 +154,23 @@ describe('first successful attempt in the delivery row', () => {
     expect(after.pragma('user_version', { simple: true })).toBe(99);
     after.close();
   });
+
+  it('records no attempt for a delivery whose hook was deleted while it was in flight', async () => {
+    const s = open(file());
+    await s.accept([event(), event()], [], 1000);
+    const c1 = (await one(s, 1000))!;
+    const c2 = (await one(s, 1000))!;
+    s.db.prepare("DELETE FROM deliveries WHERE hook_id = 'h'").run(); // what deleting the hook does to its deliveries
+    await s.cycle(
+      [
+        { seq: c1.seq, kind: 'succeeded', attempt: attempt(c1, 1000, 200, 'late') }, // not inline (an error text): an attempt row
+        { seq: c2.seq, kind: 'retry', nextAttemptAtMs: 5000, attempt: attempt(c2, 1000, 503, 'endpoint answered 503'), error: 'endpoint answered 503' },
+      ],
+      [],
+      1100,
+      61_100,
+      'me',
+    );
+    expect(s.db.prepare('SELECT COUNT(*) AS c FROM attempts').get()).toEqual({ c: 0 });
+  });
 });
