@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { EventHooks, type EventHooksOptions } from '../../host/hooks/index.js';
+import type { NewEvent } from '../../host/hooks/store.js';
 
 export interface Received {
   method: string;
@@ -129,3 +130,28 @@ export function publishRecord(source: string, event: string, unique: string[] = 
 export function emitRecord(source: string, event: string, data: Record<string, unknown>): Record<string, unknown> {
   return { v: 1, type: 'emit', source, event, data, plugin: 'test-plugin', time_ms: Date.now() };
 }
+
+let outboxEventCount = 0;
+
+/**
+ * Events for the outbox store tests, one delivery each (hook "h", the given
+ * origin), numbered across the test run: data {"n": k}, ids evt_/msg_ + k.
+ */
+export function outboxEvents(count: number, origin: string): NewEvent[] {
+  return Array.from({ length: count }, () => {
+    const k = ++outboxEventCount;
+    return {
+      id: `evt_${String(k).padStart(6, '0')}`,
+      source: 's',
+      event: 'e',
+      json: `{"n":${k}}`,
+      plugin: null,
+      occurredAtMs: 0,
+      deliveries: [{ id: `msg_${String(k).padStart(6, '0')}`, hookId: 'h', origin }],
+    };
+  });
+}
+
+/** The number of the last event outboxEvents made. */
+export const lastOutboxEvent = (): number => outboxEventCount;
+

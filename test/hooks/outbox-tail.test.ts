@@ -3,10 +3,9 @@ import { describe, it, expect, afterEach, vi } from 'vitest';
 import { MAX_KEPT, MAX_TAIL, OutboxTails } from '../../host/hooks/outbox-tail.js';
 import { SqliteStore } from '../../host/hooks/sqlite-store.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewEvent } from '../../host/hooks/store.js';
-import { tempDir } from './helpers.js';
+import { outboxEvents, tempDir } from './helpers.js';
 
 const A = 'http://a.example';
-let n = 0;
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
@@ -22,20 +21,7 @@ function stores(count = 1): SqliteStore[] {
   return list;
 }
 
-function events(count: number, origin = A): NewEvent[] {
-  return Array.from({ length: count }, () => {
-    n++;
-    return {
-      id: `evt_${String(n).padStart(6, '0')}`,
-      source: 's',
-      event: 'e',
-      json: `{"n":${n}}`,
-      plugin: null,
-      occurredAtMs: 0,
-      deliveries: [{ id: `msg_${String(n).padStart(6, '0')}`, hookId: 'h', origin }],
-    };
-  });
-}
+const events = (count: number, origin = A): NewEvent[] => outboxEvents(count, origin);
 
 const nOf = (e: NewEvent): number => JSON.parse(e.json).n as number;
 const nums = (cs: ClaimedDelivery[]): number[] => cs.map((c) => JSON.parse(c.json).n as number);

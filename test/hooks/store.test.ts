@@ -2,11 +2,10 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { SqliteStore } from '../../host/hooks/sqlite-store.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewEvent } from '../../host/hooks/store.js';
-import { tempDir } from './helpers.js';
+import { lastOutboxEvent, outboxEvents, tempDir } from './helpers.js';
 
 const A = 'http://a.example';
 const B = 'http://b.example';
-let n = 0;
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
@@ -22,20 +21,7 @@ function store(): SqliteStore {
   return s;
 }
 
-function events(count: number, origin = A): NewEvent[] {
-  return Array.from({ length: count }, () => {
-    n++;
-    return {
-      id: `evt_${String(n).padStart(6, '0')}`,
-      source: 's',
-      event: 'e',
-      json: `{"n":${n}}`,
-      plugin: null,
-      occurredAtMs: 0,
-      deliveries: [{ id: `msg_${String(n).padStart(6, '0')}`, hookId: 'h', origin }],
-    };
-  });
-}
+const events = (count: number, origin = A): NewEvent[] => outboxEvents(count, origin);
 
 const ok = (c: ClaimedDelivery, now: number): DeliveryOutcome => ({
   seq: c.seq,
@@ -52,7 +38,7 @@ const nums = (cs: ClaimedDelivery[]): number[] => cs.map((c) => JSON.parse(c.jso
 describe('SqliteStore claims', () => {
   it('leases in due order, never a delivery already in flight, across many batches with the same due time', async () => {
     const s = store();
-    const base = n;
+    const base = lastOutboxEvent();
     await s.accept(events(50), [], 1000);
     const seen: number[] = [];
     let inFlight: ClaimedDelivery[] = [];
