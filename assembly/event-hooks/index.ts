@@ -277,17 +277,22 @@ function ensurePluginName(): void {
   pluginSuffix = w.toArrayBuffer();
 }
 
-function publishRecord(p: Published): ArrayBuffer {
-  const w = new JsonWriter(256);
+/** A record's first members, common to both types: {"v":1,"type":…,"source":…,"event":… */
+function recordHead(w: JsonWriter, type: string, p: Published): void {
   w.beginObject();
   w.key("v");
   w.int(WIRE_VERSION);
   w.key("type");
-  w.str("publish");
+  w.str(type);
   w.key("source");
   w.str(p.source);
   w.key("event");
   w.str(p.event);
+}
+
+function publishRecord(p: Published): ArrayBuffer {
+  const w = new JsonWriter(256);
+  recordHead(w, "publish", p);
   w.key("fields");
   w.beginArray();
   for (let i = 0; i < p.options.fields.length; i++) w.str(p.options.fields[i]);
@@ -306,15 +311,7 @@ function publishRecord(p: Published): ArrayBuffer {
 
 function emitPrefix(p: Published): ArrayBuffer {
   const w = new JsonWriter(128);
-  w.beginObject();
-  w.key("v");
-  w.int(WIRE_VERSION);
-  w.key("type");
-  w.str("emit");
-  w.key("source");
-  w.str(p.source);
-  w.key("event");
-  w.str(p.event);
+  recordHead(w, "emit", p);
   w.key("data"); // the data object's bytes follow
   return w.toArrayBuffer();
 }
