@@ -12,6 +12,7 @@ import type { RouteConfig, ServiceConfig, WorkspaceConfig } from '../../host/con
 import { send, startGateway, type Reply, type TestGateway } from '../helpers/gateway.js';
 import { plugin } from '../helpers/paths.js';
 import { startUpstream, type Echo, type Upstream } from '../helpers/upstream.js';
+import { httpLogPublishRecord } from '../helpers/records.js';
 
 type Json = any;
 
@@ -251,16 +252,7 @@ describe('http-log in two workspaces, through the data plane', () => {
     for (const team of TEAMS) {
       const name = `${team}-log`;
       const pub = publishes.find((p) => p.plugin === name);
-      expect(pub).toEqual({
-        v: 1,
-        type: 'publish',
-        source: 'http-log',
-        event: 'log',
-        fields: ['consumer', 'ip', 'service', 'route'],
-        unique: ['consumer', 'ip', 'service'],
-        description: 'Run an event for a request',
-        plugin: name,
-      });
+      expect(pub).toEqual(httpLogPublishRecord(name));
       const firstEmit = records.findIndex((r) => r.type === 'emit' && r.plugin === name);
       expect(records.indexOf(pub)).toBeLessThan(firstEmit);
     }

@@ -6,6 +6,7 @@ import { HeaderMap } from '../../host/abi/header-map.js';
 import { PluginStartError } from '../../host/errors.js';
 import { HostEmulator, type PendingHttpCall } from '../../host/testing/emulator.js';
 import { plugin } from '../helpers/paths.js';
+import { httpLogPublishRecord } from '../helpers/records.js';
 
 const VM = 'hookwire_event_hooks';
 const T0 = 1_700_000_000_000n;
@@ -253,16 +254,7 @@ describe('event hooks end to end under the Envoy layout', () => {
       const ingest = host.httpCalls().find((c) => c.upstream === 'hookwire_ingest')!;
       expect(ingest.headers).toContainEqual(['authorization', 'Bearer t']);
       expect(batch(ingest)).toEqual([
-        {
-          v: 1,
-          type: 'publish',
-          source: 'http-log',
-          event: 'log',
-          fields: ['consumer', 'ip', 'service', 'route'],
-          unique: ['consumer', 'ip', 'service'],
-          description: 'Run an event for a request',
-          plugin: 'http-log',
-        },
+        httpLogPublishRecord('http-log'),
         {
           v: 1,
           type: 'emit',

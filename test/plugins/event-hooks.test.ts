@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HostEmulator } from '../../host/testing/emulator.js';
 import { fixture } from '../helpers/paths.js';
+import { HTTP_LOG_EVENT } from '../helpers/records.js';
 
 const VM = 'hookwire_event_hooks';
 const T0 = 1_700_000_000_123n; // ms
@@ -16,13 +17,7 @@ function fakeClock(ms = T0) {
   return clock;
 }
 
-const LOG_EVENT = {
-  source: 'http-log',
-  event: 'log',
-  fields: ['consumer', 'ip', 'service', 'route'],
-  unique: ['consumer', 'ip', 'service'],
-  description: 'Run an event for a request',
-};
+const LOG_EVENT = HTTP_LOG_EVENT;
 
 async function start(config: object, name = 'team-a-log') {
   const clock = fakeClock();

@@ -8,6 +8,7 @@ import { PluginStartError } from '../../host/errors.js';
 import { HostEmulator, type PendingHttpCall } from '../../host/testing/emulator.js';
 import type { PropertyValue } from '../../host/vm/properties.js';
 import { plugin } from '../helpers/paths.js';
+import { httpLogPublishRecord } from '../helpers/records.js';
 
 const T0 = 1_700_000_000_000n; // ms: the fake clock's start
 const STARTED = 1_699_999_999_975n; // ms: request.time of the standard request
@@ -714,16 +715,7 @@ describe('http-log: event hooks', () => {
     const records = consume(host);
     host.tick();
     expect(records).toEqual([
-      {
-        v: 1,
-        type: 'publish',
-        source: 'http-log',
-        event: 'log',
-        fields: ['consumer', 'ip', 'service', 'route'],
-        unique: ['consumer', 'ip', 'service'],
-        description: 'Run an event for a request',
-        plugin: 'http-log',
-      },
+      httpLogPublishRecord('http-log'),
     ]);
     expect(host.tickPeriod()).toBe(0);
 
