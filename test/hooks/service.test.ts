@@ -42,7 +42,7 @@ describe('hooks: create, get, list, update, delete', () => {
       on_change: null,
       snooze: null,
       enabled: true,
-      config: { url: 'https://example.com/hook', headers: {}, secret: null, secrets: [], signature: 'standard', ssl_verify: true },
+      config: { url: 'https://example.com/hook', headers: {}, secret: null, secrets: [], signature: 'auto', kong_signature_algorithm: 'sha256', ssl_verify: true },
     });
     expect(await svc.hooks.getHook(h.id)).toEqual(h);
     // log may omit config; event null = every event.
@@ -82,14 +82,14 @@ describe('hooks: create, get, list, update, delete', () => {
     );
     expect(await issuesOf(svc.hooks.createHook({ source: 's', handler: 'webhook', config: {} }))).toEqual([{ path: '/config/url', message: 'required key "url" is missing' }]);
     expect(await issuesOf(svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: 'ftp://x/', bogus: true } }))).toEqual([
-      { path: '/config/bogus', message: expect.stringMatching(/^unknown key "bogus" \(allowed: url, headers, secret, secrets, signature, ssl_verify\)/) },
+      { path: '/config/bogus', message: expect.stringMatching(/^unknown key "bogus" \(allowed: url, headers, secret, secrets, signature, kong_signature_algorithm, ssl_verify\)/) },
     ]);
     expect(
       await issuesOf(
         svc.hooks.createHook({
           source: 's',
           handler: 'webhook',
-          config: { url: 'ftp://x/', headers: { Host: 'evil', 'bad name': 'v', ok: 'a\r\nb' }, secret: 'not base64!', secrets: ['whsk_AAAA'] },
+          config: { url: 'ftp://x/', headers: { Host: 'evil', 'bad name': 'v', ok: 'a\r\nb' }, secret: 'not base64!', secrets: ['whsk_AAAA'], signature: 'standard' },
         }),
       ),
     ).toEqual([
@@ -107,8 +107,12 @@ describe('hooks: create, get, list, update, delete', () => {
       { path: '/config/url', message: expect.stringMatching(/^template does not parse: /) },
       { path: '/config/body', message: expect.stringMatching(/^template does not parse: /) },
     ]);
-    // A plain Kong secret is fine with signature "kong".
+    // A plain Kong secret is fine with signature "kong", and with the default ("auto") as in Kong.
     await svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: 'http://x/', secret: 'not base64!', signature: 'kong' } });
+    await svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: 'http://x/', secret: 'not base64!' } });
+    expect(await issuesOf(svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: 'http://x/', secret: 'whsec_not base64!' } }))).toEqual([
+      { path: '/config/secret', message: 'a whsec_ secret must be base64 after the prefix' },
+    ]);
     const h = await svc.hooks.createHook({ source: 's', handler: 'log' });
     expect(await issuesOf(svc.hooks.updateHook(h.id, { id: '4a2c3b1e-0000-4000-8000-000000000009' }))).toEqual([{ path: '/id', message: 'cannot be changed' }]);
   });
