@@ -7,13 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { destination, pino, stdTimeFunctions, type Logger } from 'pino';
-import { defaultConfig, loadConfigFile, PACKAGE_ROOT } from '../config/load.js';
+import { defaultConfig, loadConfigDocument, loadConfigFile, PACKAGE_ROOT } from '../config/load.js';
 import type { HookwireConfig } from '../config/schema.js';
 import { HookwireError } from '../errors.js';
-import { allPlugins } from '../proxy/generation.js';
 import { formatFacts, inspectFile, type ModuleFacts } from '../vm/inspect.js';
-import { loadModuleFile } from '../vm/module.js';
 import { startHookwire } from './app.js';
+import { configurePlugins } from './validate.js';
 
 export interface Io {
   readonly out: (line: string) => void;
@@ -30,7 +29,8 @@ const USAGE = `Usage: hookwire <command> [options]
 Commands:
   start [-c FILE]      start the proxy and admin listeners and load the plugins
                        (without -c: the built-in defaults, proxy 127.0.0.1:8000, admin 127.0.0.1:8001)
-  validate -c FILE     check a configuration file (and compile its .wasm modules) without starting
+  validate -c FILE     check a configuration file without starting: compile its .wasm modules and
+                       configure every plugin (on_vm_start, on_configure) with no listener or call out
   inspect FILE.wasm    print a proxy-wasm module's ABI version, imports, exports and Envoy
                        compatibility (--json for the manifest form); exit 1 if Envoy would refuse it
   openapi              print the Admin API's OpenAPI 3.1 document (docs/openapi.json)
@@ -151,14 +151,9 @@ async function validate(path: string | null, io: Io): Promise<number> {
     return 2;
   }
   try {
-    const config = await loadConfigFile(path);
-    // Without starting anything: every .wasm must exist and be a usable proxy-wasm module.
-    const compiled = new Set<string>();
-    for (const p of allPlugins(config)) {
-      if (compiled.has(p.wasm)) continue;
-      compiled.add(p.wasm);
-      await loadModuleFile(p.wasm);
-    }
+    const { config, document } = await loadConfigDocument(path);
+    // Without listening or calling out: every .wasm must load, and every plugin accept its configuration.
+    await configurePlugins(config, document);
     io.out('ok');
     return 0;
   } catch (err) {

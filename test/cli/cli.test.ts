@@ -132,6 +132,28 @@ describe('hookwire validate', () => {
     expect(r.stderr).toContain('nope.wasm');
   });
 
+  it("configures every plugin: a configuration the plugin refuses fails with the plugin's own message at its place in the file", async () => {
+    const file = join(dir, 'refused.yaml');
+    const hello = join(ROOT, 'dist', 'hello-world.wasm');
+    await writeFile(
+      file,
+      `${base()}routes:\n` +
+        `  - {name: r, service: echo, plugins: [{name: fine, wasm: "${hello}"}]}\n` +
+        `  - {name: r2, service: echo, plugins: [{name: ticks, wasm: "${hello}", configuration: {tick_ms: -5}}]}\n`,
+    );
+    const r = await runCli(['validate', '-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(file);
+    expect(r.stderr).toContain('/routes/1/plugins/0: plugin ticks: proxy_on_configure returned false');
+    expect(r.stderr).toContain('tick_ms must be >= 0');
+    expect(r.stderr).not.toContain('plugin fine');
+    // The same file is what `start` refuses.
+    const started = await runCli(['start', '-c', file]);
+    expect(started.code).toBe(1);
+    expect(started.stderr).toContain('tick_ms must be >= 0');
+  });
+
   it('refuses bad arguments with the usage text', async () => {
     const r = await runCli(['validate', '--what']);
     expect(r.code).toBe(2);
