@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { inspectFile } = await import(join(root, 'dist/host/vm/inspect.js'));
+const { inspectFile, moduleManifest } = await import(join(root, 'dist/host/vm/inspect.js'));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
 let failed = false;
@@ -22,18 +22,7 @@ for (const name of readdirSync(join(root, 'assembly/plugins'))) {
     failed = true;
     continue;
   }
-  const manifest = {
-    name,
-    version: pkg.version,
-    file: `${name}.wasm`,
-    size: facts.size,
-    sha256: facts.sha256,
-    abi_version: facts.abiVersion,
-    envoy: facts.envoy,
-    imports: facts.imports.map((i) => `${i.module}.${i.name}`),
-    exports: facts.exports,
-    config_schema: JSON.parse(readFileSync(schemaFile, 'utf8')),
-  };
+  const manifest = moduleManifest(facts, { version: pkg.version, configSchema: JSON.parse(readFileSync(schemaFile, 'utf8')) });
   writeFileSync(join(root, 'dist', `${name}.manifest.json`), JSON.stringify(manifest, null, 2) + '\n');
   console.log(`✓ dist/${name}.manifest.json (${facts.sha256.slice(0, 12)}…)`);
 }

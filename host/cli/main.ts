@@ -10,7 +10,7 @@ import { destination, pino, stdTimeFunctions, type Logger } from 'pino';
 import { defaultConfig, loadConfigDocument, loadConfigFile, PACKAGE_ROOT } from '../config/load.js';
 import type { HookwireConfig } from '../config/schema.js';
 import { HookwireError } from '../errors.js';
-import { formatFacts, inspectFile, type ModuleFacts } from '../vm/inspect.js';
+import { formatFacts, inspectFile, manifestOfFile, type ModuleManifest } from '../vm/inspect.js';
 import { startHookwire } from './app.js';
 import { configurePlugins } from './validate.js';
 
@@ -129,12 +129,12 @@ async function inspect(files: readonly string[], json: boolean, io: Io): Promise
     return 2;
   }
   let code = 0;
-  const all: ModuleFacts[] = [];
+  const all: ModuleManifest[] = [];
   for (const file of files) {
     try {
       const facts = await inspectFile(file);
-      all.push(facts);
-      if (!json) io.out(formatFacts(facts) + (files.length > 1 ? '\n' : ''));
+      if (json) all.push(await manifestOfFile(facts));
+      else io.out(formatFacts(facts) + (files.length > 1 ? '\n' : ''));
       if (!facts.envoy.compatible) code = 1;
     } catch (err) {
       io.err((err as Error).message);
