@@ -18,7 +18,10 @@ for (const name of readdirSync(join(root, 'assembly/plugins'))) {
   const facts = await inspectFile(wasm);
   const schemaFile = join(root, 'assembly/plugins', name, 'config.schema.json');
   if (!existsSync(schemaFile)) {
-    console.error(`✗ ${name}: ${schemaFile} is missing (every shipped plugin documents its configuration)`);
+    console.error(
+      `✗ ${name}: ${schemaFile} is missing: every plugin describes its configuration in a JSON Schema; ` +
+        `the smallest is {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"} (README, "Writing a plugin")`,
+    );
     failed = true;
     continue;
   }
