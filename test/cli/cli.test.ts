@@ -80,10 +80,15 @@ class Server {
   }
 }
 
-async function startServer(config: string): Promise<{ server: Server; proxy: string; admin: string }> {
+async function startServer(config: string, via: 'node' | 'npm start' = 'node'): Promise<{ server: Server; proxy: string; admin: string }> {
   const file = join(dir, `hookwire-${Math.random().toString(36).slice(2)}.yaml`);
   await writeFile(file, config);
-  const server = new Server(spawn(process.execPath, [BIN, 'start', '-c', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child =
+    via === 'node'
+      ? spawn(process.execPath, [BIN, 'start', '-c', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+      : // As a user runs it (the build its prestart does is skipped: the suite has built already).
+        spawn('npm', ['start', '--silent', '--ignore-scripts', '--', '-c', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = new Server(child);
   const proxy = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'))).url as string;
   const admin = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'))).url as string;
   return { server, proxy, admin };
@@ -186,6 +191,15 @@ describe('hookwire start', () => {
     // The filter's log phase ran for the drained request, and the gateway said it stopped.
     expect(server.lines.some((l) => typeof l.msg === 'string' && /^log drain status=200/.test(l.msg))).toBe(true);
     expect(server.lines.some((l) => l.msg === 'gateway stopped')).toBe(true);
+  });
+
+  it('npm start passes SIGTERM to the gateway: npm exits 0 and the ports are closed', async () => {
+    const { server, admin } = await startServer(base(), 'npm start');
+    expect((await send(admin + '/status')).status).toBe(200);
+    server.child.kill('SIGTERM'); // the npm process, as a supervisor or a terminal would signal it
+    expect(await server.exited).toBe(0);
+    expect(server.lines.some((l) => l.msg === 'gateway stopped')).toBe(true);
+    await expect(send(admin + '/status')).rejects.toThrow(/ECONNREFUSED/);
   });
 
   it('reloads the file on SIGHUP, and keeps serving when the new file is invalid', async () => {
