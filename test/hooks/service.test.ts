@@ -224,7 +224,7 @@ describe('events in', () => {
     expect(await svc.hooks.ingest('nope' as never)).toMatchObject({ rejected: 1, errors: [{ index: -1, reason: 'records must be a list' }] });
   });
 
-  it('a store failure: ingest reports stored=false (the ingest endpoint answers 5xx), emit rejects', async () => {
+  it('a store failure (a real full database): ingest reports stored=false (the ingest endpoint answers 5xx), emit rejects', async () => {
     const t = tempDir();
     const { SqliteStore } = await import('../../host/hooks/index.js');
     const store = new SqliteStore(t.db);
@@ -232,13 +232,17 @@ describe('events in', () => {
     const hooks = new EventHooks({ store, logger: log.logger });
     await hooks.createHook({ source: 'http-log', handler: 'log' });
     expect((await hooks.ingest([publishRecord('http-log', 'log')])).stored).toBe(true);
-    store.accept = async () => {
-      throw new Error('disk full');
-    };
-    const r = await hooks.ingest([emitRecord('http-log', 'log', { a: 1 })]);
-    expect(r).toMatchObject({ stored: false, accepted: 0, rejected: 1, errors: [{ index: -1, reason: 'store failure: disk full' }] });
-    await expect(hooks.emit('http-log', 'log', { a: 1 })).rejects.toThrow('disk full');
+    // The file may not grow past the pages it has now: SQLite answers SQLITE_FULL, as on a full disk.
+    store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
+    const big = { blob: 'x'.repeat(200 * 1024) }; // needs new pages whatever the free space (under maxEventBytes)
+    const r = await hooks.ingest([emitRecord('http-log', 'log', big)]);
+    expect(r).toMatchObject({ stored: false, accepted: 0, rejected: 1, errors: [{ index: -1, reason: 'store failure: database or disk is full' }] });
+    await expect(hooks.emit('http-log', 'log', big)).rejects.toThrow('database or disk is full');
     expect(log.lines.some((l) => l.msg === 'event hooks: storing ingested records failed')).toBe(true);
+    // Room again: the same event is accepted, nothing half-written before it.
+    store.db.pragma('max_page_count = 1073741823');
+    expect(await hooks.ingest([emitRecord('http-log', 'log', big)])).toMatchObject({ stored: true, accepted: 1 });
+    expect((await hooks.deliveries((await hooks.listHooks()).data[0]!.id)).data).toHaveLength(1);
     await hooks.close();
     await store.close();
     t.cleanup();
