@@ -46,7 +46,12 @@ export interface EntityHost {
   /** Announce a committed change (crud events); must not throw. */
   changed(kind: EntityKind, operation: CrudOperation, entity: View, old: View | null): Promise<void>;
   readonly logger: Logger;
+  /** DB-less (`storage.kind: off`): the file is the truth, writes are refused as Kong refuses them. */
+  readonly dbLess?: boolean;
 }
+
+/** Kong's words for each write, in its DB-less refusal ("cannot <verb> 'services' entities ..."). */
+type WriteVerb = 'create' | 'update' | 'create or update' | 'remove';
 
 export interface Page {
   data: View[];
@@ -311,7 +316,7 @@ export class ConfigEntities {
       const { ws, index } = this.workspace(config, workspace);
       this.checkEcho(kind, b, ws, true);
       const change = this.place(kind, config, ws, index, null, b, 'create');
-      const view = await this.commit(kind, config, change);
+      const view = await this.commit(kind, config, change, 'create');
       await this.announce(kind, 'create', view, null, change);
       return view;
     });
@@ -329,7 +334,7 @@ export class ConfigEntities {
       if (!existing) throw notFound();
       this.checkEcho(kind, b, ws, false);
       const change = this.place(kind, config, ws, index, existing, b, 'update');
-      const view = await this.commit(kind, config, change);
+      const view = await this.commit(kind, config, change, 'update');
       await this.announce(kind, 'update', view, existing.view, change);
       return view;
     });
@@ -370,7 +375,7 @@ export class ConfigEntities {
       }
       const op: CrudOperation = existing ? 'update' : 'create';
       const change = this.place(kind, config, ws, index, existing, b, existing ? 'replace' : 'create');
-      const view = await this.commit(kind, config, change);
+      const view = await this.commit(kind, config, change, 'create or update');
       await this.announce(kind, op, view, existing?.view ?? null, change);
       return { view, created: !existing };
     });
@@ -403,7 +408,7 @@ export class ConfigEntities {
         }
       }
       listAt(doc, existing.target.list).splice(existing.target.index, 1);
-      await this.commit(kind, config, { doc, pointer: null, find: null, cascade });
+      await this.commit(kind, config, { doc, pointer: null, find: null, cascade }, 'remove');
       for (const c of cascade) await this.host.changed(c.kind, 'delete', c.view, null);
       await this.host.changed(kind, 'delete', existing.view, null);
     });
@@ -606,7 +611,15 @@ export class ConfigEntities {
   }
 
   /** Validate the document, reload the gateway, and return the changed entity as it now is. */
-  private async commit(kind: EntityKind, base: HookwireConfig, change: Change): Promise<View> {
+  private async commit(kind: EntityKind, base: HookwireConfig, change: Change, verb: WriteVerb): Promise<View> {
+    if (this.host.dbLess) {
+      // As Kong's DB-less mode: the body was checked (400 first), then the write is refused.
+      throw new AdminHttpError(405, {
+        code: 12,
+        name: 'operation unsupported',
+        message: `cannot ${verb} '${kind}' entities when not using a database (storage.kind is off: change the configuration file, or POST /config)`,
+      });
+    }
     const source = base.source.endsWith(ADMIN_SOURCE) ? base.source : base.source + ADMIN_SOURCE;
     let next: HookwireConfig;
     try {

@@ -220,7 +220,7 @@ async function start(path: string | null, io: Io): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       logger.info({ file: path }, 'SIGHUP: reloading the configuration');
-      app.gateway.reloadFromFile().catch(() => {
+      app.reloadFromFile().catch(() => {
         // Logged by the gateway; the previous configuration keeps serving.
       });
     });

@@ -52,6 +52,10 @@ export const LIMITS = {
   host: 253,
 } as const;
 
+/** Where entities live: `sqlite` (a database, the store is the truth) or `off` (DB-less: the file is). */
+export const STORAGE_KINDS = ['sqlite', 'off'] as const;
+export type StorageKind = (typeof STORAGE_KINDS)[number];
+
 /** setTimeout silently turns delays above 2^31-1 ms into 1 ms, so cap every timeout there. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
@@ -115,6 +119,18 @@ export const CONFIG_SCHEMA = {
     consumers: { $ref: '#/definitions/consumers' },
     workspaces: { type: 'array', items: { $ref: '#/definitions/workspace' } },
     event_hooks: { $ref: '#/definitions/event_hooks' },
+    storage: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        kind: {
+          enum: STORAGE_KINDS,
+          default: DEFAULTS.storage.kind,
+          description: 'sqlite: the store is the truth for entities; off: DB-less, the file is the truth',
+        },
+        path: { type: 'string', minLength: 1, maxLength: LIMITS.location, default: DEFAULTS.storage.path },
+      },
+    },
   },
   definitions: {
     event_hooks: {
@@ -486,6 +502,12 @@ export interface EventHooksConfig {
   readonly circuit: EventHooksCircuitConfig;
 }
 
+export interface StorageConfig {
+  readonly kind: StorageKind;
+  /** Absolute path of the SQLite file (or ":memory:"). */
+  readonly path: string;
+}
+
 export interface HookwireConfig {
   /** File path or label the config came from (used in messages). */
   readonly source: string;
@@ -496,6 +518,7 @@ export interface HookwireConfig {
   readonly wasm: WasmConfig;
   readonly log_level: LogLevel;
   readonly event_hooks: EventHooksConfig;
+  readonly storage: StorageConfig;
   /** Global plugins: run for every route of every workspace. */
   readonly plugins: readonly PluginConfig[];
   /** "default" first (always present), then the declared workspaces in order. */

@@ -94,11 +94,13 @@ async function startServer(config: string, via: 'node' | 'npm start' = 'node'): 
   return { server, proxy, admin };
 }
 
-const base = () => `proxy:
+/** Entities in a store of their own per server (memory), unless a test says otherwise. */
+const base = (storage = '{path: ":memory:"}') => `proxy:
   listen: [{address: 127.0.0.1, port: 0}]
   drain_timeout_ms: 5000
 admin:
   listen: {address: 127.0.0.1, port: 0}
+storage: ${storage}
 services:
   - {name: echo, url: "${upstream.url}"}
 `;
@@ -202,8 +204,8 @@ describe('hookwire start', () => {
     await expect(send(admin + '/status')).rejects.toThrow(/ECONNREFUSED/);
   });
 
-  it('reloads the file on SIGHUP, and keeps serving when the new file is invalid', async () => {
-    const { server, proxy, admin } = await startServer(`${base()}routes: [{name: one, service: echo, paths: [/one]}]\n`);
+  it('DB-less: reloads the file on SIGHUP, and keeps serving when the new file is invalid', async () => {
+    const { server, proxy, admin } = await startServer(`${base('{kind: off}')}routes: [{name: one, service: echo, paths: [/one]}]\n`);
     try {
       expect((await send(proxy + '/one')).status).toBe(200);
       const file = server.child.spawnargs.at(-1)!;
@@ -212,7 +214,7 @@ describe('hookwire start', () => {
       await server.waitFor((l) => l.code === 'HW_ERR_RELOAD_FAILED');
       expect((await send(proxy + '/one')).status).toBe(200);
 
-      await writeFile(file, `${base()}routes: [{name: two, service: echo, paths: [/two]}]\n`);
+      await writeFile(file, `${base('{kind: off}')}routes: [{name: two, service: echo, paths: [/two]}]\n`);
       server.child.kill('SIGHUP');
       await server.waitFor((l) => l.msg === 'configuration reloaded');
       expect((await send(proxy + '/two')).status).toBe(200);
