@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,8 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../helpers/gateway.js';
 import { fixture, ROOT } from '../helpers/paths.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-
-const BIN = join(ROOT, 'bin', 'hookwire.js');
+import { listening, runCli as runCliIn, Server, startServer as startServerFile } from '../helpers/cli.js';
 let dir: string;
 let upstream: Upstream;
 
@@ -21,78 +20,15 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[], timeoutMs = 15_000): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`hookwire ${args.join(' ')} did not exit in ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A running `hookwire start`, with its stdout log lines parsed. */
-class Server {
-  readonly lines: Record<string, unknown>[] = [];
-  readonly exited: Promise<number | null>;
-  stderr = '';
-  private buffer = '';
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => {
-      this.buffer += d.toString();
-      let nl: number;
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, nl);
-        this.buffer = this.buffer.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          this.lines.push({ msg: line });
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-  }
-
-  async waitFor(pred: (l: Record<string, unknown>) => boolean, ms = 10_000): Promise<Record<string, unknown>> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find(pred);
-      if (found) return found;
-      if (Date.now() > end) throw new Error(`log line not seen; stdout so far:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
 async function startServer(config: string, via: 'node' | 'npm start' = 'node'): Promise<{ server: Server; proxy: string; admin: string }> {
   const file = join(dir, `hookwire-${Math.random().toString(36).slice(2)}.yaml`);
   await writeFile(file, config);
-  const child =
-    via === 'node'
-      ? spawn(process.execPath, [BIN, 'start', '-c', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-      : // As a user runs it (the build its prestart does is skipped: the suite has built already).
-        spawn('npm', ['start', '--silent', '--ignore-scripts', '--', '-c', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const server = new Server(child);
-  const proxy = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'))).url as string;
-  const admin = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'))).url as string;
-  return { server, proxy, admin };
+  if (via === 'node') return startServerFile(file, dir);
+  // As a user runs it (the build its prestart does is skipped: the suite has built already).
+  return listening(new Server(spawn('npm', ['start', '--silent', '--ignore-scripts', '--', '-c', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })));
 }
+
+const runCli = (args: string[], timeoutMs?: number) => runCliIn(args, dir, timeoutMs);
 
 /** Entities in a store of their own per server (memory), unless a test says otherwise. */
 const base = (storage = '{path: ":memory:"}') => `proxy:
