@@ -64,40 +64,39 @@ function segments(pointer: string): string[] {
  */
 export function nestedFields(issues: readonly ConfigIssue[]): Record<string, unknown> {
   // Null-prototype nodes and own-property reads: field names come from the request
-  // (`/__proto__/x` must build a node, never reach Object.prototype).
+  // (`/__proto__/x` must build a node, never reach Object.prototype; a field named
+  // `@entity` meets the entity-level list and joins it).
   type Node = Record<string, unknown>;
   const node = (): Node => Object.create(null) as Node;
-  const root = node();
-  const addEntity = (n: Node, message: string) => {
-    const list = (Object.hasOwn(n, '@entity') ? n['@entity'] : undefined) as string[] | undefined;
-    if (list) list.push(message);
+  const own = (n: Node, key: string): unknown => (Object.hasOwn(n, key) ? n[key] : undefined);
+  const addEntity = (n: Node, message: string): void => {
+    const cur = own(n, '@entity');
+    if (Array.isArray(cur)) cur.push(message);
+    else if (typeof cur === 'string') n['@entity'] = [cur, message];
+    else if (cur !== undefined) addEntity(cur as Node, message);
     else n['@entity'] = [message];
   };
+  /** The child node at `key`, made (or made from a message or list already there) when needed. */
+  const child = (n: Node, key: string): Node => {
+    const cur = own(n, key);
+    if (cur !== null && typeof cur === 'object' && !Array.isArray(cur)) return cur as Node;
+    const made = node();
+    if (typeof cur === 'string') made['@entity'] = [cur];
+    else if (Array.isArray(cur)) made['@entity'] = cur;
+    n[key] = made;
+    return made;
+  };
+  const root = node();
   for (const issue of issues) {
     const path = segments(issue.path);
-    if (path.length === 0) {
-      addEntity(root, issue.message);
-      continue;
-    }
     let n = root;
-    for (let i = 0; i < path.length; i++) {
-      const key = path[i]!;
-      const last = i === path.length - 1;
-      const existing = Object.hasOwn(n, key) ? n[key] : undefined;
-      if (last) {
-        if (existing === undefined) n[key] = issue.message;
-        else if (typeof existing === 'string') n[key] = `${existing}; ${issue.message}`;
-        else addEntity(existing as Node, issue.message);
-      } else {
-        if (existing === undefined) n[key] = node();
-        else if (typeof existing === 'string') {
-          const child = node();
-          child['@entity'] = [existing];
-          n[key] = child;
-        }
-        n = n[key] as Node;
-      }
-    }
+    for (let i = 0; i < path.length - 1; i++) n = child(n, path[i]!);
+    const key = path.at(-1);
+    const existing = key === undefined ? undefined : own(n, key);
+    if (key === undefined || key === '@entity') addEntity(n, issue.message);
+    else if (existing === undefined) n[key] = issue.message;
+    else if (typeof existing === 'string') n[key] = `${existing}; ${issue.message}`;
+    else addEntity(existing as Node, issue.message);
   }
   return root;
 }

@@ -130,6 +130,14 @@ describe('row 2: `__proto__` keys never reach Object.prototype', () => {
     expectPrototypeUntouched();
   });
 
+  it('a body field named `@entity` joins the entity-level messages (found by the fuzz test: it answered 500)', async () => {
+    for (const body of ['{"@entity":{}}', '{"@entity":"x","name":1}', '{"name":"e1","url":"http://127.0.0.1:1","@entity":{"a":{}}}']) {
+      const r = await api('PUT', '/services/e1', body);
+      expect(r.status, body).toBe(400);
+      expect(r.body.fields['@entity']).toBeDefined();
+    }
+  });
+
   it('errors of one request never show up in another (no shared `fields` node)', async () => {
     await api('POST', '/services', '{"__proto__":{}}');
     const r = await api('POST', '/services', { name: 'needs-url' });
