@@ -131,8 +131,14 @@ describe('row 2: `__proto__` keys never reach Object.prototype', () => {
   });
 
   it('a body field named `@entity` joins the entity-level messages (found by the fuzz test: it answered 500)', async () => {
-    for (const body of ['{"@entity":{}}', '{"@entity":"x","url":1}', '{"name":"e1","url":"http://127.0.0.1:1","@entity":{"a":{}}}']) {
-      const r = await api('PUT', '/services/e1', body);
+    const cases: [string, string][] = [
+      ['/services/e1', '{"@entity":{}}'],
+      ['/services/e1', '{"@entity":"x","url":1}'],
+      ['/services/e1', '{"name":"e1","url":"http://127.0.0.1:1","@entity":{"a":{}}}'],
+      ['/plugins/e1', '{"@entity":{},"X":1}'],
+    ];
+    for (const [path, body] of cases) {
+      const r = await api('PUT', path, body);
       expect(r.status, body).toBe(400);
       expect(r.body.fields['@entity'], r.text).toBeDefined();
     }
