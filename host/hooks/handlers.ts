@@ -89,7 +89,11 @@ function originOfUrl(url: string): string {
 }
 
 function templateData(data: Record<string, unknown>, source: string, event: string | null): Record<string, unknown> {
-  return event === null ? { ...data, source } : { ...data, event, source };
+  // Null prototype: `{{constructor}}` finds the event's own field or nothing, never Object's.
+  const out = Object.assign(Object.create(null) as Record<string, unknown>, data);
+  if (event !== null) out.event = event;
+  out.source = source;
+  return out;
 }
 
 /** The scheduling partition of a delivery: the endpoint origin it will go to. */

@@ -327,4 +327,18 @@ describe('row 8: header and payload names from Object.prototype', () => {
     expect((await api('POST', `/event-hooks/${plain.body.id}/test`, {})).status).toBe(200);
     expect(rx.hits.filter((h) => h.url === '/hook?plain').at(-1)!.headers.constructor).toBe('c');
   });
+
+  it('template data has no prototype: `{{constructor}}` is the event field or nothing', async () => {
+    const hook = await api('POST', '/event-hooks', {
+      source: 'crud',
+      event: 'services',
+      handler: 'webhook-custom',
+      config: { url: `${rx.url}?tpl`, method: 'POST', headers: { 'content-type': 'application/json' }, payload: { c: '{{constructor}}', s: '{{toString}}', e: '{{event}}' } },
+    });
+    expect(hook.status, hook.text).toBe(201);
+    expect((await api('POST', `/event-hooks/${hook.body.id}/test`, {})).status).toBe(200);
+    expect(rx.hits.filter((h) => h.url === '/hook?tpl').at(-1)!.json).toEqual({ c: '', s: '', e: 'services' });
+    expect((await api('POST', `/event-hooks/${hook.body.id}/test`, { constructor: 'mine' })).status).toBe(200);
+    expect(rx.hits.filter((h) => h.url === '/hook?tpl').at(-1)!.json).toEqual({ c: 'mine', s: '', e: 'services' });
+  });
 });
