@@ -62,6 +62,15 @@ describe('row 1: request targets that are not a path', () => {
     });
   }
 
+  it('the proxy listener answers the same targets below 500 and keeps serving', async () => {
+    for (const target of [...targets, '/%', '/?%']) {
+      const r = await rawRequest(t.url, target);
+      expect(r.status, `${target} → ${r.head}`).toBeGreaterThanOrEqual(400);
+      expect(r.status, `${target} → ${r.head}`).toBeLessThan(500);
+    }
+    expect((await rawRequest(t.url, '/nothing-here')).status).toBe(404);
+  });
+
   it('an absolute-form target that parses is served as its path (and still needs the token)', async () => {
     expect((await rawRequest(t.admin, 'http://admin.example/status')).status).toBe(401);
     expect((await rawRequest(t.admin, 'http://admin.example/status', { headers: AUTH })).status).toBe(200);
