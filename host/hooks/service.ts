@@ -427,9 +427,9 @@ export class EventHooks {
 
   /** One event of a source; throws EventHookNotFoundError. */
   sourceEvent(name: string, event: string): EventSpec {
-    this.source(name);
-    // The registry's own entries only: `constructor` or `toString` is no event.
-    const spec = this.registry.spec(name, event);
+    const events = this.source(name);
+    // Own entries only: `constructor` or `toString` is no event.
+    const spec = Object.hasOwn(events, event) ? events[event] : undefined;
     if (!spec) throw new EventHookNotFoundError('event', `${name}/${event}`);
     return spec;
   }
