@@ -47,27 +47,42 @@ function pointerSegment(key: string): string {
 export function inputCopy(value: unknown, options: InputCopyOptions = {}): unknown {
   const maxDepth = options.maxDepth ?? MAX_INPUT_DEPTH;
   const refuse = options.refuseProtoKey ?? false;
-  const copy = (v: unknown, depth: number, path: string): unknown => {
+  // The keys down to the current value; the pointer is only built for an error (this runs per ingested record).
+  const trail: string[] = [];
+  const pointer = (): string => trail.map((k) => `/${pointerSegment(k)}`).join('');
+  const copy = (v: unknown, depth: number): unknown => {
     if (v === null || typeof v !== 'object') return v;
-    if (depth > maxDepth) {
-      throw new InputShapeError('depth', path, `is nested deeper than ${maxDepth} levels`);
-    }
+    if (depth > maxDepth) throw new InputShapeError('depth', pointer(), `is nested deeper than ${maxDepth} levels`);
     if (Array.isArray(v)) {
       const out = new Array<unknown>(v.length);
-      for (let i = 0; i < v.length; i++) out[i] = copy(v[i], depth + 1, `${path}/${i}`);
+      for (let i = 0; i < v.length; i++) {
+        const item: unknown = v[i];
+        if (item !== null && typeof item === 'object') {
+          trail.push(String(i));
+          out[i] = copy(item, depth + 1);
+          trail.pop();
+        } else out[i] = item;
+      }
       return out;
     }
     const out = Object.create(null) as Record<string, unknown>;
-    for (const key of Object.keys(v)) {
-      const at = `${path}/${pointerSegment(key)}`;
+    for (const key in v) {
+      // JSON.parse and YAML build plain objects: every enumerable key is an own one, but check anyway.
+      if (!Object.hasOwn(v, key)) continue;
+      const item = (v as Record<string, unknown>)[key];
       if (refuse && key === PROTO_KEY) {
-        throw new InputShapeError('key', at, `"${PROTO_KEY}" is not allowed as a key`);
+        trail.push(key);
+        throw new InputShapeError('key', pointer(), `"${PROTO_KEY}" is not allowed as a key`);
       }
-      out[key] = copy((v as Record<string, unknown>)[key], depth + 1, at);
+      if (item !== null && typeof item === 'object') {
+        trail.push(key);
+        out[key] = copy(item, depth + 1);
+        trail.pop();
+      } else out[key] = item;
     }
     return out;
   };
-  return copy(value, 1, '');
+  return copy(value, 1);
 }
 
 /** `obj[key]` when `key` is the object's own property (never something found on a prototype). */
