@@ -17,6 +17,8 @@ const SEED = Number(process.env.HOOKWIRE_FUZZ_SEED ?? 19);
 const TOKEN = 'fuzz-admin-token';
 const INGEST_TOKEN = 'fuzz-ingest-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
+/** Generous: a bound for "did not hang", scaled with the number of runs (about 1-3 ms a request here). */
+const TIMEOUT_MS = Math.max(30_000, RUNS * 30);
 
 let t: TestApp;
 let rx: Receiver;
@@ -222,7 +224,7 @@ describe(`fuzz: every OpenAPI operation (seed ${SEED}, ${RUNS} requests; HOOKWIR
     // Most operations were reached (each run picks one at random).
     expect(seen.size).toBeGreaterThan(Math.min(ops.length, RUNS / 4) * 0.6);
     await expectServingAndWritable();
-  });
+  }, TIMEOUT_MS);
 
   it('odd request targets over raw sockets: always an answer below 500', async () => {
     const target = fc.oneof(
@@ -238,7 +240,7 @@ describe(`fuzz: every OpenAPI operation (seed ${SEED}, ${RUNS} requests; HOOKWIR
       { numRuns: Math.max(30, Math.floor(RUNS / 5)), seed: SEED, endOnFailure: true },
     );
     await expectServingAndWritable();
-  });
+  }, TIMEOUT_MS);
 });
 
 async function expectServingAndWritable(): Promise<void> {
