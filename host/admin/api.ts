@@ -20,7 +20,7 @@ import { EVENT_HOOK_PATCH_SCHEMA, EVENT_HOOK_SCHEMA, HANDLER_CONFIG_SCHEMAS } fr
 import type { MetricSample, Page as HooksPage } from '../hooks/types.js';
 import type { Gateway } from '../proxy/gateway.js';
 import { ConfigEntities, DEFAULT_WORKSPACE, pageSize, type EntityKind } from './entities.js';
-import { AdminHttpError, notFound, readBody, readJson, schemaViolation } from './http.js';
+import { AdminHttpError, notFound, readBody, readObject, schemaViolation } from './http.js';
 import { inputSchema, pageSchema, VIEWS } from './schemas.js';
 import type { AdminServer, RouteParams } from './server.js';
 
@@ -283,8 +283,9 @@ function listReply(req: ApiRequest, path: string, page: HooksPage<unknown>, size
   return { status: 200, body: { data: page.data, ...nextLink(req, path, size, page.offset) } };
 }
 
-async function jsonBody(req: ApiRequest, limit = BODY_LIMIT): Promise<unknown> {
-  return readJson(req.req, limit);
+/** The JSON object body (400 for anything else; no body: 400, or `{}` when `optional`). */
+function objectBody(req: ApiRequest, options: { optional?: boolean } = {}): Promise<Record<string, unknown>> {
+  return readObject(req.req, BODY_LIMIT, options);
 }
 
 /** Bearer token check in constant time whatever the lengths (both sides hashed first). */
@@ -373,7 +374,7 @@ function entityRoutes(kind: EntityKind): ApiRoute[] {
       body: { schema: ref(`${d.one}Input`), required: true },
       responses: { 201: json(`The ${d.key}`, entity), ...writeErrors, 404: NOT_FOUND_DOC, 409: json('The name is taken', ref('SchemaViolation')) },
       async handle(ctx, req) {
-        return { status: 201, body: await ctx.entities.create(kind, req.workspace, await jsonBody(req)) };
+        return { status: 201, body: await ctx.entities.create(kind, req.workspace, await objectBody(req)) };
       },
     },
     {
@@ -399,7 +400,7 @@ function entityRoutes(kind: EntityKind): ApiRoute[] {
       body: { schema: ref(`${d.one}Patch`), required: true },
       responses: { 200: json(`The ${d.key}`, entity), ...writeErrors, 404: NOT_FOUND_DOC, 409: json('The name is taken', ref('SchemaViolation')) },
       async handle(ctx, req) {
-        return { status: 200, body: await ctx.entities.update(kind, req.workspace, req.params[d.key]!, await jsonBody(req)) };
+        return { status: 200, body: await ctx.entities.update(kind, req.workspace, req.params[d.key]!, await objectBody(req)) };
       },
     },
     {
@@ -413,7 +414,7 @@ function entityRoutes(kind: EntityKind): ApiRoute[] {
       body: { schema: ref(`${d.one}Patch`), required: true },
       responses: { 200: json(`The ${d.key}`, entity), ...writeErrors, 404: NOT_FOUND_DOC, 409: json('The name is taken', ref('SchemaViolation')) },
       async handle(ctx, req) {
-        const { view } = await ctx.entities.upsert(kind, req.workspace, req.params[d.key]!, await jsonBody(req));
+        const { view } = await ctx.entities.upsert(kind, req.workspace, req.params[d.key]!, await objectBody(req));
         return { status: 200, body: view };
       },
     },
@@ -468,7 +469,7 @@ function eventHookRoutes(): ApiRoute[] {
       responses: { 201: json('The event hook', ref('EventHook')), 400: BAD_REQUEST_DOC, 404: NOT_FOUND_DOC, 413: TOO_LARGE_DOC, 415: UNSUPPORTED_DOC, 503: UNAVAILABLE_DOC },
       async handle(ctx, req) {
         const hooks = hooksOf(ctx);
-        return { status: 201, body: await hooks.createHook(((await jsonBody(req)) ?? {}) as Record<string, unknown>) };
+        return { status: 201, body: await hooks.createHook(await objectBody(req)) };
       },
     },
     {
@@ -537,7 +538,7 @@ function eventHookRoutes(): ApiRoute[] {
       responses: { 200: json('The event hook', ref('EventHook')), 400: BAD_REQUEST_DOC, 404: NOT_FOUND_DOC, 413: TOO_LARGE_DOC, 415: UNSUPPORTED_DOC, 503: UNAVAILABLE_DOC },
       async handle(ctx, req) {
         const hooks = hooksOf(ctx);
-        return { status: 200, body: await hooks.updateHook(req.params.id!, ((await jsonBody(req)) ?? {}) as Record<string, unknown>) };
+        return { status: 200, body: await hooks.updateHook(req.params.id!, await objectBody(req)) };
       },
     },
     {
@@ -573,9 +574,7 @@ function eventHookRoutes(): ApiRoute[] {
       },
       async handle(ctx, req) {
         const hooks = hooksOf(ctx);
-        const body = (await jsonBody(req)) ?? {};
-        if (body === null || typeof body !== 'object' || Array.isArray(body)) throw schemaViolation([{ path: '', message: 'the test data must be a JSON object' }]);
-        return { status: 200, body: await hooks.test(req.params.id!, body as Record<string, unknown>) };
+        return { status: 200, body: await hooks.test(req.params.id!, await objectBody(req, { optional: true })) };
       },
     },
     {
@@ -777,7 +776,7 @@ function operationalRoutes(): ApiRoute[] {
         503: UNAVAILABLE_DOC,
       },
       async handle(ctx, req) {
-        return { status: 201, body: await ctx.entities.replaceEntities(await jsonBody(req)) };
+        return { status: 201, body: await ctx.entities.replaceEntities(await objectBody(req)) };
       },
     },
     {

@@ -20,6 +20,7 @@ import {
   WebhookRequestError,
   type ConfigIssue,
 } from '../errors.js';
+import { inputCopy, InputShapeError, MAX_INPUT_DEPTH, PROTO_KEY } from '../input.js';
 import { GatewayClosedError, ReloadError } from '../proxy/errors.js';
 
 export interface ErrorReply {
@@ -63,33 +64,40 @@ function segments(pointer: string): string[] {
  * node that also has children) goes under `@entity`, as in Kong.
  */
 export function nestedFields(issues: readonly ConfigIssue[]): Record<string, unknown> {
-  const root: Record<string, unknown> = {};
-  const addEntity = (node: Record<string, unknown>, message: string) => {
-    const list = (node['@entity'] as string[] | undefined) ?? [];
-    list.push(message);
-    node['@entity'] = list;
+  // Null-prototype nodes and own-property reads: field names come from the request
+  // (`/__proto__/x` must build a node, never reach Object.prototype; a field named
+  // `@entity` meets the entity-level list and joins it).
+  type Node = Record<string, unknown>;
+  const node = (): Node => Object.create(null) as Node;
+  const own = (n: Node, key: string): unknown => (Object.hasOwn(n, key) ? n[key] : undefined);
+  const addEntity = (n: Node, message: string): void => {
+    const cur = own(n, '@entity');
+    if (Array.isArray(cur)) cur.push(message);
+    else if (typeof cur === 'string') n['@entity'] = [cur, message];
+    else if (cur !== undefined) addEntity(cur as Node, message);
+    else n['@entity'] = [message];
   };
+  /** The child node at `key`, made (or made from a message or list already there) when needed. */
+  const child = (n: Node, key: string): Node => {
+    const cur = own(n, key);
+    if (cur !== null && typeof cur === 'object' && !Array.isArray(cur)) return cur as Node;
+    const made = node();
+    if (typeof cur === 'string') made['@entity'] = [cur];
+    else if (Array.isArray(cur)) made['@entity'] = cur;
+    n[key] = made;
+    return made;
+  };
+  const root = node();
   for (const issue of issues) {
     const path = segments(issue.path);
-    if (path.length === 0) {
-      addEntity(root, issue.message);
-      continue;
-    }
-    let node = root;
-    for (let i = 0; i < path.length; i++) {
-      const key = path[i]!;
-      const last = i === path.length - 1;
-      const existing = node[key];
-      if (last) {
-        if (existing === undefined) node[key] = issue.message;
-        else if (typeof existing === 'string') node[key] = `${existing}; ${issue.message}`;
-        else addEntity(existing as Record<string, unknown>, issue.message);
-      } else {
-        if (existing === undefined) node[key] = {};
-        else if (typeof existing === 'string') node[key] = { '@entity': [existing] };
-        node = node[key] as Record<string, unknown>;
-      }
-    }
+    let n = root;
+    for (let i = 0; i < path.length - 1; i++) n = child(n, path[i]!);
+    const key = path.at(-1);
+    const existing = key === undefined ? undefined : own(n, key);
+    if (key === undefined || key === '@entity') addEntity(n, issue.message);
+    else if (existing === undefined) n[key] = issue.message;
+    else if (typeof existing === 'string') n[key] = `${existing}; ${issue.message}`;
+    else addEntity(existing as Node, issue.message);
   }
   return root;
 }
@@ -165,8 +173,26 @@ function isJsonType(contentType: string | undefined): boolean {
 }
 
 /**
+ * A parsed body as handlers may use it: null-prototype objects, at most
+ * MAX_INPUT_DEPTH deep, no `__proto__` key (400 naming the field).
+ */
+export function safeBody(value: unknown): unknown {
+  try {
+    return inputCopy(value, { refuseProtoKey: true });
+  } catch (err) {
+    if (!(err instanceof InputShapeError)) throw err;
+    if (err.reason === 'depth') {
+      throw new AdminHttpError(400, { name: 'invalid body', message: `the body is nested deeper than ${MAX_INPUT_DEPTH} levels (at ${err.path})` });
+    }
+    throw schemaViolation([{ path: err.path, message: `is not allowed: "${PROTO_KEY}" cannot be a key` }]);
+  }
+}
+
+/**
  * The body parsed as JSON; `undefined` when there is none. 415 for a
- * content type other than JSON, 400 when the text is not JSON.
+ * content type other than JSON, 400 when the text is not JSON, is nested too
+ * deep or has a `__proto__` key (see safeBody). Other body formats (Kong's
+ * form bodies) would be parsed here, by content type, into the same shape.
  */
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const body = await readBody(req, limit);
@@ -174,9 +200,31 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   if (!isJsonType(req.headers['content-type'])) {
     throw new AdminHttpError(415, `Unsupported content type ${JSON.stringify(req.headers['content-type'])}: send application/json`);
   }
+  let value: unknown;
   try {
-    return JSON.parse(body.toString('utf8'));
+    value = JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new AdminHttpError(400, `Cannot parse JSON body: ${(err as Error).message}`);
   }
+  return safeBody(value);
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'no body';
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}
+
+/**
+ * A body that must be a JSON object: 400 "the body must be a JSON object"
+ * for null, an array, a scalar, and for no body at all unless `optional`
+ * (then `{}`).
+ */
+export async function readObject(req: IncomingMessage, limit: number, options: { optional?: boolean } = {}): Promise<Record<string, unknown>> {
+  const value = await readJson(req, limit);
+  if (value === undefined && options.optional) return Object.create(null) as Record<string, unknown>;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new AdminHttpError(400, { name: 'invalid body', message: `the body must be a JSON object (found ${describe(value)})` });
+  }
+  return value as Record<string, unknown>;
 }

@@ -15,7 +15,7 @@
  * except on routes registered as `public` (the ingest endpoint checks its
  * own token).
  */
-import { timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Listener } from '../config/schema.js';
@@ -85,6 +85,36 @@ function moreSpecific(a: Template, b: Template): number {
     if (la !== lb) return la ? -1 : 1;
   }
   return 0;
+}
+
+/**
+ * The URL of a request target: origin-form ("/path?query") or absolute-form
+ * ("http://host/path", which HTTP/1.1 servers must accept); null for
+ * anything else. A target starting "//" is refused rather than read as a
+ * path: URL parsers take it for a host ("//a:b@", "//[" do not parse).
+ */
+export function requestTarget(raw: string): URL | null {
+  if (raw.startsWith('/')) {
+    if (raw.startsWith('//')) return null;
+    // A fixed base glued in front: the target can only ever be the path and query.
+    return parseUrl(`http://admin${raw}`);
+  }
+  if (!/^https?:\/\//i.test(raw)) return null;
+  const url = parseUrl(raw);
+  return url === null || !url.pathname.startsWith('/') ? null : url;
+}
+
+/** new URL() without throwing (URL.parse needs Node 20.18; engines allow 20.10). */
+function parseUrl(text: string): URL | null {
+  try {
+    return new URL(text);
+  } catch {
+    return null;
+  }
+}
+
+function clip(text: string): string {
+  return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 }
 
 export class AdminServer {
@@ -157,18 +187,30 @@ export class AdminServer {
   }
 
   async listen(listener: Listener): Promise<ListenerInfo> {
-    const server = createServer((req, res) => void this.handle(req, res));
+    const server = createServer((req, res) => {
+      // handle() answers every failure itself; this catch is the last guard, so a request can never
+      // become an unhandled rejection (which would end the process).
+      this.handle(req, res).catch((err: unknown) => {
+        this.logger.error({ err }, 'admin request failed outside its handler');
+        res.destroy();
+      });
+    });
     this.server = server;
     this.info = await listen(server, listener, 'admin');
     this.logger.info({ url: this.info.url }, `admin listening on ${this.info.url}`);
     return this.info;
   }
 
-  /** Dispatch one request (the listener calls it; tests may too). */
+  /** Dispatch one request (the listener calls it; tests may too). Never rejects for a failed handler: it answers 500. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
     this.inflight++;
+    let url: URL | null = null;
     try {
+      url = requestTarget(req.url ?? '/');
+      if (url === null) {
+        sendJson(res, 400, { message: `Bad request target ${JSON.stringify(clip(req.url ?? ''))}: send a path starting with a single "/"` }, { connection: 'close' });
+        return;
+      }
       const found = this.match(url.pathname);
       const method = req.method ?? 'GET';
       const entry = found ? (found.template.methods.get(method) ?? (method === 'HEAD' ? found.template.methods.get('GET') : undefined)) : undefined;
@@ -187,8 +229,14 @@ export class AdminServer {
       await entry.handler(req, res, url, found.params);
     } catch (err) {
       const reply = errorReply(err);
-      if (reply.status >= 500) this.logger.error({ err, path: url.pathname }, 'admin request failed');
-      if (!res.headersSent) sendJson(res, reply.status, reply.body, reply.headers);
+      let body = reply.body;
+      if (reply.status >= 500) {
+        // The id ties the answer to the log line (made only here: a request that succeeds costs nothing).
+        const requestId = randomUUID();
+        body = { ...body, request_id: requestId };
+        this.logger.error({ err, request_id: requestId, method: req.method, path: url?.pathname }, 'admin request failed');
+      }
+      if (!res.headersSent) sendJson(res, reply.status, body, reply.headers);
       else res.destroy();
     } finally {
       if (--this.inflight === 0) this.idle?.();

@@ -231,6 +231,23 @@ function createLogger(config: HookwireConfig): { logger: Logger; flush: () => Pr
   return { logger, flush: () => new Promise<void>((resolve) => logger.flush(() => resolve())) };
 }
 
+/**
+ * The process's last guard (every listener already answers its own failures):
+ * a promise rejected with nobody waiting is logged and serving continues, as
+ * nothing was left half done on the stack; an uncaught exception may have
+ * left state half changed, so it is logged and hookwire drains and exits 1
+ * (where Node would exit at once, dropping the requests in flight).
+ */
+function installLastResortHandlers(logger: Logger, shutDown: () => void): void {
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, 'unhandled promise rejection (a bug: please report it); serving continues');
+  });
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception (a bug: please report it); draining and exiting');
+    shutDown();
+  });
+}
+
 async function start(path: string | null, io: Io): Promise<number> {
   let config: HookwireConfig;
   try {
@@ -253,7 +270,7 @@ async function start(path: string | null, io: Io): Promise<number> {
 
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    const stop = (signal: string, exitCode = 0) => {
       if (stopping) {
         logger.warn({ signal }, 'second signal: exiting without waiting for the drain');
         void flush().then(() => resolve(1));
@@ -262,13 +279,14 @@ async function start(path: string | null, io: Io): Promise<number> {
       stopping = true;
       logger.info({ signal, inflight: app.gateway.inflight }, 'shutting down');
       app.close().then(
-        () => flush().then(() => resolve(0)),
+        () => flush().then(() => resolve(exitCode)),
         (err) => {
           logger.error({ err }, 'shutdown failed');
           void flush().then(() => resolve(1));
         },
       );
     };
+    installLastResortHandlers(logger, () => stop('uncaughtException', 1));
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {

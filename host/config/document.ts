@@ -12,6 +12,7 @@
  * are absolute, every value is explicit, except root_id / vm_id equal to the
  * plugin's name and empty plugin configurations, which are left out.
  */
+import { inputCopy } from '../input.js';
 import { DEFAULTS } from './defaults.js';
 import type {
   ConsumerConfig,
@@ -35,7 +36,8 @@ export function configurationValue(text: string): unknown {
   const first = text[0];
   if (first !== '{' && first !== '[') return text;
   try {
-    const value: unknown = JSON.parse(text);
+    // Null-prototype objects (host/input.ts): the value comes from a user's configuration.
+    const value: unknown = inputCopy(JSON.parse(text));
     return JSON.stringify(value) === text ? value : text;
   } catch {
     return text;

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { parseDocument } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
+import { inputCopy, InputShapeError } from '../input.js';
 import { checkDocument } from './checks.js';
 import { deepFreeze } from './freeze.js';
 import { dedupeIssues, issuesFromAjv } from './issues.js';
@@ -81,8 +82,11 @@ function readYaml(text: string, source: string): unknown {
   }
   let value: unknown;
   try {
-    value = doc.toJS({ maxAliasCount: 100 }); // bounds "billion laughs" alias expansion
+    // maxAliasCount bounds "billion laughs" alias expansion; the copy gives every mapping a null
+    // prototype (a `__proto__` key is then a plain key, refused by the schema like any unknown one).
+    value = inputCopy(doc.toJS({ maxAliasCount: 100 }));
   } catch (e) {
+    if (e instanceof InputShapeError) throw new ConfigError(source, [{ path: e.path, message: e.message }]);
     throw new ConfigError(source, [{ path: '', message: `YAML could not be read: ${(e as Error).message}` }]);
   }
   return value ?? {};

@@ -32,7 +32,8 @@ export function normalizeTable(value: object): string {
 export function digest(data: Record<string, unknown>, unique?: readonly string[] | null): string {
   let subject: Record<string, unknown> = data;
   if (unique && unique.length > 0) {
-    subject = {};
+    // Null prototype: a unique field named `__proto__` counts like any other.
+    subject = Object.create(null) as Record<string, unknown>;
     for (const k of unique) if (Object.prototype.hasOwnProperty.call(data, k)) subject[k] = data[k];
   }
   return createHash('md5').update(normalizeTable(subject), 'utf8').digest('hex');

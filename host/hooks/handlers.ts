@@ -64,7 +64,8 @@ function prepare(hook: EventHook): Prepared {
   else if (hook.handler === 'webhook' || !c.url!.includes('{{')) origin = originOfUrl(c.url!);
   let webhookHeaders: Record<string, string> | null = null;
   if (hook.handler === 'webhook') {
-    webhookHeaders = {};
+    // Null prototype: a configured header named `__proto__` is a header like any other (never dropped).
+    webhookHeaders = Object.create(null) as Record<string, string>;
     for (const [k, v] of Object.entries((hook.config as WebhookConfig).headers)) if (k.toLowerCase() !== 'content-type') webhookHeaders[k] = v;
     webhookHeaders['content-type'] = 'application/json';
     Object.freeze(webhookHeaders);
@@ -91,7 +92,11 @@ function originOfUrl(url: string): string {
 }
 
 function templateData(data: Record<string, unknown>, source: string, event: string | null): Record<string, unknown> {
-  return event === null ? { ...data, source } : { ...data, event, source };
+  // Null prototype: `{{constructor}}` finds the event's own field or nothing, never Object's.
+  const out = Object.assign(Object.create(null) as Record<string, unknown>, data);
+  if (event !== null) out.event = event;
+  out.source = source;
+  return out;
 }
 
 /** The scheduling partition of a delivery: the endpoint origin it will go to. */
@@ -166,7 +171,8 @@ export function buildRequest(
   if (hook.handler !== 'webhook-custom') throw new TypeError(`handler ${hook.handler} sends no request`);
   const c = hook.config as WebhookCustomConfig;
   let url = renderOrFail('url', c.url, td);
-  const headers: Record<string, string> = {};
+  // Null-prototype maps: every configured name is sent, `__proto__` included.
+  const headers = Object.create(null) as Record<string, string>;
   for (const [k, v] of Object.entries(c.headers)) {
     const value = c.headers_format ? renderOrFail(`header ${k}`, v, td) : v;
     if (/[\r\n\0]/.test(value)) throw new WebhookRequestError('invalid_request', `header ${k}: rendered value contains CR, LF or NUL`);
@@ -174,7 +180,7 @@ export function buildRequest(
   }
   let payload: Record<string, string> | null = null;
   if (c.payload) {
-    payload = {};
+    payload = Object.create(null) as Record<string, string>;
     for (const [k, v] of Object.entries(c.payload)) payload[k] = c.payload_format ? renderOrFail(`payload ${k}`, v, td) : v;
   }
   const body = c.body === null ? '' : c.body_format ? renderOrFail('body', c.body, td) : c.body;
@@ -211,7 +217,7 @@ export function buildRequest(
  */
 export function signRequest(req: BuiltRequest, hook: EventHook, id: string, timestampSec: number): Record<string, string> {
   const p = prepare(hook);
-  const headers: Record<string, string> = Object.assign({}, req.headers);
+  const headers: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, req.headers);
   headers['webhook-id'] = id;
   headers['webhook-timestamp'] = String(timestampSec);
   const body = req.body ?? EMPTY;

@@ -71,3 +71,18 @@ export function eventId(ms: number): string {
 export function hookId(): string {
   return randomUUID();
 }
+
+/**
+ * The one spelling of a hook id kept in memory, in the store and in SQL:
+ * lower case (UUIDs are case-insensitive; callers may send upper case).
+ */
+export function canonicalHookId(id: string): string {
+  return id.toLowerCase();
+}
+
+const DELIVERY_ID = /^msg_[0-9a-z]{26}$/i;
+
+/** The one spelling of a delivery id: `msg_` + the ULID in upper case (Crockford base32 is case-insensitive). */
+export function canonicalDeliveryId(id: string): string {
+  return DELIVERY_ID.test(id) ? `msg_${id.slice(4).toUpperCase()}` : id;
+}

@@ -9,6 +9,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import { EventHookValidationError, type ConfigIssue } from '../errors.js';
 import { issuesFromAjv } from '../config/issues.js';
+import { canonicalHookId } from './ids.js';
 import { templateError } from './templates.js';
 import { HANDLERS, KONG_SIGNATURE_ALGORITHMS, SIGNATURE_MODES, type EventHook, type HandlerName } from './types.js';
 
@@ -245,7 +246,7 @@ export function validateHookInput(input: unknown): ValidHookInput {
   if (!validateEntity(body)) fail(issuesFromAjv(validateEntity.errors ?? []));
   const handler = body.handler as HandlerName;
   return {
-    id: typeof body.id === 'string' ? body.id.toLowerCase() : null,
+    id: typeof body.id === 'string' ? canonicalHookId(body.id) : null,
     source: body.source as string,
     event: (body.event as string | null | undefined) ?? null,
     handler,
@@ -265,7 +266,7 @@ export function applyHookPatch(current: EventHook, patch: unknown): ValidHookInp
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) fail([{ path: '', message: 'must be a JSON object' }]);
   const body = { ...(patch as Record<string, unknown>) };
   if (!validatePatch(body)) fail(issuesFromAjv(validatePatch.errors ?? []));
-  if (typeof body.id === 'string' && body.id.toLowerCase() !== current.id) {
+  if (typeof body.id === 'string' && canonicalHookId(body.id) !== current.id) {
     fail([{ path: '/id', message: 'cannot be changed' }]);
   }
   const handler = (body.handler as HandlerName | undefined) ?? current.handler;
@@ -274,7 +275,7 @@ export function applyHookPatch(current: EventHook, patch: unknown): ValidHookInp
   else if (body.config === undefined) config = current.config;
   else if (body.config === null) config = {};
   else config = { ...(current.config as Record<string, unknown>), ...(body.config as Record<string, unknown>) };
-  const pick = <K extends keyof EventHook>(k: K): EventHook[K] => (k in body ? (body[k] as EventHook[K]) : current[k]);
+  const pick = <K extends keyof EventHook>(k: K): EventHook[K] => (Object.hasOwn(body, k) ? (body[k] as EventHook[K]) : current[k]);
   return {
     id: current.id,
     source: pick('source'),

@@ -26,7 +26,7 @@ import { Origins } from './circuit.js';
 import { digest } from './digest.js';
 import { Dispatcher } from './dispatcher.js';
 import { buildRequest, originOf, redactedHook, signRequest } from './handlers.js';
-import { deliveryId, eventId, hookId as newHookId } from './ids.js';
+import { canonicalDeliveryId, canonicalHookId, deliveryId, eventId, hookId as newHookId } from './ids.js';
 import { HookCounters } from './metrics.js';
 import { resolveOptions, type EventHooksOptions, type ResolvedOptions } from './options.js';
 import { applyHookPatch, validateHookInput, type ValidHookInput } from './schemas.js';
@@ -73,7 +73,8 @@ interface AcceptBatch {
 function stripNulls(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(stripNulls);
   if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
+    // Null prototype: keys come from user input (a plugin configuration may have `__proto__`).
+    const out = Object.create(null) as Record<string, unknown>;
     for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = stripNulls(v);
     return out;
   }
@@ -276,11 +277,12 @@ export class EventHooks {
     const current = this.mustHook(id);
     const v = applyHookPatch(current, patch);
     const next = this.entity(v, current.id, current.created_at, Math.floor(this.clock.now() / 1000));
+    // current.id, never the caller's spelling of it: one entry in memory, the same row in the store.
     await this.store.updateHook(next);
-    this.hooks.set(id, next);
+    this.hooks.set(current.id, next);
     this.reindex();
     if (JSON.stringify(current.config) !== JSON.stringify(next.config) || current.handler !== next.handler) {
-      await this.store.reassignOrigins(id, (json, source, event) => originOf(next, source, event, JSON.parse(json) as Record<string, unknown>));
+      await this.store.reassignOrigins(current.id, (json, source, event) => originOf(next, source, event, JSON.parse(json) as Record<string, unknown>));
       await this.dispatcher.rescan();
     }
     await this.afterChange('update', next, current);
@@ -292,10 +294,10 @@ export class EventHooks {
     this.live('deleteHook');
     await this.ready;
     const current = this.mustHook(id);
-    await this.store.deleteHook(id);
-    this.hooks.delete(id);
+    await this.store.deleteHook(current.id);
+    this.hooks.delete(current.id);
     this.reindex();
-    this.throttle.forget(id);
+    this.throttle.forget(current.id);
     await this.afterChange('delete', current, current);
   }
 
@@ -314,8 +316,9 @@ export class EventHooks {
     };
   }
 
+  /** The hook with this id in any letter case (ids are kept as canonical lower-case UUIDs). */
   private mustHook(id: string): EventHook {
-    const h = typeof id === 'string' ? this.hooks.get(id.toLowerCase()) : undefined;
+    const h = typeof id === 'string' ? this.hooks.get(canonicalHookId(id)) : undefined;
     if (!h) throw new EventHookNotFoundError('event_hook', String(id));
     return h;
   }
@@ -424,7 +427,9 @@ export class EventHooks {
 
   /** One event of a source; throws EventHookNotFoundError. */
   sourceEvent(name: string, event: string): EventSpec {
-    const spec = this.source(name)[event];
+    const events = this.source(name);
+    // Own entries only: `constructor` or `toString` is no event.
+    const spec = Object.hasOwn(events, event) ? events[event] : undefined;
     if (!spec) throw new EventHookNotFoundError('event', `${name}/${event}`);
     return spec;
   }
@@ -447,7 +452,7 @@ export class EventHooks {
     this.live('delivery');
     await this.ready;
     const hook = this.mustHook(hookId);
-    const d = await this.store.getDelivery(hook.id, id, this.clock.now());
+    const d = await this.store.getDelivery(hook.id, canonicalDeliveryId(id), this.clock.now());
     if (!d) throw new EventHookNotFoundError('delivery', id);
     return d;
   }
@@ -463,7 +468,7 @@ export class EventHooks {
     await this.ready;
     const hook = this.mustHook(hookId);
     if (!hook.enabled) throw new EventHookValidationError([{ path: '/enabled', message: 'the hook is disabled; enable it first' }]);
-    const r = await this.store.retryDelivery(hook.id, id, this.clock.now());
+    const r = await this.store.retryDelivery(hook.id, canonicalDeliveryId(id), this.clock.now());
     if (r === null) throw new EventHookNotFoundError('delivery', id);
     await this.dispatcher.rescan();
     return this.delivery(hook.id, id);

@@ -136,7 +136,8 @@ export class SourceRegistry {
 
   /** A copy of every source, `{source: {event: spec}}`. */
   view(): SourcesView {
-    const out: SourcesView = {};
+    // Null-prototype copies: a source or event named `__proto__` is listed like any other.
+    const out = Object.create(null) as SourcesView;
     for (const [source, events] of this.sources) out[source] = this.eventsOf(events);
     return out;
   }
@@ -148,7 +149,7 @@ export class SourceRegistry {
   }
 
   private eventsOf(events: Map<string, EventSpec>): Record<string, EventSpec> {
-    const out: Record<string, EventSpec> = {};
+    const out = Object.create(null) as Record<string, EventSpec>;
     for (const [name, spec] of events) out[name] = copySpec(spec);
     return out;
   }

@@ -26,6 +26,7 @@
  */
 import Database from 'better-sqlite3';
 import { EventHooksStoreVersionError } from '../errors.js';
+import { inputCopy } from '../input.js';
 import { OutboxTails } from './outbox-tail.js';
 import type { AttemptView, DeliveryView, EventHook, EventSpec } from './types.js';
 import type {
@@ -203,7 +204,8 @@ function hookOf(r: HookRow): EventHook {
     on_change: r.on_change === null ? null : r.on_change === 1,
     snooze: r.snooze,
     enabled: r.enabled === 1,
-    config: JSON.parse(r.config) as EventHook['config'],
+    // Null-prototype objects, as every value built from user input (host/input.ts).
+    config: inputCopy(JSON.parse(r.config)) as EventHook['config'],
   };
 }
 

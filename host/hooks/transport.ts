@@ -226,7 +226,8 @@ export class Transport {
 
 /** Raw header pairs (name, value as Buffers) as a record; repeated names joined with ", ". */
 function headerRecord(raw: Buffer[] | string[] | null): Record<string, string> {
-  const headers: Record<string, string> = {};
+  // Null prototype: names come from the endpoint (`constructor`, `__proto__` are plain names here).
+  const headers = Object.create(null) as Record<string, string>;
   if (!raw) return headers;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const k = raw[i]!.toString('latin1').toLowerCase();

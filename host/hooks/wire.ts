@@ -9,6 +9,7 @@
  * parseRecord never throws: a malformed record yields the reason, which the
  * service counts and logs.
  */
+import { inputCopy, InputShapeError } from '../input.js';
 
 export const WIRE_VERSION = 1;
 /** Longest source or event name accepted. */
@@ -123,8 +124,15 @@ export function parseRecord(raw: unknown, maxDataBytes: number): ParseResult {
     };
   }
 
-  const data = rec.data;
-  if (!isPlainObject(data)) return fail('"data" must be a JSON object');
+  if (!isPlainObject(rec.data)) return fail('"data" must be a JSON object');
+  let data: Record<string, unknown>;
+  try {
+    // Null-prototype copy: the data reaches templates, digests and handlers, and is nested at most MAX_INPUT_DEPTH.
+    data = inputCopy(rec.data) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof InputShapeError) return fail(`"data" at /data${err.path} ${err.message}`);
+    throw err;
+  }
   const time = rec.time_ms;
   if (time !== undefined && time !== null && (typeof time !== 'number' || !Number.isFinite(time) || time < 0)) {
     return fail('"time_ms" must be a non-negative number');

@@ -11,6 +11,7 @@
  * await gateway.close(); // stop accepting, drain, done/log, unload
  * ```
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
@@ -23,7 +24,7 @@ import type { PluginLogRecord } from '../vm/logging.js';
 import { GatewayClosedError, ListenError, ReloadError } from './errors.js';
 import { Generation, type RouteEntry } from './generation.js';
 import { GatewayMetrics } from './metrics.js';
-import { hasExchange, serve, type StreamCore } from './stream.js';
+import { errorBody, hasExchange, serve, type StreamCore } from './stream.js';
 import { HttpCallDispatcher, PoolRegistry } from './upstream.js';
 
 export interface GatewayOptions {
@@ -216,9 +217,18 @@ export class Gateway implements StreamCore {
     try {
       serve(this, gen, req, res);
     } catch (err) {
-      this.logger.error({ err }, 'request handling failed');
       if (!hasExchange(res)) this.streamDone(gen);
-      res.destroy();
+      if (res.headersSent) {
+        this.logger.error({ err }, 'request handling failed');
+        res.destroy();
+        return;
+      }
+      // Answer rather than reset: the client gets a status and an id to find this log line by.
+      const requestId = randomUUID();
+      this.logger.error({ err, request_id: requestId }, 'request handling failed');
+      const body = errorBody('An unexpected error occurred', requestId);
+      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, 'x-request-id': requestId, connection: 'close' });
+      res.end(body);
     }
   }
 

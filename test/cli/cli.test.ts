@@ -7,6 +7,7 @@ import { send } from '../helpers/gateway.js';
 import { fixture, ROOT } from '../helpers/paths.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { listening, runCli as runCliIn, Server, startServer as startServerFile } from '../helpers/cli.js';
+import { rawRequest } from '../admin/raw.js';
 let dir: string;
 let upstream: Upstream;
 
@@ -20,10 +21,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function startServer(config: string, via: 'node' | 'npm start' = 'node'): Promise<{ server: Server; proxy: string; admin: string }> {
+/** A `hookwire start` of `config`: `node` (with `nodeArgs`, e.g. a preloaded module) or through `npm start`. */
+async function startServer(config: string, nodeArgs: string[] | 'npm start' = []): Promise<{ server: Server; proxy: string; admin: string }> {
   const file = join(dir, `hookwire-${Math.random().toString(36).slice(2)}.yaml`);
   await writeFile(file, config);
-  if (via === 'node') return startServerFile(file, dir);
+  if (nodeArgs !== 'npm start') return startServerFile(file, dir, nodeArgs);
   // As a user runs it (the build its prestart does is skipped: the suite has built already).
   return listening(new Server(spawn('npm', ['start', '--silent', '--ignore-scripts', '--', '-c', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })));
 }
@@ -160,5 +162,47 @@ describe('hookwire start', () => {
       server.child.kill('SIGTERM');
       expect(await server.exited).toBe(0);
     }
+  });
+
+  it('an unauthenticated request with the target `//` (or `http://[::1`) answers 400; the process keeps serving', async () => {
+    const { server, admin } = await startServer(base().replace('admin:\n', 'admin:\n  token: cli-token\n'));
+    try {
+      for (const target of ['//', '//a:b@', 'http://[::1', 'http://x:99999/status']) {
+        expect((await rawRequest(admin, target)).status, target).toBe(400);
+      }
+      expect((await send(admin + '/status', { headers: { authorization: 'Bearer cli-token' } })).status).toBe(200);
+    } finally {
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    }
+  });
+
+  // A preloaded module that misbehaves on SIGUSR2 the way a bug would: a rejected promise nobody awaits,
+  // or an exception thrown from a callback.
+  const fault = (kind: 'reject' | 'throw') =>
+    `--import=data:text/javascript,process.on('SIGUSR2',()=>{${kind === 'reject' ? "Promise.reject(new Error('hw-test-fault'))" : "throw new Error('hw-test-fault')"}})`;
+
+  it('last resort: an unhandled rejection is logged and the process keeps serving', async () => {
+    const { server, proxy } = await startServer(`${base()}routes: [{name: one, service: echo, paths: [/one]}]\n`, [fault('reject')]);
+    try {
+      server.child.kill('SIGUSR2');
+      const line = await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('unhandled promise rejection'));
+      expect((line.err as { message: string }).message).toBe('hw-test-fault');
+      expect((await send(proxy + '/one')).status).toBe(200);
+    } finally {
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    }
+  });
+
+  it('last resort: an uncaught exception is logged, the requests in flight drain, and the process exits 1', async () => {
+    const { server, proxy } = await startServer(`${base()}routes: [{name: one, service: echo, paths: [/slow]}]\n`, [fault('throw')]);
+    const slow = send(proxy + '/slow?ms=600');
+    await server.waitFor(() => upstream.received.some((e) => e.url === '/slow?ms=600'));
+    server.child.kill('SIGUSR2');
+    expect((await slow).status).toBe(200);
+    expect(await server.exited).toBe(1);
+    const line = server.lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('uncaught exception'));
+    expect((line?.err as { message: string } | undefined)?.message).toBe('hw-test-fault');
   });
 });

@@ -76,9 +76,9 @@ export class Server {
   }
 }
 
-/** `hookwire start -c file` in `cwd`, once both listeners are up. */
-export async function startServer(file: string, cwd: string): Promise<{ server: Server; proxy: string; admin: string }> {
-  return listening(new Server(spawn(process.execPath, [BIN, 'start', '-c', file], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })));
+/** `hookwire start -c file` in `cwd` (node given `nodeArgs` first), once both listeners are up. */
+export async function startServer(file: string, cwd: string, nodeArgs: readonly string[] = []): Promise<{ server: Server; proxy: string; admin: string }> {
+  return listening(new Server(spawn(process.execPath, [...nodeArgs, BIN, 'start', '-c', file], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })));
 }
 
 /** The server once both listeners are up, with their URLs. */

@@ -15,6 +15,7 @@ const OUT = join(ROOT, 'build', `test-hooks-child-${process.pid}`);
 function transpileTree(): string {
   const files = [
     join(ROOT, 'host', 'errors.ts'),
+    join(ROOT, 'host', 'input.ts'),
     join(ROOT, 'host', 'config', 'issues.ts'),
     ...readdirSync(join(ROOT, 'host', 'hooks')).filter((f) => f.endsWith('.ts')).map((f) => join(ROOT, 'host', 'hooks', f)),
     join(ROOT, 'test', 'hooks', 'crash-child.ts'),

@@ -33,6 +33,15 @@ describe('digest (Kong normalize_table + md5)', () => {
     expect(digest(a, [])).toBe(digest(a));
     expect(digest(a, ['consumer'])).toBe(md5('consumer:c1'));
   });
+
+  it('a unique field named `__proto__` or `constructor` counts like any other (issue 19)', () => {
+    const withProto = (v: string) => JSON.parse(`{"__proto__":"${v}","constructor":"k"}`) as Record<string, unknown>;
+    expect(digest(withProto('a'), ['__proto__'])).toBe(md5('__proto__:a'));
+    expect(digest(withProto('a'), ['__proto__'])).not.toBe(digest(withProto('b'), ['__proto__']));
+    expect(digest(withProto('a'), ['constructor'])).toBe(md5('constructor:k'));
+    // A field the data does not have is nothing, not Object.prototype's.
+    expect(digest({ a: 'x' }, ['constructor'])).toBe(md5(''));
+  });
 });
 
 describe('Kong on_change / snooze table (Throttle)', () => {

@@ -910,3 +910,33 @@ describe('loadConfigFile', () => {
     expect((error as ConfigError).issues[0]!.message).toMatch(/^YAML syntax error at line \d+, column \d+: /);
   });
 });
+
+describe('keys from Object.prototype in the file (issue 19)', () => {
+  const protoKeys = () => Reflect.ownKeys(Object.prototype).map(String).sort();
+
+  it('`__proto__`, `constructor` and `prototype` are plain keys: unknown ones are refused by name, nothing reaches Object.prototype', () => {
+    const before = protoKeys();
+    const issues = yamlIssues('__proto__: {log_level: debug}\nproxy:\n  constructor: 1\n  prototype: {a: 1}\n');
+    expect(issues.map((i) => i.path).sort()).toEqual(['/__proto__', '/proxy/constructor', '/proxy/prototype']);
+    expect(protoKeys()).toEqual(before);
+    expect({}.constructor).toBe(Object);
+  });
+
+  it('a plugin configuration keeps them as data, byte for byte', () => {
+    const config = parseConfig(
+      'plugins:\n  - {name: p, wasm: x.wasm, configuration: {"__proto__": {"a": 1}, "constructor": 2}}\n',
+      'test.yaml',
+      { baseDir: BASE },
+    );
+    expect(config.plugins[0]!.configuration).toBe('{"__proto__":{"a":1},"constructor":2}');
+    expect(({} as Record<string, unknown>).a).toBeUndefined();
+  });
+
+  it('a document nested deeper than MAX_INPUT_DEPTH is refused naming the place', () => {
+    const deep = 'plugins:\n  - {name: p, wasm: x.wasm, configuration: ' + '{"a":'.repeat(80) + '1' + '}'.repeat(80) + '}\n';
+    const issues = yamlIssues(deep);
+    expect(issues).toHaveLength(1);
+    expect(issues[0]!.path).toMatch(/^\/plugins\/0\/configuration(\/a)+$/);
+    expect(issues[0]!.message).toMatch(/nested deeper than 64 levels/);
+  });
+});
