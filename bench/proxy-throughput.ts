@@ -226,6 +226,7 @@ async function main(): Promise<void> {
         `log_level: ${logLevel}
 proxy: {listen: [{address: 127.0.0.1, port: ${port}}]}
 admin: {listen: {address: 127.0.0.1, port: ${adminPort}}}
+storage: {kind: off}
 ${opts.service ? '' : 'event_hooks: {enabled: false}\n'}services:
   - {name: upstream, url: "${upstreamUrl}", pool_size: 50}${collector}
 routes:

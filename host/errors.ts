@@ -164,3 +164,19 @@ export class EventHooksStoreVersionError extends HookwireError {
     this.file = file;
   }
 }
+
+/** The entity store (`storage.path`) was written by a newer hookwire, or cannot be opened. */
+export class EntityStoreError extends HookwireError {
+  readonly file: string;
+  constructor(code: 'HW_ERR_ENTITY_STORE_VERSION' | 'HW_ERR_ENTITY_STORE', file: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${file}: ${message}`, options);
+    this.file = file;
+  }
+}
+
+/** Another writer changed the stored entities since they were read (a concurrent Admin API write on another process). */
+export class EntityStoreConflictError extends HookwireError {
+  constructor(file: string, expected: number, found: number) {
+    super('HW_ERR_ENTITY_STORE_CONFLICT', `${file}: the stored entities changed under this write (version ${found}, expected ${expected}); retry`);
+  }
+}

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { inspectFile } = await import(join(root, 'dist/host/vm/inspect.js'));
+const { inspectFile, moduleManifest } = await import(join(root, 'dist/host/vm/inspect.js'));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
 let failed = false;
@@ -18,22 +18,14 @@ for (const name of readdirSync(join(root, 'assembly/plugins'))) {
   const facts = await inspectFile(wasm);
   const schemaFile = join(root, 'assembly/plugins', name, 'config.schema.json');
   if (!existsSync(schemaFile)) {
-    console.error(`✗ ${name}: ${schemaFile} is missing (every shipped plugin documents its configuration)`);
+    console.error(
+      `✗ ${name}: ${schemaFile} is missing: every plugin describes its configuration in a JSON Schema; ` +
+        `the smallest is {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"} (README, "Writing a plugin")`,
+    );
     failed = true;
     continue;
   }
-  const manifest = {
-    name,
-    version: pkg.version,
-    file: `${name}.wasm`,
-    size: facts.size,
-    sha256: facts.sha256,
-    abi_version: facts.abiVersion,
-    envoy: facts.envoy,
-    imports: facts.imports.map((i) => `${i.module}.${i.name}`),
-    exports: facts.exports,
-    config_schema: JSON.parse(readFileSync(schemaFile, 'utf8')),
-  };
+  const manifest = moduleManifest(facts, { version: pkg.version, configSchema: JSON.parse(readFileSync(schemaFile, 'utf8')) });
   writeFileSync(join(root, 'dist', `${name}.manifest.json`), JSON.stringify(manifest, null, 2) + '\n');
   console.log(`✓ dist/${name}.manifest.json (${facts.sha256.slice(0, 12)}…)`);
 }

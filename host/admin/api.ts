@@ -739,7 +739,7 @@ function operationalRoutes(): ApiRoute[] {
       operationId: 'getConfig',
       summary: 'The current declarative configuration',
       description:
-        'The document the gateway serves, Admin API changes included (they last until restart: save this to keep them). JSON by default; YAML with `?format=yaml` or `Accept: application/yaml`. Paths are absolute; tokens are included.',
+        'The document the gateway serves, Admin API changes included (with a store they are kept there; DB-less, save this to keep them). JSON by default; YAML with `?format=yaml` or `Accept: application/yaml`. Paths are absolute; tokens are included.',
       tags: ['operations'],
       query: [{ name: 'format', description: 'json (default) or yaml', schema: { type: 'string', enum: ['json', 'yaml'] } }],
       responses: {
@@ -757,6 +757,26 @@ function operationalRoutes(): ApiRoute[] {
           return { status: 200, text: toYaml(doc, { lineWidth: 0 }), contentType: 'application/yaml; charset=utf-8' };
         }
         return { status: 200, body: doc };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/config',
+      operationId: 'replaceConfig',
+      summary: "Replace every entity (DB-less only, as Kong's POST /config)",
+      description:
+        'With `storage.kind: off`, the body\'s entities (`plugins`, `services`, `routes`, `consumers`, `workspaces`) replace the served ones; the node settings stay the file\'s. The body is the document itself, or `{"config": "<YAML or JSON text>"}`. Validated like the file (400 naming the field); a plugin that refuses its configuration keeps the old one serving. With a store, 400: entities change through the entity endpoints.',
+      tags: ['operations'],
+      body: { schema: { type: 'object' }, required: true },
+      responses: {
+        201: json('The document now served (compact form)', { type: 'object' }),
+        400: BAD_REQUEST_DOC,
+        413: TOO_LARGE_DOC,
+        415: UNSUPPORTED_DOC,
+        503: UNAVAILABLE_DOC,
+      },
+      async handle(ctx, req) {
+        return { status: 201, body: await ctx.entities.replaceEntities(await objectBody(req)) };
       },
     },
     {

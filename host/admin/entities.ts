@@ -8,16 +8,19 @@
  *          ─▶ gateway.reload(new config) (a refused reload: 400/500/503, the old config keeps serving)
  *          ─▶ crud events through the event-hooks service (crud/<entity>, crud/<entity>:<op>, dao:crud/<op>)
  *
- * The state is the gateway's serving configuration, in memory: changes last
- * until hookwire restarts (or a SIGHUP re-reads the file); GET /config serves
- * the current document so it can be saved. Writes are serialized.
+ * The state is the gateway's serving configuration; the host's reload also
+ * stores the entities (storage.kind sqlite) before a write is acknowledged,
+ * or the host is DB-less and writes are refused (405, as Kong's). Writes are
+ * serialized.
  *
  * Ids are name-based (host/config/ids.ts), so renaming an entity changes its
  * id; the update's crud event carries the old entity with the old id.
  */
 import type { Logger } from 'pino';
 import { DEFAULTS } from '../config/defaults.js';
-import { configurationValue, toDocument, type DocObject } from '../config/document.js';
+import { parse as parseYaml } from 'yaml';
+import { compactDocument, configurationValue, toDocument, type DocObject } from '../config/document.js';
+import { ENTITY_KEYS } from '../config/entities.js';
 import { stableId, type EntityType } from '../config/ids.js';
 import { validateConfigObject } from '../config/load.js';
 import type {
@@ -46,7 +49,12 @@ export interface EntityHost {
   /** Announce a committed change (crud events); must not throw. */
   changed(kind: EntityKind, operation: CrudOperation, entity: View, old: View | null): Promise<void>;
   readonly logger: Logger;
+  /** DB-less (`storage.kind: off`): the file is the truth, writes are refused as Kong refuses them. */
+  readonly dbLess?: boolean;
 }
+
+/** Kong's words for each write, in its DB-less refusal ("cannot <verb> 'services' entities ..."). */
+type WriteVerb = 'create' | 'update' | 'create or update' | 'remove';
 
 export interface Page {
   data: View[];
@@ -311,7 +319,7 @@ export class ConfigEntities {
       const { ws, index } = this.workspace(config, workspace);
       this.checkEcho(kind, b, ws, true);
       const change = this.place(kind, config, ws, index, null, b, 'create');
-      const view = await this.commit(kind, config, change);
+      const view = await this.commit(kind, config, change, 'create');
       await this.announce(kind, 'create', view, null, change);
       return view;
     });
@@ -329,7 +337,7 @@ export class ConfigEntities {
       if (!existing) throw notFound();
       this.checkEcho(kind, b, ws, false);
       const change = this.place(kind, config, ws, index, existing, b, 'update');
-      const view = await this.commit(kind, config, change);
+      const view = await this.commit(kind, config, change, 'update');
       await this.announce(kind, 'update', view, existing.view, change);
       return view;
     });
@@ -370,7 +378,7 @@ export class ConfigEntities {
       }
       const op: CrudOperation = existing ? 'update' : 'create';
       const change = this.place(kind, config, ws, index, existing, b, existing ? 'replace' : 'create');
-      const view = await this.commit(kind, config, change);
+      const view = await this.commit(kind, config, change, 'create or update');
       await this.announce(kind, op, view, existing?.view ?? null, change);
       return { view, created: !existing };
     });
@@ -403,9 +411,54 @@ export class ConfigEntities {
         }
       }
       listAt(doc, existing.target.list).splice(existing.target.index, 1);
-      await this.commit(kind, config, { doc, pointer: null, find: null, cascade });
+      await this.commit(kind, config, { doc, pointer: null, find: null, cascade }, 'remove');
       for (const c of cascade) await this.host.changed(c.kind, 'delete', c.view, null);
       await this.host.changed(kind, 'delete', existing.view, null);
+    });
+  }
+
+  /**
+   * POST /config, Kong's DB-less reload: the entities of `body` (a document,
+   * or `{config: "<YAML or JSON text>"}`) replace the served ones; node
+   * settings stay the file's. Only DB-less: with a store, entities change
+   * through the entity endpoints (Kong answers 400 the same way).
+   */
+  replaceEntities(body: unknown): Promise<DocObject> {
+    return this.serialized(async () => {
+      if (!this.host.dbLess) {
+        throw new AdminHttpError(400, { message: 'this endpoint is only available when hookwire runs DB-less (storage.kind off); with a store, use the entity endpoints' });
+      }
+      const asObject = (v: unknown): DocObject => {
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new AdminHttpError(400, { message: 'expected a declarative configuration: a JSON object, or {"config": "<YAML or JSON text>"}' });
+        return v as DocObject;
+      };
+      let doc = asObject(body);
+      if (typeof doc.config === 'string' && Object.keys(doc).length === 1) {
+        let parsed: unknown;
+        try {
+          parsed = parseYaml(doc.config, { maxAliasCount: 100 });
+        } catch (err) {
+          throw schemaViolation([{ path: '/config', message: `cannot be parsed as YAML or JSON: ${(err as Error).message.split('\n')[0]}` }]);
+        }
+        doc = asObject(parsed);
+      }
+      const others = Object.keys(doc).filter((k) => !(ENTITY_KEYS as readonly string[]).includes(k));
+      if (others.length > 0) {
+        throw schemaViolation(others.map((k) => ({ path: `/${k}`, message: `only entities (${ENTITY_KEYS.join(', ')}) are replaced through /config; node settings come from the file` })));
+      }
+      const base = this.host.config();
+      const next = toDocument(base);
+      for (const key of ENTITY_KEYS) delete next[key];
+      let config: HookwireConfig;
+      try {
+        config = validateConfigObject({ ...next, ...doc }, base.source, { baseDir: base.base_dir });
+      } catch (err) {
+        if (err instanceof ConfigError) throw schemaViolation(err.issues);
+        throw err;
+      }
+      const result = await this.host.reload(config);
+      this.host.logger.info({ generation: result.generation }, 'POST /config: entities replaced');
+      return compactDocument(toDocument(config));
     });
   }
 
@@ -606,7 +659,15 @@ export class ConfigEntities {
   }
 
   /** Validate the document, reload the gateway, and return the changed entity as it now is. */
-  private async commit(kind: EntityKind, base: HookwireConfig, change: Change): Promise<View> {
+  private async commit(kind: EntityKind, base: HookwireConfig, change: Change, verb: WriteVerb): Promise<View> {
+    if (this.host.dbLess) {
+      // As Kong's DB-less mode: the body was checked (400 first), then the write is refused.
+      throw new AdminHttpError(405, {
+        code: 12,
+        name: 'operation unsupported',
+        message: `cannot ${verb} '${kind}' entities when not using a database (storage.kind is off: change the configuration file, or POST /config)`,
+      });
+    }
     const source = base.source.endsWith(ADMIN_SOURCE) ? base.source : base.source + ADMIN_SOURCE;
     let next: HookwireConfig;
     try {

@@ -11,6 +11,7 @@
 import type { IncomingMessage } from 'node:http';
 import {
   ConfigError,
+  EntityStoreConflictError,
   EventHookNotFoundError,
   EventHooksClosedError,
   EventHookValidationError,
@@ -125,6 +126,7 @@ export function errorReply(err: unknown): ErrorReply {
   if (err instanceof EventHookValidationError) return { status: 400, body: schemaViolation(err.issues).body };
   if (err instanceof ConfigError) return { status: 400, body: schemaViolation(err.issues).body };
   if (err instanceof EventRejectedError) return { status: 400, body: { message: err.message } };
+  if (err instanceof EntityStoreConflictError) return { status: 409, body: { message: err.message, code: err.code } };
   if (err instanceof EventHooksClosedError || err instanceof GatewayClosedError) {
     return { status: 503, body: { message: err.message }, headers: { 'retry-after': '1' } };
   }

@@ -3,7 +3,8 @@
  * listeners, plugins) and the admin listener with the Admin API.
  * `hookwire start` runs this; tests and embedders can too.
  *
- * Start order: the event-hooks service (store opened, pending deliveries of a
+ * Start order: the entity store (storage.kind sqlite: the entities served
+ * are the store's, see storage.ts), the event-hooks service (store opened, pending deliveries of a
  * previous run resumed), then the gateway, whose runtime hands the shared
  * queue `event_hooks` of VM `hookwire_event_hooks` to the service natively
  * (attached before any plugin loads, so the plugins' publish records arrive
@@ -12,7 +13,7 @@
  *
  * Close order: stop accepting (admin and proxy), drain the gateway, then
  * close the event-hooks service, which lets deliveries in flight finish
- * (event_hooks.close_timeout_ms) and closes the store.
+ * (event_hooks.close_timeout_ms) and closes the store, then the entity store.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -26,6 +27,7 @@ import { EventHooks, EVENT_HOOKS_QUEUE } from '../hooks/service.js';
 import type { EventHooksOptions } from '../hooks/options.js';
 import { Gateway, type GatewayOptions, type ListenerInfo, type ReloadResult } from '../proxy/gateway.js';
 import type { RuntimeEvent } from '../vm/runtime.js';
+import { EntityStorage } from './storage.js';
 
 export interface HookwireOptions extends GatewayOptions {
   logger: Logger;
@@ -39,8 +41,12 @@ export interface Hookwire {
   readonly adminListener: ListenerInfo;
   /** Null when event_hooks.enabled is false. */
   readonly hooks: EventHooks | null;
-  /** gateway.reload (what the Admin API calls after validating a change). */
+  /** Where entities live (DB-less or the store). */
+  readonly storage: EntityStorage;
+  /** Serve `config` and, with a store, keep its entities (what the Admin API calls after validating a change). */
   reload(config: HookwireConfig): Promise<ReloadResult>;
+  /** SIGHUP: re-read the configuration file; with a store, its node settings are served with the stored entities. */
+  reloadFromFile(): Promise<ReloadResult>;
   /** Stop accepting, drain the proxy, close the admin listener, then the event-hooks service. */
   close(options?: { drainTimeoutMs?: number }): Promise<void>;
 }
@@ -100,10 +106,20 @@ async function startEventHooks(c: EventHooksConfig, logger: Logger, overrides: P
 }
 
 /** Start the event-hooks service, the gateway, then the admin listener with the Admin API. */
-export async function startHookwire(config: HookwireConfig, options: HookwireOptions): Promise<Hookwire> {
+export async function startHookwire(fileConfig: HookwireConfig, options: HookwireOptions): Promise<Hookwire> {
   const logger = options.logger;
-  const hooks = config.event_hooks.enabled ? await startEventHooks(config.event_hooks, logger, options.eventHooks ?? {}) : null;
-  const closeHooks = () => hooks?.close({ timeoutMs: config.event_hooks.close_timeout_ms }) ?? Promise.resolve();
+  const { storage, config } = EntityStorage.open(fileConfig, logger);
+  let hooks: EventHooks | null;
+  try {
+    hooks = config.event_hooks.enabled ? await startEventHooks(config.event_hooks, logger, options.eventHooks ?? {}) : null;
+  } catch (err) {
+    storage.close();
+    throw err;
+  }
+  const closeHooks = async () => {
+    await (hooks?.close({ timeoutMs: config.event_hooks.close_timeout_ms }) ?? Promise.resolve());
+    storage.close();
+  };
 
   let onRuntimeEvent = options.onRuntimeEvent;
   if (hooks) {
@@ -131,10 +147,24 @@ export async function startHookwire(config: HookwireConfig, options: HookwireOpt
     throw err;
   }
 
+  /** An Admin API change: served, then stored before it is acknowledged (a failed store puts the previous one back). */
+  const applyChange = async (next: HookwireConfig): Promise<ReloadResult> => {
+    const previous = gateway.config;
+    const result = await gateway.reload(next);
+    try {
+      storage.persist(next);
+    } catch (err) {
+      logger.error({ err, code: (err as { code?: string }).code }, 'storing an Admin API change failed: serving the previous configuration again');
+      await gateway.reload(previous).catch((e: unknown) => logger.error({ err: e }, 'restoring the previous configuration failed'));
+      throw err;
+    }
+    return result;
+  };
   const admin = new AdminServer({ token: config.admin.token, logger });
   const entities = new ConfigEntities({
     config: () => gateway.config,
-    reload: (next) => gateway.reload(next),
+    reload: applyChange,
+    dbLess: storage.dbLess,
     logger,
     async changed(kind, operation, entity, old) {
       if (!hooks || hooks.closed) return;
@@ -162,7 +192,9 @@ export async function startHookwire(config: HookwireConfig, options: HookwireOpt
     admin,
     adminListener,
     hooks,
-    reload: (next) => gateway.reload(next),
+    storage,
+    reload: applyChange,
+    reloadFromFile: () => gateway.reloadFromFile(undefined, (file) => storage.reloaded(file)),
     close(opts) {
       closing ??= (async () => {
         const drainMs = opts?.drainTimeoutMs ?? gateway.config.proxy.drain_timeout_ms;

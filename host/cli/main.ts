@@ -7,13 +7,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { destination, pino, stdTimeFunctions, type Logger } from 'pino';
-import { defaultConfig, loadConfigFile, PACKAGE_ROOT } from '../config/load.js';
+import { defaultConfig, loadConfigDocument, loadConfigFile, PACKAGE_ROOT } from '../config/load.js';
 import type { HookwireConfig } from '../config/schema.js';
 import { HookwireError } from '../errors.js';
-import { allPlugins } from '../proxy/generation.js';
-import { formatFacts, inspectFile, type ModuleFacts } from '../vm/inspect.js';
-import { loadModuleFile } from '../vm/module.js';
+import { formatFacts, inspectFile, manifestOfFile, type ModuleManifest } from '../vm/inspect.js';
+import { stringify as toYaml } from 'yaml';
+import { compactDocument } from '../config/document.js';
+import { countEntities, describeCounts, entitiesOf } from '../config/entities.js';
+import type { EntityStore } from '../config/entity-store.js';
 import { startHookwire } from './app.js';
+import { openEntityStore } from './storage.js';
+import { configurePlugins } from './validate.js';
 
 export interface Io {
   readonly out: (line: string) => void;
@@ -30,9 +34,13 @@ const USAGE = `Usage: hookwire <command> [options]
 Commands:
   start [-c FILE]      start the proxy and admin listeners and load the plugins
                        (without -c: the built-in defaults, proxy 127.0.0.1:8000, admin 127.0.0.1:8001)
-  validate -c FILE     check a configuration file (and compile its .wasm modules) without starting
+  validate -c FILE     check a configuration file without starting: compile its .wasm modules and
+                       configure every plugin (on_vm_start, on_configure) with no listener or call out
   inspect FILE.wasm    print a proxy-wasm module's ABI version, imports, exports and Envoy
                        compatibility (--json for the manifest form); exit 1 if Envoy would refuse it
+  config import -c FILE  replace the stored entities (storage.path) with FILE's; a running gateway
+                       serves them after SIGHUP
+  config export -c FILE  print the stored entities as a configuration document (YAML; --json)
   openapi              print the Admin API's OpenAPI 3.1 document (docs/openapi.json)
   help                 show this text
   version              print the version
@@ -72,7 +80,7 @@ function parseArgs(argv: readonly string[]): Parsed | string {
       return `unknown option ${a}`;
     } else if (command === null) {
       command = a;
-    } else if (command === 'inspect') {
+    } else if (command === 'inspect' || command === 'config') {
       args.push(a);
     } else {
       return `unexpected argument ${a}`;
@@ -109,6 +117,8 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       return start(parsed.config, io);
     case 'inspect':
       return inspect(parsed.args, parsed.json, io);
+    case 'config':
+      return configCommand(parsed.args, parsed.config, parsed.json, io);
     case 'openapi': {
       const { openApiDocument } = await import('../admin/openapi.js');
       const text = JSON.stringify(openApiDocument(), null, 2);
@@ -129,12 +139,12 @@ async function inspect(files: readonly string[], json: boolean, io: Io): Promise
     return 2;
   }
   let code = 0;
-  const all: ModuleFacts[] = [];
+  const all: ModuleManifest[] = [];
   for (const file of files) {
     try {
       const facts = await inspectFile(file);
-      all.push(facts);
-      if (!json) io.out(formatFacts(facts) + (files.length > 1 ? '\n' : ''));
+      if (json) all.push(await manifestOfFile(facts));
+      else io.out(formatFacts(facts) + (files.length > 1 ? '\n' : ''));
       if (!facts.envoy.compatible) code = 1;
     } catch (err) {
       io.err((err as Error).message);
@@ -151,19 +161,57 @@ async function validate(path: string | null, io: Io): Promise<number> {
     return 2;
   }
   try {
-    const config = await loadConfigFile(path);
-    // Without starting anything: every .wasm must exist and be a usable proxy-wasm module.
-    const compiled = new Set<string>();
-    for (const p of allPlugins(config)) {
-      if (compiled.has(p.wasm)) continue;
-      compiled.add(p.wasm);
-      await loadModuleFile(p.wasm);
-    }
+    const { config, document } = await loadConfigDocument(path);
+    // Without listening or calling out: every .wasm must load, and every plugin accept its configuration.
+    await configurePlugins(config, document);
     io.out('ok');
     return 0;
   } catch (err) {
     io.err((err as Error).message);
     return 1;
+  }
+}
+
+async function configCommand(args: readonly string[], path: string | null, json: boolean, io: Io): Promise<number> {
+  const [sub, ...extra] = args;
+  if ((sub !== 'import' && sub !== 'export') || extra.length > 0) {
+    io.err(`hookwire config: give "import" or "export"${extra.length ? ` (unexpected ${extra.join(' ')})` : ''}\n\n${USAGE}`);
+    return 2;
+  }
+  if (path === null) {
+    io.err(`hookwire config ${sub}: give the configuration file with -c FILE (its storage section names the store)`);
+    return 2;
+  }
+  let store: EntityStore | null = null;
+  try {
+    const { config, document } = await loadConfigDocument(path);
+    store = openEntityStore(config);
+    if (store === null) {
+      io.err(`hookwire config ${sub}: ${config.source} has storage.kind off (DB-less): the file itself is the truth, there is no store`);
+      return 1;
+    }
+    const stored = store.load();
+    if (sub === 'export') {
+      if (stored === null) {
+        io.err(`hookwire config export: ${config.storage.path} holds no entities yet (the first start seeds it from the configuration file)`);
+        return 1;
+      }
+      const doc = compactDocument({ ...stored.entities });
+      io.out(json ? JSON.stringify(doc, null, 2) : toYaml(doc, { lineWidth: 0 }).trimEnd());
+      return 0;
+    }
+    // Import: only what `start` would accept, plugins configured included.
+    await configurePlugins(config, document);
+    const incoming = entitiesOf(config);
+    store.save(incoming, stored?.version ?? null);
+    const before = stored ? describeCounts(countEntities(stored.entities)) : 'an empty store';
+    io.out(`imported ${describeCounts(countEntities(incoming))} into ${config.storage.path} (replacing ${before}); send SIGHUP to a running gateway to serve them`);
+    return 0;
+  } catch (err) {
+    io.err((err as Error).message);
+    return 1;
+  } finally {
+    store?.close();
   }
 }
 
@@ -243,7 +291,7 @@ async function start(path: string | null, io: Io): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       logger.info({ file: path }, 'SIGHUP: reloading the configuration');
-      app.gateway.reloadFromFile().catch(() => {
+      app.reloadFromFile().catch(() => {
         // Logged by the gateway; the previous configuration keeps serving.
       });
     });

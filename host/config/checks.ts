@@ -237,6 +237,17 @@ function allPlugins(root: Raw, groups: WorkspaceGroup[]): PluginAt[] {
   return found;
 }
 
+/** Each named plugin entry's JSON pointer in a (valid) document, e.g. `/workspaces/1/services/0/plugins/2`. */
+export function pluginPointers(root: unknown): Map<string, string> {
+  const doc = asObject(root);
+  const pointers = new Map<string, string>();
+  if (!doc) return pointers;
+  for (const { pointer, doc: plugin } of allPlugins(doc, groupWorkspaces(doc).groups)) {
+    if (typeof plugin.name === 'string' && !pointers.has(plugin.name)) pointers.set(plugin.name, pointer);
+  }
+  return pointers;
+}
+
 function checkPlugins(root: Raw, groups: WorkspaceGroup[], ctx: CheckContext, report: Report): void {
   const plugins = allPlugins(root, groups);
 

@@ -120,6 +120,16 @@ export const DEFAULTS = deepFreeze({
     },
   },
 
+  storage: {
+    /**
+     * Kong's "with a database": Admin API entity writes are stored, and the
+     * store (not the file) is the truth; the file's entities seed an empty store.
+     */
+    kind: 'sqlite' as 'sqlite' | 'off',
+    /** SQLite file of the entities, beside the event-hooks store; ":memory:" keeps nothing. */
+    path: '.hookwire/entities.db',
+  },
+
   plugin: {
     /** Null here means "the plugin's name" (root_id and vm_id default to the name). */
     root_id: null as string | null,

@@ -110,6 +110,7 @@ export function toDocument(config: HookwireConfig): DocObject {
     wasm: { envoy_strict: config.wasm.envoy_strict, modules_dir: config.wasm.modules_dir },
     log_level: config.log_level,
     event_hooks: eventHooksDocument(config.event_hooks),
+    storage: { kind: config.storage.kind, path: config.storage.path },
     plugins: config.plugins.map(pluginDocument),
     workspaces: config.workspaces.map(workspaceDocument),
   };

@@ -58,6 +58,11 @@ const validateSchema = ajv.compile(CONFIG_SCHEMA);
  * all-defaults configuration.
  */
 export function parseConfig(text: string, source: string, options: LoadOptions = {}): HookwireConfig {
+  return validateConfigObject(readYaml(text, source), source, options);
+}
+
+/** YAML (or JSON) text to a plain value; ConfigError naming the line on a syntax error. */
+function readYaml(text: string, source: string): unknown {
   const doc = parseDocument(text, {
     prettyErrors: true,
     uniqueKeys: true, // a repeated key is a mistake, not "last one wins"
@@ -84,11 +89,16 @@ export function parseConfig(text: string, source: string, options: LoadOptions =
     if (e instanceof InputShapeError) throw new ConfigError(source, [{ path: e.path, message: e.message }]);
     throw new ConfigError(source, [{ path: '', message: `YAML could not be read: ${(e as Error).message}` }]);
   }
-  return validateConfigObject(value ?? {}, source, options);
+  return value ?? {};
 }
 
 /** Reads and parses a config file; relative paths in it are resolved against the file's directory. */
 export async function loadConfigFile(path: string): Promise<HookwireConfig> {
+  return (await loadConfigDocument(path)).config;
+}
+
+/** A config file's configuration and the document it was read from (to name places in it). */
+export async function loadConfigDocument(path: string): Promise<{ config: HookwireConfig; document: unknown }> {
   const file = resolve(path);
   let text: string;
   try {
@@ -105,7 +115,8 @@ export async function loadConfigFile(path: string): Promise<HookwireConfig> {
             : `cannot be read (${(e as Error).message})`;
     throw new ConfigError(file, [{ path: '', message: `configuration file ${file}: ${reason}` }]);
   }
-  return parseConfig(text, file, { baseDir: dirname(file) });
+  const document = readYaml(text, file);
+  return { config: validateConfigObject(document, file, { baseDir: dirname(file) }), document };
 }
 
 let embedded: HookwireConfig | undefined;

@@ -24,6 +24,7 @@ import type {
   ResolvedRoute,
   RouteConfig,
   ServiceConfig,
+  StorageConfig,
   WasmConfig,
   WorkspaceConfig,
 } from './schema.js';
@@ -78,6 +79,7 @@ export function normalize(root: Raw, ctx: NormalizeContext): HookwireConfig {
     wasm: normalizeWasm(asObject(root.wasm) ?? {}, baseDir),
     log_level: (root.log_level ?? DEFAULTS.log_level) as LogLevel,
     event_hooks: normalizeEventHooks(asObject(root.event_hooks) ?? {}, baseDir),
+    storage: normalizeStorage(asObject(root.storage) ?? {}, baseDir),
     plugins: globalPlugins,
     workspaces,
     routes,
@@ -114,6 +116,14 @@ function normalizeWasm(raw: Raw, baseDir: string): WasmConfig {
   return {
     envoy_strict: (raw.envoy_strict ?? DEFAULTS.wasm.envoy_strict) as boolean,
     modules_dir: dir === null ? null : resolve(baseDir, dir),
+  };
+}
+
+function normalizeStorage(raw: Raw, baseDir: string): StorageConfig {
+  const path = (raw.path ?? DEFAULTS.storage.path) as string;
+  return {
+    kind: (raw.kind ?? DEFAULTS.storage.kind) as StorageConfig['kind'],
+    path: path === MEMORY_STORE ? path : resolve(baseDir, path),
   };
 }
 

@@ -35,12 +35,34 @@ export const HOST_PATTERN =
 /** A path prefix: starts with "/", no query, fragment or whitespace. */
 export const PATH_PATTERN = '^/[^?#\\s]*$';
 
+/**
+ * Length limits of free strings (Kong has none on its entities). Entity and
+ * workspace names become metric labels and log fields, so they are short;
+ * the rest are generous but bounded, so no single write can bloat every
+ * scrape, log line and stored document.
+ */
+export const LIMITS = {
+  workspaceName: 64,
+  entityName: 128,
+  /** Consumer username and custom_id, root_id, vm_id. */
+  identifier: 256,
+  /** A URL, a route path prefix, a wasm path. */
+  location: 2048,
+  /** A DNS name (RFC 1035). */
+  host: 253,
+} as const;
+
+/** Where entities live: `sqlite` (a database, the store is the truth) or `off` (DB-less: the file is). */
+export const STORAGE_KINDS = ['sqlite', 'off'] as const;
+export type StorageKind = (typeof STORAGE_KINDS)[number];
+
 /** setTimeout silently turns delays above 2^31-1 ms into 1 ms, so cap every timeout there. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
 const entityName = {
   type: 'string',
   minLength: 1,
+  maxLength: LIMITS.entityName,
   pattern: ENTITY_NAME_PATTERN,
   description: 'made of letters, digits, ".", "-", "_" and "~" only',
 } as const;
@@ -97,6 +119,18 @@ export const CONFIG_SCHEMA = {
     consumers: { $ref: '#/definitions/consumers' },
     workspaces: { type: 'array', items: { $ref: '#/definitions/workspace' } },
     event_hooks: { $ref: '#/definitions/event_hooks' },
+    storage: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        kind: {
+          enum: STORAGE_KINDS,
+          default: DEFAULTS.storage.kind,
+          description: 'sqlite: the store is the truth for entities; off: DB-less, the file is the truth',
+        },
+        path: { type: 'string', minLength: 1, maxLength: LIMITS.location, default: DEFAULTS.storage.path },
+      },
+    },
   },
   definitions: {
     event_hooks: {
@@ -208,6 +242,7 @@ export const CONFIG_SCHEMA = {
       properties: {
         name: {
           type: 'string',
+          maxLength: LIMITS.workspaceName,
           pattern: WORKSPACE_NAME_PATTERN,
           description: 'made of lower-case letters, digits, "_" and "-", starting with a letter or digit',
         },
@@ -225,12 +260,12 @@ export const CONFIG_SCHEMA = {
       required: ['name'],
       properties: {
         name: entityName,
-        url: { type: 'string', minLength: 1, description: 'http:// or https:// URL; its path is a prefix' },
+        url: { type: 'string', minLength: 1, maxLength: LIMITS.location, description: 'http:// or https:// URL; its path is a prefix' },
         urls: {
           type: 'array',
           minItems: 1,
           uniqueItems: true,
-          items: { type: 'string', minLength: 1, description: 'http:// or https:// URL; its path is a prefix' },
+          items: { type: 'string', minLength: 1, maxLength: LIMITS.location, description: 'http:// or https:// URL; its path is a prefix' },
         },
         connect_timeout_ms: {
           type: 'integer',
@@ -255,12 +290,13 @@ export const CONFIG_SCHEMA = {
       required: ['name', 'service'],
       properties: {
         name: entityName,
-        service: { type: 'string', minLength: 1 },
+        service: { type: 'string', minLength: 1, maxLength: LIMITS.entityName },
         hosts: {
           type: 'array',
           default: DEFAULTS.route.hosts,
           items: {
             type: 'string',
+            maxLength: LIMITS.host,
             pattern: HOST_PATTERN,
             description: 'a host name such as api.example.com, or a wildcard such as *.example.com',
           },
@@ -270,6 +306,7 @@ export const CONFIG_SCHEMA = {
           default: DEFAULTS.route.paths,
           items: {
             type: 'string',
+            maxLength: LIMITS.location,
             pattern: PATH_PATTERN,
             description: 'a path prefix starting with "/", without query, fragment or spaces',
           },
@@ -290,8 +327,8 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       required: ['username'],
       properties: {
-        username: { type: 'string', minLength: 1 },
-        custom_id: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.consumer.custom_id },
+        username: { type: 'string', minLength: 1, maxLength: LIMITS.identifier },
+        custom_id: { type: ['string', 'null'], minLength: 1, maxLength: LIMITS.identifier, default: DEFAULTS.consumer.custom_id },
       },
     },
     plugins: { type: 'array', items: { $ref: '#/definitions/plugin' } },
@@ -301,10 +338,10 @@ export const CONFIG_SCHEMA = {
       required: ['name', 'wasm'],
       properties: {
         name: entityName,
-        wasm: { type: 'string', minLength: 1, description: 'path of the .wasm file' },
+        wasm: { type: 'string', minLength: 1, maxLength: LIMITS.location, description: 'path of the .wasm file' },
         // null (or absent) means "the plugin name"; "" is a legitimate explicit root id.
-        root_id: { type: ['string', 'null'] },
-        vm_id: { type: ['string', 'null'] },
+        root_id: { type: ['string', 'null'], maxLength: LIMITS.identifier },
+        vm_id: { type: ['string', 'null'], maxLength: LIMITS.identifier },
         configuration: opaqueValue,
         vm_configuration: opaqueValue,
         failure_policy: { type: 'string', enum: FAILURE_POLICIES, default: DEFAULTS.plugin.failure_policy },
@@ -465,6 +502,12 @@ export interface EventHooksConfig {
   readonly circuit: EventHooksCircuitConfig;
 }
 
+export interface StorageConfig {
+  readonly kind: StorageKind;
+  /** Absolute path of the SQLite file (or ":memory:"). */
+  readonly path: string;
+}
+
 export interface HookwireConfig {
   /** File path or label the config came from (used in messages). */
   readonly source: string;
@@ -475,6 +518,7 @@ export interface HookwireConfig {
   readonly wasm: WasmConfig;
   readonly log_level: LogLevel;
   readonly event_hooks: EventHooksConfig;
+  readonly storage: StorageConfig;
   /** Global plugins: run for every route of every workspace. */
   readonly plugins: readonly PluginConfig[];
   /** "default" first (always present), then the declared workspaces in order. */

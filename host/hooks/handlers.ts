@@ -18,9 +18,9 @@
  * current config; signing happens last, over the exact body bytes.
  */
 import { WebhookRequestError } from '../errors.js';
-import { kongSignature, standardSignature } from './signing.js';
+import { isStandardWebhooksKey, kongSignature, standardSignature } from './signing.js';
 import { render } from './templates.js';
-import type { EventHook, HttpHandlerConfig, WebhookConfig, WebhookCustomConfig } from './types.js';
+import type { EventHook, HttpHandlerConfig, KongSignatureAlgorithm, WebhookConfig, WebhookCustomConfig } from './types.js';
 
 /** The origin key of the log handler (no endpoint). */
 export const LOG_ORIGIN = 'log:';
@@ -45,6 +45,7 @@ interface Prepared {
   standardSecrets: string[];
   /** The secret of `X-Kong-Signature` (the first HMAC one), or null. */
   kongSecret: string | null;
+  kongAlgorithm: KongSignatureAlgorithm;
   /** Static origin (webhook, or webhook-custom with a literal URL), or null when templated. */
   origin: string | null;
 }
@@ -57,7 +58,7 @@ function prepare(hook: EventHook): Prepared {
   if (p) return p;
   const c = hook.config as Partial<HttpHandlerConfig> & { url?: string };
   const all = [...(c.secret ? [c.secret] : []), ...(c.secrets ?? [])].filter((s, i, a) => a.indexOf(s) === i);
-  const mode = c.signature ?? 'standard';
+  const mode = c.signature ?? 'auto';
   let origin: string | null = null;
   if (hook.handler === 'log') origin = LOG_ORIGIN;
   else if (hook.handler === 'webhook' || !c.url!.includes('{{')) origin = originOfUrl(c.url!);
@@ -71,8 +72,10 @@ function prepare(hook: EventHook): Prepared {
   }
   p = {
     webhookHeaders,
-    standardSecrets: mode === 'kong' ? [] : all,
-    kongSecret: mode === 'standard' ? null : (all.find((s) => !s.startsWith('whsk_')) ?? null),
+    standardSecrets: mode === 'kong' ? [] : mode === 'auto' ? all.filter(isStandardWebhooksKey) : all,
+    kongSecret:
+      mode === 'standard' ? null : (all.find((s) => (mode === 'auto' ? !isStandardWebhooksKey(s) : !s.startsWith('whsk_'))) ?? null),
+    kongAlgorithm: c.kong_signature_algorithm ?? 'sha256',
     origin,
   };
   prepared.set(hook, p);
@@ -219,7 +222,7 @@ export function signRequest(req: BuiltRequest, hook: EventHook, id: string, time
   headers['webhook-timestamp'] = String(timestampSec);
   const body = req.body ?? EMPTY;
   if (p.standardSecrets.length > 0) headers['webhook-signature'] = standardSignature(p.standardSecrets, id, timestampSec, body);
-  if (p.kongSecret !== null && body.length > 0) headers['x-kong-signature'] = kongSignature(p.kongSecret, body);
+  if (p.kongSecret !== null && body.length > 0) headers['x-kong-signature'] = kongSignature(p.kongSecret, body, p.kongAlgorithm);
   return headers;
 }
 

@@ -11,7 +11,7 @@ import { EventHookValidationError, type ConfigIssue } from '../errors.js';
 import { issuesFromAjv } from '../config/issues.js';
 import { canonicalHookId } from './ids.js';
 import { templateError } from './templates.js';
-import { HANDLERS, SIGNATURE_MODES, type EventHook, type HandlerName } from './types.js';
+import { HANDLERS, KONG_SIGNATURE_ALGORITHMS, SIGNATURE_MODES, type EventHook, type HandlerName } from './types.js';
 
 /** Longest source / event name (as the wire format). */
 const NAME = { type: 'string', minLength: 1, maxLength: 256 } as const;
@@ -19,7 +19,8 @@ const NAME = { type: 'string', minLength: 1, maxLength: 256 } as const;
 const SECRET_PROPS = {
   secret: { type: ['string', 'null'], minLength: 1, default: null },
   secrets: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 10, default: [] },
-  signature: { enum: [...SIGNATURE_MODES], default: 'standard' },
+  signature: { enum: [...SIGNATURE_MODES], default: 'auto' },
+  kong_signature_algorithm: { enum: [...KONG_SIGNATURE_ALGORITHMS], default: 'sha256' },
   ssl_verify: { type: 'boolean', default: true },
 } as const;
 
@@ -199,12 +200,14 @@ function secretProblem(secret: string, signature: string): string | null {
     }
     return null;
   }
-  const standard = signature !== 'kong';
+  // `standard` and `both` sign v1 with every HMAC secret, so a bare one must be base64;
+  // `auto` and `kong` take any string as Kong does.
+  const bareIsStandard = signature === 'standard' || signature === 'both';
   const b = secret.startsWith('whsec_') ? secret.slice(6) : secret;
-  if (secret.startsWith('whsec_') || standard) {
+  if (secret.startsWith('whsec_') || bareIsStandard) {
     if (b.length === 0 || !BASE64.test(b) || b.length % 4 !== 0) {
-      return standard
-        ? 'must be whsec_<base64>, whsk_<base64> or base64 (Standard Webhooks); with signature "kong" any string works'
+      return bareIsStandard
+        ? `must be whsec_<base64>, whsk_<base64> or base64 with signature "${signature}"; with signature "auto" or "kong" any string works (Kong's X-Kong-Signature)`
         : 'a whsec_ secret must be base64 after the prefix';
     }
   }

@@ -10,11 +10,13 @@
  * message if any entry verifies.
  *
  * Kong: `X-Kong-Signature: sha256=<hex HMAC-SHA256(secret, body)>` (Kong
- * ≥ 3.14; older Kong used sha1), keyed by the secret string's UTF-8 bytes,
- * with no timestamp. Nothing is signed when there is no body, as in Kong.
+ * ≥ 3.14) or `sha1=<hex HMAC-SHA1(secret, body)>` (Kong ≤ 3.13), keyed by the
+ * secret string's UTF-8 bytes, with no timestamp. Nothing is signed when
+ * there is no body, as in Kong.
  */
 import { createHmac, createPrivateKey, createPublicKey, sign as edSign, timingSafeEqual, verify as edVerify, type KeyObject } from 'node:crypto';
 import { WebhookVerificationError } from '../errors.js';
+import type { KongSignatureAlgorithm } from './types.js';
 
 /** Standard Webhooks' tolerance for the timestamp, in seconds (every reference library uses 5 min). */
 export const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
@@ -61,9 +63,14 @@ export function standardSignature(secrets: readonly string[], id: string, timest
   return secrets.map((s) => signEntry(s, id, timestamp, body)).join(' ');
 }
 
-/** The `X-Kong-Signature` value: `sha256=` + hex HMAC of the body, keyed by the secret's UTF-8 bytes. */
-export function kongSignature(secret: string, body: Uint8Array | string): string {
-  return `sha256=${createHmac('sha256', Buffer.from(secret, 'utf8')).update(body).digest('hex')}`;
+/** Whether a secret is a Standard Webhooks key by its form (`whsec_…` or `whsk_…`), as `signature: auto` decides. */
+export function isStandardWebhooksKey(secret: string): boolean {
+  return secret.startsWith('whsec_') || secret.startsWith('whsk_');
+}
+
+/** The `X-Kong-Signature` value: `<algorithm>=` + hex HMAC of the body, keyed by the secret's UTF-8 bytes. */
+export function kongSignature(secret: string, body: Uint8Array | string, algorithm: KongSignatureAlgorithm = 'sha256'): string {
+  return `${algorithm}=${createHmac(algorithm, Buffer.from(secret, 'utf8')).update(body).digest('hex')}`;
 }
 
 /** The `whpk_` public key of a `whsk_` secret key (give it to receivers). */
@@ -153,10 +160,13 @@ export function verifyWebhook(
   throw new WebhookVerificationError('no matching signature found');
 }
 
-/** Verifies `X-Kong-Signature: sha256=<hex>` over the raw body; constant time. */
+/** Verifies `X-Kong-Signature: sha256=<hex>` (or Kong ≤ 3.13's `sha1=<hex>`) over the raw body; constant time. */
 export function verifyKongSignature(secret: string, headerValue: string | undefined, body: Uint8Array | string): boolean {
-  if (!headerValue || !headerValue.startsWith('sha256=')) return false;
-  const got = Buffer.from(headerValue.slice(7), 'hex');
-  const expected = createHmac('sha256', Buffer.from(secret, 'utf8')).update(toBytes(body)).digest();
+  if (!headerValue) return false;
+  const eq = headerValue.indexOf('=');
+  const algorithm = headerValue.slice(0, eq);
+  if (algorithm !== 'sha256' && algorithm !== 'sha1') return false;
+  const got = Buffer.from(headerValue.slice(eq + 1), 'hex');
+  const expected = createHmac(algorithm, Buffer.from(secret, 'utf8')).update(toBytes(body)).digest();
   return got.length === expected.length && timingSafeEqual(got, expected);
 }

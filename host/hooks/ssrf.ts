@@ -211,7 +211,7 @@ export class SsrfPolicy {
     }
     this.cidrs = (options.allowCidrs ?? []).map((c) => {
       const parsed = typeof c === 'string' ? parseCidr(c) : null;
-      if (!parsed) throw new TypeError(`ssrf.allowCidrs: ${JSON.stringify(c)} is not a CIDR range`);
+      if (!parsed) throw new TypeError(`event_hooks.allow_cidrs: ${JSON.stringify(c)} is not a CIDR range`);
       return parsed;
     });
   }
@@ -242,8 +242,8 @@ export class SsrfPolicy {
       throw new WebhookRequestError(
         'refused',
         literal
-          ? `refused by the SSRF guard: ${a} is ${what} (allow it with ssrf.allowCidrs)`
-          : `refused by the SSRF guard: ${hostname} resolves to ${a}, ${what} (allow it with ssrf.allowHosts or ssrf.allowCidrs)`,
+          ? `refused by the SSRF guard: ${a} is ${what} (allow it with event_hooks.allow_cidrs)`
+          : `refused by the SSRF guard: ${hostname} resolves to ${a}, ${what} (allow it with event_hooks.allow_hosts or event_hooks.allow_cidrs)`,
       );
     }
   }

@@ -12,23 +12,36 @@
 export const HANDLERS = ['webhook', 'webhook-custom', 'log'] as const;
 export type HandlerName = (typeof HANDLERS)[number];
 
-/** Which signature headers a webhook carries. */
-export const SIGNATURE_MODES = ['standard', 'kong', 'both'] as const;
+/**
+ * Which signature headers a webhook carries. `auto` (the default) decides per
+ * secret: a Standard Webhooks key (`whsec_…`, `whsk_…`) signs
+ * `webhook-signature`, any other string signs `X-Kong-Signature` as Kong does,
+ * so a hook moved over from Kong keeps its receiver unchanged.
+ */
+export const SIGNATURE_MODES = ['auto', 'standard', 'kong', 'both'] as const;
 export type SignatureMode = (typeof SIGNATURE_MODES)[number];
+
+/** The HMAC of `X-Kong-Signature`: `sha256` as Kong ≥ 3.14 signs, `sha1` as Kong ≤ 3.13 did. */
+export const KONG_SIGNATURE_ALGORITHMS = ['sha256', 'sha1'] as const;
+export type KongSignatureAlgorithm = (typeof KONG_SIGNATURE_ALGORITHMS)[number];
 
 /** Fields shared by the two HTTP handlers. */
 export interface HttpHandlerConfig {
   /** Request headers; for `webhook`, `content-type: application/json` is always forced on top. */
   headers: Record<string, string>;
   /**
-   * Kong's single secret. `whsec_<base64>` (or bare base64) signs Standard
-   * Webhooks v1 (HMAC-SHA256); `whsk_<base64(seed32‖pub32)>` signs v1a (ed25519).
+   * Kong's single secret. `whsec_<base64>` signs Standard Webhooks v1
+   * (HMAC-SHA256), `whsk_<base64(seed32‖pub32)>` signs v1a (ed25519); any
+   * other string signs `X-Kong-Signature` (or, with `signature: standard`,
+   * must be bare base64 for v1).
    */
   secret: string | null;
   /** More secrets (rotation): every secret in `secret` and `secrets` signs; the header lists one signature each. */
   secrets: string[];
-  /** `standard` (webhook-* headers), `kong` (X-Kong-Signature: sha256=<hex>), or `both`. */
+  /** `auto` (by each secret's form), `standard` (webhook-* headers), `kong` (X-Kong-Signature), or `both`. */
   signature: SignatureMode;
+  /** The HMAC behind `X-Kong-Signature` (`sha256=<hex>` or `sha1=<hex>`). */
+  kong_signature_algorithm: KongSignatureAlgorithm;
   /** Verify the endpoint's TLS certificate (Kong ≥ 3.14's default). */
   ssl_verify: boolean;
 }

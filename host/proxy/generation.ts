@@ -7,7 +7,7 @@
 import type { HookwireConfig, PluginConfig, ResolvedRoute } from '../config/schema.js';
 import { loadModuleFile, type ProxyWasmModule } from '../vm/module.js';
 import type { Plugin } from '../vm/plugin.js';
-import type { Runtime } from '../vm/runtime.js';
+import type { PluginSpec, Runtime } from '../vm/runtime.js';
 import type { GatewayMetrics, RouteStats } from './metrics.js';
 import { Router } from './router.js';
 import { PoolRegistry, serviceTargets, type UpstreamTarget } from './upstream.js';
@@ -37,6 +37,21 @@ export function allPlugins(config: HookwireConfig): PluginConfig[] {
     for (const r of ws.routes) add(r.plugins);
   }
   return [...seen.values()];
+}
+
+/** What the runtime needs to start one configured plugin (its module given separately). */
+export function pluginSpec(p: PluginConfig, module: ProxyWasmModule, generation: number): PluginSpec {
+  return {
+    name: p.name,
+    module,
+    rootId: p.root_id,
+    vmId: p.vm_id,
+    configuration: p.configuration,
+    vmConfiguration: p.vm_configuration,
+    failurePolicy: p.failure_policy,
+    allowUnknownImports: p.allow_unknown_imports,
+    generation,
+  };
 }
 
 export class Generation {
@@ -116,17 +131,7 @@ export class Generation {
           module = await loadModuleFile(p.wasm);
           modules.set(p.wasm, module);
         }
-        const plugin = await runtime.loadPlugin({
-          name: p.name,
-          module,
-          rootId: p.root_id,
-          vmId: p.vm_id,
-          configuration: p.configuration,
-          vmConfiguration: p.vm_configuration,
-          failurePolicy: p.failure_policy,
-          allowUnknownImports: p.allow_unknown_imports,
-          generation: number,
-        });
+        const plugin = await runtime.loadPlugin(pluginSpec(p, module, number));
         plugins.set(p.name, plugin);
       }
       return new Generation(number, config, plugins, registry, metrics);

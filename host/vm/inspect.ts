@@ -5,6 +5,7 @@
  * AssemblyScript), since it reads only the module's declarations.
  */
 import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { ENVOY_ALLOCATORS, ENVOY_REQUIRED_EXPORTS } from '../abi/envoy.js';
 import { compileModule, envoyUnknownImports, type ModuleImport } from './module.js';
 
@@ -59,6 +60,56 @@ export async function inspectFile(path: string): Promise<ModuleFacts> {
     throw Object.assign(new Error(`${path}: cannot read the file: ${err.code ?? err.message}`), { code: 'HW_ERR_WASM_INVALID' });
   });
   return inspectModule(bytes, path);
+}
+
+/**
+ * The manifest form (`dist/<plugin>.manifest.json`, `hookwire inspect --json`):
+ * facts under snake_case keys, imports as `module.name` strings. `version`
+ * and `config_schema` are the plugin's, when known.
+ */
+export interface ModuleManifest {
+  readonly name: string;
+  readonly version?: string;
+  readonly file: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly abi_version: string;
+  readonly envoy: ModuleFacts['envoy'];
+  readonly imports: readonly string[];
+  readonly exports: readonly string[];
+  readonly config_schema?: unknown;
+}
+
+export function moduleManifest(facts: ModuleFacts, plugin: { version?: string; configSchema?: unknown } = {}): ModuleManifest {
+  const file = basename(facts.file);
+  return {
+    name: file.replace(/\.wasm$/, ''),
+    ...(plugin.version !== undefined ? { version: plugin.version } : {}),
+    file,
+    size: facts.size,
+    sha256: facts.sha256,
+    abi_version: facts.abiVersion,
+    envoy: facts.envoy,
+    imports: facts.imports.map((i) => `${i.module}.${i.name}`),
+    exports: facts.exports,
+    ...(plugin.configSchema !== undefined ? { config_schema: plugin.configSchema } : {}),
+  };
+}
+
+/**
+ * The manifest of a module file: the built `<name>.manifest.json` beside it
+ * when it describes these very bytes (so version and config_schema come
+ * along), else the manifest of the facts alone.
+ */
+export async function manifestOfFile(facts: ModuleFacts): Promise<ModuleManifest> {
+  const beside = join(dirname(facts.file), `${basename(facts.file).replace(/\.wasm$/, '')}.manifest.json`);
+  try {
+    const built = JSON.parse(await readFile(beside, 'utf8')) as { sha256?: unknown; version?: string; config_schema?: unknown };
+    if (built.sha256 === facts.sha256) return moduleManifest(facts, { version: built.version, configSchema: built.config_schema });
+  } catch {
+    // No manifest beside the module (a module built elsewhere): the facts alone.
+  }
+  return moduleManifest(facts);
 }
 
 /** Human-readable report of the facts. */

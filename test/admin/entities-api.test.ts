@@ -355,3 +355,19 @@ describe('every crud event was signed and well-formed', () => {
     expect(ids.size).toBe(rx.hits.length);
   });
 });
+
+describe('length limits', () => {
+  it('a 10,000-character service name and a 500,000-character username are refused with 400 naming the field; the limits themselves pass', async () => {
+    const longName = await api('POST', '/services', { name: 's'.repeat(10_000), url: upstream.url });
+    expect(longName.status).toBe(400);
+    expect(longName.body.fields).toEqual({ name: expect.stringMatching(/must NOT have more than 128 characters/) });
+    const longUser = await api('POST', '/consumers', { username: 'u'.repeat(500_000) });
+    expect(longUser.status).toBe(400);
+    expect(longUser.body.fields).toEqual({ username: expect.stringMatching(/must NOT have more than 256 characters/) });
+
+    const atLimit = await api('POST', '/services', { name: 'n'.repeat(128), url: upstream.url });
+    expect(atLimit.status).toBe(201);
+    expect((await api('POST', '/consumers', { username: 'u'.repeat(256) })).status).toBe(201);
+    expect((await api('DELETE', `/services/${'n'.repeat(128)}`)).status).toBe(204);
+  });
+});

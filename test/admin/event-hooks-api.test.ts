@@ -38,7 +38,7 @@ describe('event hooks CRUD', () => {
     expect(r.status).toBe(201);
     expect(r.headers['content-type']).toMatch(/^application\/json/);
     expect(r.body).toMatchObject({ source: 'crud', event: 'consumers', handler: 'webhook', enabled: true, on_change: null, snooze: null });
-    expect(r.body.config).toMatchObject({ url: rx.url, headers: {}, signature: 'standard', ssl_verify: true });
+    expect(r.body.config).toMatchObject({ url: rx.url, headers: {}, signature: 'auto', kong_signature_algorithm: 'sha256', ssl_verify: true });
     expect(r.body.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(typeof r.body.created_at).toBe('number');
     id = r.body.id;

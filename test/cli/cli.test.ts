@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,9 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../helpers/gateway.js';
 import { fixture, ROOT } from '../helpers/paths.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { listening, runCli as runCliIn, Server, startServer as startServerFile } from '../helpers/cli.js';
 import { rawRequest } from '../admin/raw.js';
-
-const BIN = join(ROOT, 'bin', 'hookwire.js');
 let dir: string;
 let upstream: Upstream;
 
@@ -22,79 +21,24 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[], timeoutMs = 15_000): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`hookwire ${args.join(' ')} did not exit in ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A running `hookwire start`, with its stdout log lines parsed. */
-class Server {
-  readonly lines: Record<string, unknown>[] = [];
-  readonly exited: Promise<number | null>;
-  stderr = '';
-  private buffer = '';
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => {
-      this.buffer += d.toString();
-      let nl: number;
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, nl);
-        this.buffer = this.buffer.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          this.lines.push({ msg: line });
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-  }
-
-  async waitFor(pred: (l: Record<string, unknown>) => boolean, ms = 10_000): Promise<Record<string, unknown>> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find(pred);
-      if (found) return found;
-      if (Date.now() > end) throw new Error(`log line not seen; stdout so far:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-async function startServer(config: string, nodeArgs: string[] = []): Promise<{ server: Server; proxy: string; admin: string }> {
+/** A `hookwire start` of `config`: `node` (with `nodeArgs`, e.g. a preloaded module) or through `npm start`. */
+async function startServer(config: string, nodeArgs: string[] | 'npm start' = []): Promise<{ server: Server; proxy: string; admin: string }> {
   const file = join(dir, `hookwire-${Math.random().toString(36).slice(2)}.yaml`);
   await writeFile(file, config);
-  const server = new Server(spawn(process.execPath, [...nodeArgs, BIN, 'start', '-c', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }));
-  const proxy = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'))).url as string;
-  const admin = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'))).url as string;
-  return { server, proxy, admin };
+  if (nodeArgs !== 'npm start') return startServerFile(file, dir, nodeArgs);
+  // As a user runs it (the build its prestart does is skipped: the suite has built already).
+  return listening(new Server(spawn('npm', ['start', '--silent', '--ignore-scripts', '--', '-c', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })));
 }
 
-const base = () => `proxy:
+const runCli = (args: string[], timeoutMs?: number) => runCliIn(args, dir, timeoutMs);
+
+/** Entities in a store of their own per server (memory), unless a test says otherwise. */
+const base = (storage = '{path: ":memory:"}') => `proxy:
   listen: [{address: 127.0.0.1, port: 0}]
   drain_timeout_ms: 5000
 admin:
   listen: {address: 127.0.0.1, port: 0}
+storage: ${storage}
 services:
   - {name: echo, url: "${upstream.url}"}
 `;
@@ -133,6 +77,28 @@ describe('hookwire validate', () => {
     expect(r.stderr).toContain('nope.wasm');
   });
 
+  it("configures every plugin: a configuration the plugin refuses fails with the plugin's own message at its place in the file", async () => {
+    const file = join(dir, 'refused.yaml');
+    const hello = join(ROOT, 'dist', 'hello-world.wasm');
+    await writeFile(
+      file,
+      `${base()}routes:\n` +
+        `  - {name: r, service: echo, plugins: [{name: fine, wasm: "${hello}"}]}\n` +
+        `  - {name: r2, service: echo, plugins: [{name: ticks, wasm: "${hello}", configuration: {tick_ms: -5}}]}\n`,
+    );
+    const r = await runCli(['validate', '-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(file);
+    expect(r.stderr).toContain('/routes/1/plugins/0: plugin ticks: proxy_on_configure returned false');
+    expect(r.stderr).toContain('tick_ms must be >= 0');
+    expect(r.stderr).not.toContain('plugin fine');
+    // The same file is what `start` refuses.
+    const started = await runCli(['start', '-c', file]);
+    expect(started.code).toBe(1);
+    expect(started.stderr).toContain('tick_ms must be >= 0');
+  });
+
   it('refuses bad arguments with the usage text', async () => {
     const r = await runCli(['validate', '--what']);
     expect(r.code).toBe(2);
@@ -167,8 +133,17 @@ describe('hookwire start', () => {
     expect(server.lines.some((l) => l.msg === 'gateway stopped')).toBe(true);
   });
 
-  it('reloads the file on SIGHUP, and keeps serving when the new file is invalid', async () => {
-    const { server, proxy, admin } = await startServer(`${base()}routes: [{name: one, service: echo, paths: [/one]}]\n`);
+  it('npm start passes SIGTERM to the gateway: npm exits 0 and the ports are closed', async () => {
+    const { server, admin } = await startServer(base(), 'npm start');
+    expect((await send(admin + '/status')).status).toBe(200);
+    server.child.kill('SIGTERM'); // the npm process, as a supervisor or a terminal would signal it
+    expect(await server.exited).toBe(0);
+    expect(server.lines.some((l) => l.msg === 'gateway stopped')).toBe(true);
+    await expect(send(admin + '/status')).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('DB-less: reloads the file on SIGHUP, and keeps serving when the new file is invalid', async () => {
+    const { server, proxy, admin } = await startServer(`${base('{kind: off}')}routes: [{name: one, service: echo, paths: [/one]}]\n`);
     try {
       expect((await send(proxy + '/one')).status).toBe(200);
       const file = server.child.spawnargs.at(-1)!;
@@ -177,7 +152,7 @@ describe('hookwire start', () => {
       await server.waitFor((l) => l.code === 'HW_ERR_RELOAD_FAILED');
       expect((await send(proxy + '/one')).status).toBe(200);
 
-      await writeFile(file, `${base()}routes: [{name: two, service: echo, paths: [/two]}]\n`);
+      await writeFile(file, `${base('{kind: off}')}routes: [{name: two, service: echo, paths: [/two]}]\n`);
       server.child.kill('SIGHUP');
       await server.waitFor((l) => l.msg === 'configuration reloaded');
       expect((await send(proxy + '/two')).status).toBe(200);

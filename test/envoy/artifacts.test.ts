@@ -65,11 +65,19 @@ describe('hookwire inspect', () => {
     expect(r.out).toContain('proxy_on_log');
   });
 
-  it('prints the manifest form with --json', async () => {
+  it('prints exactly the manifest form with --json', async () => {
     const r = await capture(['inspect', '--json', join(ROOT, 'dist/hello-world.wasm')]);
     expect(r.code).toBe(0);
-    const facts = JSON.parse(r.out);
-    expect(facts.sha256).toBe(manifest('hello-world').sha256);
+    expect(JSON.parse(r.out)).toEqual(manifest('hello-world'));
+  });
+
+  it('--json of a module built elsewhere: the manifest form without version and config_schema', async () => {
+    const r = await capture(['inspect', '--json', join(ROOT, 'build/fixtures/proxy-filter.wasm')]);
+    expect(r.code).toBe(0);
+    const m = JSON.parse(r.out);
+    expect(Object.keys(m)).toEqual(['name', 'file', 'size', 'sha256', 'abi_version', 'envoy', 'imports', 'exports']);
+    expect(m).toMatchObject({ name: 'proxy-filter', file: 'proxy-filter.wasm', abi_version: '0.2.1' });
+    expect(m.imports).toContain('env.proxy_get_header_map_value');
   });
 
   it('exits 1 naming what Envoy would refuse, for a module built by hand', async () => {

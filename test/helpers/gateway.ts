@@ -38,8 +38,9 @@ export function testConfig(doc: Record<string, unknown>): HookwireConfig {
       ...doc,
       proxy: { listen: [{ address: '127.0.0.1', port: 0 }], ...proxy },
       admin: { listen: { address: '127.0.0.1', port: 0 }, ...((doc.admin ?? {}) as object) },
-      // Tests keep the event-hooks store in memory unless they name a file.
+      // Tests keep the event-hooks store and the entity store in memory unless they name a file.
       event_hooks: { store: ':memory:', ...((doc.event_hooks ?? {}) as object) },
+      storage: { path: ':memory:', ...((doc.storage ?? {}) as object) },
     },
     'test-config',
     { baseDir: ROOT },

@@ -3,8 +3,10 @@
  * build/test-hooks-child/ and run by plain node:
  *   node child.js <db> <receiver url> <first|restart> <count>
  * "first" creates a hook and ingests <count> events, then prints
- * {"accepted":n}; "restart" prints "ready", then "drained" once the outbox
- * has no pending delivery. Both keep delivering until SIGTERM (graceful
+ * {"accepted":n}; "ingest" creates a hook and ingests batches of <count>
+ * events numbered on from 0, printing {"batch":b,"accepted":n} after each
+ * answer, until killed; "restart" prints "ready", then "drained" once the
+ * outbox has no pending delivery. All keep delivering until SIGTERM (graceful
  * close) or SIGKILL.
  */
 import { pino } from 'pino';
@@ -29,6 +31,16 @@ if (mode === 'first') {
   for (let n = 0; n < Number(count); n++) records.push({ v: 1, type: 'emit', source: 'chaos', event: 'tick', data: { n }, plugin: 'chaos' });
   const r = await hooks.ingest(records);
   process.stdout.write(`${JSON.stringify({ accepted: r.accepted })}\n`);
+} else if (mode === 'ingest') {
+  await hooks.createHook({ source: 'chaos', event: 'tick', handler: 'webhook', config: { url, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' } });
+  await hooks.ingest([{ v: 1, type: 'publish', source: 'chaos', event: 'tick', fields: ['n'], plugin: 'chaos' }]);
+  const size = Number(count);
+  for (let batch = 0; ; batch++) {
+    const records: unknown[] = [];
+    for (let i = 0; i < size; i++) records.push({ v: 1, type: 'emit', source: 'chaos', event: 'tick', data: { n: batch * size + i }, plugin: 'chaos' });
+    const r = await hooks.ingest(records);
+    process.stdout.write(`${JSON.stringify({ batch, accepted: r.accepted })}\n`);
+  }
 } else {
   process.stdout.write('ready\n');
   const timer = setInterval(() => {

@@ -2,6 +2,7 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHmac } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
 import { verifyWebhook, verifyKongSignature } from '../../host/hooks/index.js';
 import { ROOT } from '../helpers/paths.js';
 import { receiver, sleep, testService, waitUntil, type Receiver, type TestService } from './helpers.js';
@@ -104,6 +105,44 @@ describe('webhook handler', () => {
     expect(verifyKongSignature('plain-kong-secret', kong.headers['x-kong-signature'], kong.body)).toBe(true);
     expect(verifyKongSignature(V1_SECRET, both.headers['x-kong-signature'], both.body)).toBe(true);
     expect(() => verifyWebhook(V1_SECRET, both.headers, both.body)).not.toThrow();
+  });
+
+  it("Kong's secrets as Kong sends them: any string, no signature option, X-Kong-Signature verified independently", async () => {
+    const r = await recv();
+    svc = await testService();
+    // A Kong secret is any string; the default (`auto`) signs it as Kong does.
+    const kongSecret = 'my kong secret: not base64!';
+    const hook = await webhookHook(r.url, { secret: kongSecret });
+    expect(hook.config).toMatchObject({ signature: 'auto', kong_signature_algorithm: 'sha256' });
+    await webhookHook(`${r.origin}/sha1`, { secret: kongSecret, kong_signature_algorithm: 'sha1' });
+    await svc.hooks.emitCrud('consumers', 'create', { id: 'c5' });
+    const reqs = await r.waitFor(2);
+    const sha256 = reqs.find((q) => q.url === '/hook')!;
+    const sha1 = reqs.find((q) => q.url === '/sha1')!;
+    // What a receiver written for Kong computes: hex HMAC of the raw body keyed by the secret's bytes.
+    expect(sha256.headers['x-kong-signature']).toBe(`sha256=${createHmac('sha256', kongSecret).update(sha256.body).digest('hex')}`);
+    expect(sha1.headers['x-kong-signature']).toBe(`sha1=${createHmac('sha1', kongSecret).update(sha1.body).digest('hex')}`);
+    for (const q of [sha256, sha1]) {
+      expect(q.headers['webhook-signature']).toBeUndefined();
+      expect(verifyKongSignature(kongSecret, q.headers['x-kong-signature'], q.body)).toBe(true);
+      expect(verifyKongSignature('another secret', q.headers['x-kong-signature'], q.body)).toBe(false);
+    }
+  });
+
+  it('auto with a Standard Webhooks key and a Kong secret: each signs its own header; the standardwebhooks package verifies', async () => {
+    const r = await recv();
+    svc = await testService();
+    await webhookHook(r.url, { secret: V1_SECRET, secrets: ['kong-rotation-secret'] });
+    await svc.hooks.emitCrud('consumers', 'create', { id: 'c6' });
+    const [req] = await r.waitFor(1);
+    expect(req!.headers['webhook-signature']!.split(' ')).toHaveLength(1);
+    const payload = new Webhook(V1_SECRET).verify(req!.body.toString('utf8'), {
+      'webhook-id': req!.headers['webhook-id']!,
+      'webhook-timestamp': req!.headers['webhook-timestamp']!,
+      'webhook-signature': req!.headers['webhook-signature']!,
+    });
+    expect(payload).toMatchObject({ source: 'crud', event: 'consumers:create' });
+    expect(req!.headers['x-kong-signature']).toBe(`sha256=${createHmac('sha256', 'kong-rotation-secret').update(req!.body).digest('hex')}`);
   });
 
   it('no secret: webhook-id and webhook-timestamp, no signature', async () => {

@@ -136,6 +136,9 @@ describe('dispatcher and a slow (asynchronous) store', () => {
       await sleep(i % 3);
     }
     await r.waitFor(40, 3000);
+    await sleep(300); // a duplicate would arrive after the 40th
+    const seen = r.received.map((q) => (JSON.parse(q.body.toString('utf8')) as { i: number }).i).sort((a, b) => a - b);
+    expect(seen).toEqual(Array.from({ length: 40 }, (_, i) => i)); // every event once, none twice
     await svc.close();
     svc = undefined;
     await store.close();

@@ -42,7 +42,7 @@ describe('hooks: create, get, list, update, delete', () => {
       on_change: null,
       snooze: null,
       enabled: true,
-      config: { url: 'https://example.com/hook', headers: {}, secret: null, secrets: [], signature: 'standard', ssl_verify: true },
+      config: { url: 'https://example.com/hook', headers: {}, secret: null, secrets: [], signature: 'auto', kong_signature_algorithm: 'sha256', ssl_verify: true },
     });
     expect(await svc.hooks.getHook(h.id)).toEqual(h);
     // log may omit config; event null = every event.
@@ -82,14 +82,14 @@ describe('hooks: create, get, list, update, delete', () => {
     );
     expect(await issuesOf(svc.hooks.createHook({ source: 's', handler: 'webhook', config: {} }))).toEqual([{ path: '/config/url', message: 'required key "url" is missing' }]);
     expect(await issuesOf(svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: 'ftp://x/', bogus: true } }))).toEqual([
-      { path: '/config/bogus', message: expect.stringMatching(/^unknown key "bogus" \(allowed: url, headers, secret, secrets, signature, ssl_verify\)/) },
+      { path: '/config/bogus', message: expect.stringMatching(/^unknown key "bogus" \(allowed: url, headers, secret, secrets, signature, kong_signature_algorithm, ssl_verify\)/) },
     ]);
     expect(
       await issuesOf(
         svc.hooks.createHook({
           source: 's',
           handler: 'webhook',
-          config: { url: 'ftp://x/', headers: { Host: 'evil', 'bad name': 'v', ok: 'a\r\nb' }, secret: 'not base64!', secrets: ['whsk_AAAA'] },
+          config: { url: 'ftp://x/', headers: { Host: 'evil', 'bad name': 'v', ok: 'a\r\nb' }, secret: 'not base64!', secrets: ['whsk_AAAA'], signature: 'standard' },
         }),
       ),
     ).toEqual([
@@ -107,8 +107,12 @@ describe('hooks: create, get, list, update, delete', () => {
       { path: '/config/url', message: expect.stringMatching(/^template does not parse: /) },
       { path: '/config/body', message: expect.stringMatching(/^template does not parse: /) },
     ]);
-    // A plain Kong secret is fine with signature "kong".
+    // A plain Kong secret is fine with signature "kong", and with the default ("auto") as in Kong.
     await svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: 'http://x/', secret: 'not base64!', signature: 'kong' } });
+    await svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: 'http://x/', secret: 'not base64!' } });
+    expect(await issuesOf(svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: 'http://x/', secret: 'whsec_not base64!' } }))).toEqual([
+      { path: '/config/secret', message: 'a whsec_ secret must be base64 after the prefix' },
+    ]);
     const h = await svc.hooks.createHook({ source: 's', handler: 'log' });
     expect(await issuesOf(svc.hooks.updateHook(h.id, { id: '4a2c3b1e-0000-4000-8000-000000000009' }))).toEqual([{ path: '/id', message: 'cannot be changed' }]);
   });
@@ -220,7 +224,7 @@ describe('events in', () => {
     expect(await svc.hooks.ingest('nope' as never)).toMatchObject({ rejected: 1, errors: [{ index: -1, reason: 'records must be a list' }] });
   });
 
-  it('a store failure: ingest reports stored=false (the ingest endpoint answers 5xx), emit rejects', async () => {
+  it('a store failure (a real full database): ingest reports stored=false (the ingest endpoint answers 5xx), emit rejects', async () => {
     const t = tempDir();
     const { SqliteStore } = await import('../../host/hooks/index.js');
     const store = new SqliteStore(t.db);
@@ -228,13 +232,17 @@ describe('events in', () => {
     const hooks = new EventHooks({ store, logger: log.logger });
     await hooks.createHook({ source: 'http-log', handler: 'log' });
     expect((await hooks.ingest([publishRecord('http-log', 'log')])).stored).toBe(true);
-    store.accept = async () => {
-      throw new Error('disk full');
-    };
-    const r = await hooks.ingest([emitRecord('http-log', 'log', { a: 1 })]);
-    expect(r).toMatchObject({ stored: false, accepted: 0, rejected: 1, errors: [{ index: -1, reason: 'store failure: disk full' }] });
-    await expect(hooks.emit('http-log', 'log', { a: 1 })).rejects.toThrow('disk full');
+    // The file may not grow past the pages it has now: SQLite answers SQLITE_FULL, as on a full disk.
+    store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
+    const big = { blob: 'x'.repeat(200 * 1024) }; // needs new pages whatever the free space (under maxEventBytes)
+    const r = await hooks.ingest([emitRecord('http-log', 'log', big)]);
+    expect(r).toMatchObject({ stored: false, accepted: 0, rejected: 1, errors: [{ index: -1, reason: 'store failure: database or disk is full' }] });
+    await expect(hooks.emit('http-log', 'log', big)).rejects.toThrow('database or disk is full');
     expect(log.lines.some((l) => l.msg === 'event hooks: storing ingested records failed')).toBe(true);
+    // Room again: the same event is accepted, nothing half-written before it.
+    store.db.pragma('max_page_count = 1073741823');
+    expect(await hooks.ingest([emitRecord('http-log', 'log', big)])).toMatchObject({ stored: true, accepted: 1 });
+    expect((await hooks.deliveries((await hooks.listHooks()).data[0]!.id)).data).toHaveLength(1);
     await hooks.close();
     await store.close();
     t.cleanup();

@@ -16,7 +16,10 @@ import { ROOT } from '../helpers/paths.js';
 // A copy of shared/conformance/webhook-signature-vectors.json, so a clean clone runs these too.
 const FIXTURE = join(ROOT, 'test', 'hooks', 'fixtures', 'webhook-signature-vectors.json');
 const SHARED = join(ROOT, '..', 'shared', 'conformance', 'webhook-signature-vectors.json');
+// Convoy's advanced and Hook0's schemes (timestamp-prefixed hex HMACs) are in the shared file but
+// are not schemes hookwire signs or verifies; the file is kept whole so it stays the shared one.
 const vectors = JSON.parse(readFileSync(FIXTURE, 'utf8')) as {
+  convoy_simple_sha256_hex: { secret_utf8: string; payload: string; 'header_X-Convoy-Signature': string };
   standard_webhooks_v1_hmac: { secret: string; msg_id: string; timestamp: number; payload: string; signed_content: string; expected_signature: string };
   standard_webhooks_v1a_ed25519: { secret_key: string; public_key: string; msg_id: string; timestamp: number; payload: string; expected_signature: string };
 };
@@ -148,5 +151,20 @@ describe('rotation and the Kong signature', () => {
     expect(verifyKongSignature('my-kong-secret', `sha256=${expected}`, Buffer.from(body))).toBe(true);
     expect(verifyKongSignature('other', `sha256=${expected}`, body)).toBe(false);
     expect(verifyKongSignature('my-kong-secret', `sha1=${expected}`, body)).toBe(false);
+  });
+
+  it("X-Kong-Signature's HMAC is Convoy's simple scheme (hex HMAC-SHA256 of the raw body): the Convoy vector signs and verifies", () => {
+    const c = vectors.convoy_simple_sha256_hex;
+    expect(kongSignature(c.secret_utf8, c.payload)).toBe(`sha256=${c['header_X-Convoy-Signature']}`);
+    expect(verifyKongSignature(c.secret_utf8, `sha256=${c['header_X-Convoy-Signature']}`, Buffer.from(c.payload))).toBe(true);
+    expect(verifyKongSignature(c.secret_utf8, `sha256=${c['header_X-Convoy-Signature']}`, c.payload + ' ')).toBe(false);
+  });
+
+  it('Kong <= 3.13: sha1=<hex HMAC-SHA1 of the body>, signed and verified', () => {
+    const body = '{"event":"consumers","source":"crud"}';
+    const expected = createHmac('sha1', 'my-kong-secret').update(body).digest('hex');
+    expect(kongSignature('my-kong-secret', body, 'sha1')).toBe(`sha1=${expected}`);
+    expect(verifyKongSignature('my-kong-secret', `sha1=${expected}`, body)).toBe(true);
+    expect(verifyKongSignature('my-kong-secret', `md5=${expected}`, body)).toBe(false);
   });
 });

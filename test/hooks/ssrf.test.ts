@@ -99,7 +99,7 @@ describe('policy: allowlist and resolution', () => {
     const p = new SsrfPolicy({ allowHosts: ['hooks.internal', '*.svc.cluster'] });
     expect(() => p.vet('hooks.internal', ['10.0.0.5'])).not.toThrow();
     expect(() => p.vet('a.svc.cluster', ['10.0.0.5'])).not.toThrow();
-    expect(() => p.vet('other.internal', ['10.0.0.5'])).toThrow(/resolves to 10\.0\.0\.5, private 10\.0\.0\.0\/8/);
+    expect(() => p.vet('other.internal', ['10.0.0.5'])).toThrow(/resolves to 10\.0\.0\.5, private 10\.0\.0\.0\/8 \(allow it with event_hooks\.allow_hosts or event_hooks\.allow_cidrs\)/);
   });
 
   it('refuses when ANY resolved address is forbidden', async () => {
@@ -125,7 +125,7 @@ describe('policy: allowlist and resolution', () => {
   });
 
   it('a bad allowlist entry is a TypeError naming the option', () => {
-    expect(() => new SsrfPolicy({ allowCidrs: ['10.0.0.0/33'] })).toThrow(/ssrf\.allowCidrs: "10\.0\.0\.0\/33" is not a CIDR range/);
+    expect(() => new SsrfPolicy({ allowCidrs: ['10.0.0.0/33'] })).toThrow(/event_hooks\.allow_cidrs: "10\.0\.0\.0\/33" is not a CIDR range/);
   });
 });
 
@@ -161,7 +161,7 @@ describe('the guard in the delivery path', () => {
     expect(d.attempt_count).toBe(1);
     expect(d.attempts).toHaveLength(1);
     expect(d.attempts[0]!.status).toBeNull();
-    expect(d.attempts[0]!.error).toMatch(/^refused by the SSRF guard: /);
+    expect(d.attempts[0]!.error).toMatch(/^refused by the SSRF guard: .*\(allow it with event_hooks\.allow_(hosts or event_hooks\.allow_)?cidrs\)$/);
     expect(d.attempts[0]!.error).toMatch(reason);
     const m = await svc.hooks.metrics();
     expect(m.find((s) => s.name === 'hookwire_event_hooks_attempts_total' && s.labels?.result === 'refused')!.value).toBe(1);

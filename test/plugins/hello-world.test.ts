@@ -65,4 +65,11 @@ describe('hello-world plugin in the emulator', () => {
     await expect(started).rejects.toBeInstanceOf(PluginStartError);
     await expect(started).rejects.toThrow(/proxy_on_configure returned false .*: hello-world: the configuration must be a JSON object/);
   });
+
+  it('refuses text that is not JSON by logging why and returning false, never by trapping', async () => {
+    const started = HostEmulator.start({ wasm: plugin('hello-world'), pluginConfig: 'not json' });
+    await expect(started).rejects.toBeInstanceOf(PluginStartError);
+    await expect(started).rejects.toThrow(/proxy_on_configure returned false \(plugin configuration rejected\): hello-world: the configuration is not valid JSON: /);
+    await expect(started).rejects.not.toThrow(/abort|trap/);
+  });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { send, startGateway, until, type TestGateway } from '../helpers/gateway.js';
 import { fixture, plugin } from '../helpers/paths.js';
 import { closedPort, startUpstream, type Echo, type Upstream } from '../helpers/upstream.js';
 
@@ -154,8 +154,11 @@ describe('filter chain', () => {
   });
 
   it('resets the stream on close_stream, and still runs on_log', async () => {
-    await expect(send(gw.url + '/close', { headers: { 'x-close': '1' } })).rejects.toThrow();
-    expect((await send(gw.url + '/close')).status).toBe(200);
+    await expect(send(gw.url + '/close', { headers: { 'x-close': '1', 'x-request-id': 'closed-1' } })).rejects.toThrow();
+    // on_log ran for the reset stream (no response: no :status).
+    await until(() => gw.lines.some((l) => l.plugin === 'f-close' && / id=closed-1 route=r-close$/.test(l.msg)));
+    expect((await send(gw.url + '/close', { headers: { 'x-request-id': 'open-1' } })).status).toBe(200);
+    await until(() => gw.lines.some((l) => l.plugin === 'f-close' && /status=200 id=open-1 route=r-close$/.test(l.msg)));
   });
 
   it('answers properties of the live request', async () => {

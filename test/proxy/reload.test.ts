@@ -31,14 +31,20 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** Each test starts from a configuration of its own, so any one of them can run alone (`-t`). */
+async function serving(gen: string, routes: { name: string; path: string }[]): Promise<number> {
+  await gw.gateway.reload(testConfig(doc(gen, routes)));
+  return gw.gateway.generation;
+}
+
 describe('reload', () => {
   it('swaps to a new generation and unloads the plugins of the old one', async () => {
-    expect(gw.gateway.generation).toBe(1);
+    const before = await serving('1', [{ name: 'v1', path: '/v1' }]);
     expect((await send(gw.url + '/v1')).headers['x-gen']).toBe('1');
 
     const result = await gw.gateway.reload(testConfig(doc('2', [{ name: 'v2', path: '/v2' }])));
-    expect(result).toMatchObject({ generation: 2, previous: 1, plugins: 1, routes: 1 });
-    expect(gw.gateway.generation).toBe(2);
+    expect(result).toMatchObject({ generation: before + 1, previous: before, plugins: 1, routes: 1 });
+    expect(gw.gateway.generation).toBe(before + 1);
     const r2 = await send(gw.url + '/v2');
     expect(r2.status).toBe(200);
     expect(r2.headers['x-gen']).toBe('2');
@@ -59,7 +65,7 @@ describe('reload', () => {
   });
 
   it('keeps the old configuration serving when a plugin refuses its configuration', async () => {
-    const before = gw.gateway.generation;
+    const before = await serving('ok', [{ name: 'slow', path: '/slow' }]);
     const err = await gw.gateway.reload(testConfig(doc('bad', [{ name: 'bad', path: '/bad' }], { configuration: { refuse: true } }))).catch((e) => e);
     expect(err).toBeInstanceOf(ReloadError);
     expect((err as ReloadError).stage).toBe('plugins');
@@ -71,6 +77,7 @@ describe('reload', () => {
   });
 
   it('keeps the old configuration serving when a .wasm is missing', async () => {
+    const before = await serving('ok', [{ name: 'slow', path: '/slow' }]);
     const missing = testConfig({
       services: [{ name: 'echo', url: upstream.url }],
       routes: [{ name: 'm', service: 'echo', plugins: [{ name: 'missing', wasm: join(dir, 'nope.wasm') }] }],
@@ -78,10 +85,12 @@ describe('reload', () => {
     const err = await gw.gateway.reload(missing).catch((e) => e);
     expect(err).toBeInstanceOf(ReloadError);
     expect((err as ReloadError).message).toContain('nope.wasm');
+    expect(gw.gateway.generation).toBe(before);
     expect((await send(gw.url + '/slow?ms=1')).status).toBe(200);
   });
 
   it('reloadFromFile: an invalid file is refused with a message naming the file', async () => {
+    await serving('ok', [{ name: 'slow', path: '/slow' }]);
     const file = join(dir, 'hookwire.yaml');
     await writeFile(file, 'routes: [ {name: x, service: nowhere} ]\n');
     const err = await gw.gateway.reloadFromFile(file).catch((e) => e);

@@ -20,6 +20,9 @@ import {
   stream_context,
 } from "@gcoredev/proxy-wasm-sdk-as/assembly";
 import { JSON } from "assemblyscript-json/assembly";
+// assemblyscript-json's own JSON.parse aborts (traps the VM) on bad input; this parser
+// returns null and says why in jsonError, so a bad configuration is refused, not a trap.
+import { jsonError, parseJsonString } from "../../event-hooks/json";
 
 class HelloConfig {
   header: string = "x-hello";
@@ -46,7 +49,11 @@ class HelloRoot extends RootContext {
     const text = this.getConfiguration();
     const config = new HelloConfig();
     if (text.length > 0) {
-      const parsed = JSON.parse(text);
+      const parsed = parseJsonString(text);
+      if (parsed === null) {
+        log(LogLevelValues.error, "hello-world: the configuration is not valid JSON: " + jsonError);
+        return false;
+      }
       if (!parsed.isObj) {
         log(LogLevelValues.error, "hello-world: the configuration must be a JSON object");
         return false;

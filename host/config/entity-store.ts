@@ -1,0 +1,131 @@
+/**
+ * The entity store: the gateway's entities (workspaces, services, routes,
+ * consumers, plugins) kept in SQLite, so an Admin API write that answered
+ * 2xx survives a restart or a crash. The whole entities document is one row
+ * with a version: a write replaces it in one transaction, and a write whose
+ * base version is no longer current is refused (two processes on one file
+ * cannot lose each other's changes).
+ *
+ * Schema versions are forward-only (`user_version`); a file from a newer
+ * hookwire is refused, untouched.
+ */
+import Database from 'better-sqlite3';
+import { EntityStoreConflictError, EntityStoreError } from '../errors.js';
+import type { EntitiesDocument } from './entities.js';
+
+/** The entities as stored, with the version a write must name to replace them. */
+export interface StoredEntities {
+  readonly version: number;
+  readonly entities: EntitiesDocument;
+  /** Milliseconds since the epoch. */
+  readonly updatedAt: number;
+}
+
+export interface EntityStore {
+  /** The stored entities, or null when nothing was ever stored (the file's entities seed it). */
+  load(): StoredEntities | null;
+  /**
+   * Replace the stored entities. `base` is the version they were read at
+   * (null: the store must still be empty). Returns the new version. Throws
+   * EntityStoreConflictError when another writer got there first.
+   */
+  save(entities: EntitiesDocument, base: number | null): number;
+  close(): void;
+}
+
+/** Forward-only migrations; index + 1 is the schema version they lead to. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE entities (
+     id         INTEGER PRIMARY KEY CHECK (id = 1),
+     version    INTEGER NOT NULL,
+     document   TEXT NOT NULL,
+     updated_at INTEGER NOT NULL
+   );`,
+];
+export const ENTITY_STORE_SCHEMA_VERSION = MIGRATIONS.length;
+
+export class SqliteEntityStore implements EntityStore {
+  private readonly db: Database.Database;
+  private readonly file: string;
+  private readonly now: () => number;
+
+  constructor(file: string, options: { now?: () => number } = {}) {
+    this.file = file;
+    this.now = options.now ?? Date.now;
+    try {
+      this.db = new Database(file);
+      this.db.pragma('journal_mode = WAL');
+      // Entity writes are rare and each is an acknowledged change: survive a power loss too.
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('busy_timeout = 5000');
+    } catch (cause) {
+      throw new EntityStoreError('HW_ERR_ENTITY_STORE', file, `cannot open the entity store: ${(cause as Error).message}`, { cause });
+    }
+    try {
+      this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  private migrate(): void {
+    let found: number;
+    try {
+      found = this.db.pragma('user_version', { simple: true }) as number;
+    } catch (cause) {
+      throw new EntityStoreError('HW_ERR_ENTITY_STORE', this.file, `not an entity store: ${(cause as Error).message}`, { cause });
+    }
+    if (found > ENTITY_STORE_SCHEMA_VERSION) {
+      throw new EntityStoreError(
+        'HW_ERR_ENTITY_STORE_VERSION',
+        this.file,
+        `entity store has schema version ${found}; this hookwire knows up to ${ENTITY_STORE_SCHEMA_VERSION}`,
+      );
+    }
+    this.db.transaction(() => {
+      for (let v = found; v < ENTITY_STORE_SCHEMA_VERSION; v++) this.db.exec(MIGRATIONS[v]!);
+      this.db.pragma(`user_version = ${ENTITY_STORE_SCHEMA_VERSION}`);
+    })();
+  }
+
+  load(): StoredEntities | null {
+    const row = this.db.prepare('SELECT version, document, updated_at FROM entities WHERE id = 1').get() as
+      | { version: number; document: string; updated_at: number }
+      | undefined;
+    if (!row) return null;
+    let entities: EntitiesDocument;
+    try {
+      entities = JSON.parse(row.document) as EntitiesDocument;
+    } catch (cause) {
+      throw new EntityStoreError('HW_ERR_ENTITY_STORE', this.file, `the stored entities are not JSON: ${(cause as Error).message}`, { cause });
+    }
+    return { version: row.version, entities, updatedAt: row.updated_at };
+  }
+
+  save(entities: EntitiesDocument, base: number | null): number {
+    const document = JSON.stringify(entities);
+    const now = this.now();
+    try {
+      return this.db.transaction(() => {
+        const current = (this.db.prepare('SELECT version FROM entities WHERE id = 1').get() as { version: number } | undefined)?.version ?? null;
+        if (current !== base) throw new EntityStoreConflictError(this.file, base ?? 0, current ?? 0);
+        const next = (current ?? 0) + 1;
+        this.db
+          .prepare(
+            'INSERT INTO entities (id, version, document, updated_at) VALUES (1, ?, ?, ?) ' +
+              'ON CONFLICT (id) DO UPDATE SET version = excluded.version, document = excluded.document, updated_at = excluded.updated_at',
+          )
+          .run(next, document, now);
+        return next;
+      })();
+    } catch (err) {
+      if (err instanceof EntityStoreConflictError) throw err;
+      throw new EntityStoreError('HW_ERR_ENTITY_STORE', this.file, `storing the entities failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
