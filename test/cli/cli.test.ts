@@ -1,13 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, startServer as startCliServer } from '../helpers/cli.js';
 import { send } from '../helpers/gateway.js';
-import { fixture, ROOT } from '../helpers/paths.js';
+import { fixture } from '../helpers/paths.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
-const BIN = join(ROOT, 'bin', 'hookwire.js');
 let dir: string;
 let upstream: Upstream;
 
@@ -45,48 +45,8 @@ function runCli(args: string[], timeoutMs = 15_000): Promise<Ran> {
   });
 }
 
-/** A running `hookwire start`, with its stdout log lines parsed. */
-class Server {
-  readonly lines: Record<string, unknown>[] = [];
-  readonly exited: Promise<number | null>;
-  stderr = '';
-  private buffer = '';
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => {
-      this.buffer += d.toString();
-      let nl: number;
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, nl);
-        this.buffer = this.buffer.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          this.lines.push({ msg: line });
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-  }
-
-  async waitFor(pred: (l: Record<string, unknown>) => boolean, ms = 10_000): Promise<Record<string, unknown>> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find(pred);
-      if (found) return found;
-      if (Date.now() > end) throw new Error(`log line not seen; stdout so far:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-async function startServer(config: string): Promise<{ server: Server; proxy: string; admin: string }> {
-  const file = join(dir, `hookwire-${Math.random().toString(36).slice(2)}.yaml`);
-  await writeFile(file, config);
-  const server = new Server(spawn(process.execPath, [BIN, 'start', '-c', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }));
-  const proxy = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'))).url as string;
-  const admin = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'))).url as string;
-  return { server, proxy, admin };
+function startServer(config: string): ReturnType<typeof startCliServer> {
+  return startCliServer(dir, config);
 }
 
 const base = () => `proxy:
