@@ -1,8 +1,8 @@
 /**
  * Nothing lost when a VM is unloaded (issue 10): the real CLI, the real
  * dist/http-log.wasm, a real collector on 127.0.0.1 and real signals. On
- * SIGHUP (a new generation) and SIGTERM (shutdown) the gateway calls the
- * root's proxy_on_done; http-log answers false, sends the batch still waiting
+ * SIGHUP and on an Admin API change (a new generation) and on SIGTERM
+ * (shutdown) the gateway calls the root's proxy_on_done; http-log answers false, sends the batch still waiting
  * out its coalescing delay, then calls proxy_done. Every request served must
  * reach the collector exactly once.
  *
@@ -121,6 +121,32 @@ describe('http-log flushes its queue when its VM is unloaded', () => {
       // The old root said it was flushing, then finished before the deadline.
       expect(server.lines.some((l) => l.msg === 'http-log: unloading; sending 50 queued entries first')).toBe(true);
       expect(server.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('did not call proxy_done'))).toBe(false);
+    } finally {
+      await dispatcher.close();
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    }
+  });
+
+  it('250 requests then an Admin API change (which reloads): 250 of 250 entries at the collector', async () => {
+    const { server, proxy, admin } = await startServer(dir, config({ max_batch_size: 100, max_coalescing_delay: 30 }));
+    const dispatcher = new Agent({ connections: 10 });
+    try {
+      const sent = await sendMany(proxy, 'admin', 250, dispatcher);
+      await until(() => (loggedUris().filter((u) => u.startsWith('/admin/')).length >= 200 ? null : 'the two full batches'), 10_000);
+      const res = await request(admin + '/services', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'another', url: api.url }),
+        dispatcher,
+      });
+      await res.body.dump();
+      expect(res.statusCode).toBe(201);
+      await until(() => {
+        const n = loggedUris().filter((u) => u.startsWith('/admin/')).length;
+        return n >= 250 ? null : `${n} of 250 entries at the collector`;
+      }, 10_000);
+      expectExactly(sent, 'admin');
     } finally {
       await dispatcher.close();
       server.child.kill('SIGTERM');
