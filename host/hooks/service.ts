@@ -585,18 +585,20 @@ export class EventHooks {
       result.stored = false;
       return result;
     }
-    const work = this.ingestRecords(records, result, reject);
-    if (records.length > INGEST_SLICE) {
-      // Worked through across event-loop turns: shutdown waits for it (what was acknowledged is committed).
-      this.ingesting.add(work);
-      void work.finally(() => this.ingesting.delete(work));
+    if (records.length <= INGEST_SLICE) {
+      await this.ingestSlice(records, 0, records.length, this.clock.now(), result, reject);
+      return result;
     }
+    // Worked through across event-loop turns: shutdown waits for it (what was acknowledged is committed).
+    const work = this.ingestSliced(records, result, reject);
+    this.ingesting.add(work);
     await work;
+    this.ingesting.delete(work);
     return result;
   }
 
   /**
-   * The records of one ingest, in order. A large batch is worked through in
+   * The records of a large ingest batch, in order, worked through in
    * slices of INGEST_SLICE records, each committed in its own transaction,
    * with the event loop served in between: a 10,000-record batch must not
    * hold proxied requests for the 200 ms it takes in one go. The caller is
@@ -604,9 +606,8 @@ export class EventHooks {
    * reported not stored (5xx: the forwarder sends it again, so the slices
    * already committed may be stored twice: at least once, as deliveries are).
    */
-  private async ingestRecords(records: readonly unknown[], result: IngestResult, reject: RejectRecord): Promise<void> {
+  private async ingestSliced(records: readonly unknown[], result: IngestResult, reject: RejectRecord): Promise<void> {
     const now = this.clock.now();
-    if (records.length <= INGEST_SLICE) return this.ingestSlice(records, 0, records.length, now, result, reject);
     const slices: Promise<void>[] = [];
     for (let start = 0; start < records.length; start += INGEST_SLICE) {
       if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
