@@ -15,6 +15,7 @@ import { stringify as toYaml } from 'yaml';
 import { compactDocument, toDocument } from '../config/document.js';
 import type { EventHooksConfig } from '../config/schema.js';
 import { WebhookRequestError, EventHookValidationError } from '../errors.js';
+import { splitRecordArray } from '../hooks/batch.js';
 import type { EventHooks } from '../hooks/service.js';
 import { EVENT_HOOK_PATCH_SCHEMA, EVENT_HOOK_SCHEMA, HANDLER_CONFIG_SCHEMAS } from '../hooks/schemas.js';
 import type { MetricSample, Page as HooksPage } from '../hooks/types.js';
@@ -650,7 +651,7 @@ const INGEST: ApiRoute = {
   operationId: 'ingestEvents',
   summary: 'Ingest plugin event records (the Envoy forwarder)',
   description:
-    'A JSON array of wire records (docs/event-wire-format.md: publish and emit, v1). Authenticated by `event_hooks.ingest_token` only (not the admin token). 200 once the batch is stored, even when some records were refused (they are counted and listed); 5xx when it could not be stored, so the forwarder retries.',
+    'A JSON array of wire records (docs/event-wire-format.md: publish and emit, v1), at most `event_hooks.ingest_max_events` of them. Authenticated by `event_hooks.ingest_token` only (not the admin token). 200 once the batch is stored, even when some records were refused (they are counted and listed); 5xx when it could not be stored, so the forwarder retries.',
   tags: ['event-hooks'],
   public: true,
   security: 'ingest',
@@ -660,7 +661,7 @@ const INGEST: ApiRoute = {
     400: json('The body is not a JSON array', ref('Error')),
     401: json('Missing or wrong bearer token', ref('Error')),
     404: json('Ingest is disabled (no event_hooks.ingest_token, or event hooks disabled)', ref('Error')),
-    413: TOO_LARGE_DOC,
+    413: json('The body is larger than event_hooks.ingest_body_limit, or has more than event_hooks.ingest_max_events records', ref('Error')),
     503: json('The batch could not be stored (retry)', ref('IngestResult')),
   },
   async handle(ctx, req) {
@@ -671,13 +672,13 @@ const INGEST: ApiRoute = {
       throw new AdminHttpError(401, { message: 'Unauthorized: send the ingest token (Authorization: Bearer <token>)' }, { 'www-authenticate': 'Bearer' });
     }
     const raw = await readBody(req.req, ctx.eventHooks.ingest_body_limit);
-    let records: unknown;
-    try {
-      records = JSON.parse(raw.toString('utf8'));
-    } catch (err) {
-      throw new AdminHttpError(400, `Cannot parse JSON body: ${(err as Error).message}`);
+    // Split, not parsed whole: a large batch must not hold the event loop (and the proxy) for long.
+    const batch = await splitRecordArray(raw, ctx.eventHooks.ingest_max_events);
+    if (!batch.ok && batch.error === 'too_many') {
+      throw new AdminHttpError(413, `The batch has more than ${batch.max} records (event_hooks.ingest_max_events): send at most ${batch.max} per request`);
     }
-    if (!Array.isArray(records)) throw new AdminHttpError(400, 'The body must be a JSON array of event records');
+    if (!batch.ok) throw new AdminHttpError(400, batch.reason);
+    const records = batch.records;
     if (ctx.hooks.closed) throw new AdminHttpError(503, { message: 'event hooks service is closed' }, { 'retry-after': '1' });
     const result = await ctx.hooks.ingest(records);
     // ingest() never throws; `stored: false` (store failure, service closing) means retry, so nothing is lost.

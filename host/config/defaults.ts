@@ -85,6 +85,8 @@ export const DEFAULTS = deepFreeze({
     ingest_token: null as string | null,
     /** Largest ingest batch body (32 MiB: 100 records of up to 256 KiB, and then some). */
     ingest_body_limit: 33_554_432,
+    /** Most records in one ingest batch (the forwarder sends 100): a batch is worked through in slices, this bounds the whole. */
+    ingest_max_events: 10_000,
     /** The SSRF allowlist is empty: webhooks reach public addresses only. */
     allow_hosts: [] as readonly string[],
     allow_cidrs: [] as readonly string[],

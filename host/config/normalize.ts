@@ -142,6 +142,7 @@ function normalizeEventHooks(raw: Raw, baseDir: string): EventHooksConfig {
     synchronous: pick(raw, 'synchronous', d.synchronous),
     ingest_token: pick(raw, 'ingest_token', d.ingest_token),
     ingest_body_limit: pick(raw, 'ingest_body_limit', d.ingest_body_limit),
+    ingest_max_events: pick(raw, 'ingest_max_events', d.ingest_max_events),
     allow_hosts: [...pick(raw, 'allow_hosts', d.allow_hosts)],
     allow_cidrs: [...pick(raw, 'allow_cidrs', d.allow_cidrs)],
     ping_on_change: pick(raw, 'ping_on_change', d.ping_on_change),

@@ -148,6 +148,7 @@ export const CONFIG_SCHEMA = {
         // Presence decides whether POST /event-hooks/ingest exists.
         ingest_token: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.event_hooks.ingest_token },
         ingest_body_limit: { type: 'integer', minimum: 2, maximum: 1_073_741_824, default: DEFAULTS.event_hooks.ingest_body_limit },
+        ingest_max_events: { type: 'integer', minimum: 1, maximum: 1_000_000, default: DEFAULTS.event_hooks.ingest_max_events },
         allow_hosts: {
           type: 'array',
           uniqueItems: true,
@@ -489,6 +490,8 @@ export interface EventHooksConfig {
   /** Null: POST /event-hooks/ingest is disabled (404). */
   readonly ingest_token: string | null;
   readonly ingest_body_limit: number;
+  /** Most records per ingest batch; more: 413. */
+  readonly ingest_max_events: number;
   /** The SSRF allowlist: host names (or *.suffix) and CIDR ranges webhooks may reach although not public. */
   readonly allow_hosts: readonly string[];
   readonly allow_cidrs: readonly string[];

@@ -68,6 +68,7 @@ export class Generation {
   released = false;
   private readonly poolKeys: string[];
   private onDrained: (() => void) | null = null;
+  private unloaded: Promise<void> | null = null;
 
   private constructor(
     number: number,
@@ -136,7 +137,7 @@ export class Generation {
       }
       return new Generation(number, config, plugins, registry, metrics);
     } catch (err) {
-      for (const plugin of plugins.values()) runtime.unloadPlugin(plugin);
+      for (const plugin of plugins.values()) void runtime.unloadPlugin(plugin);
       throw err;
     }
   }
@@ -159,11 +160,19 @@ export class Generation {
     fn?.();
   }
 
-  /** Unload the plugins (root on_done / on_delete) and release the pools. Idempotent. */
-  release(runtime: Runtime, registry: PoolRegistry): void {
-    if (this.released) return;
+  /**
+   * Unload the plugins (root on_done / on_delete; a root that returns false
+   * from on_done keeps running, with its ticks and http calls, until it calls
+   * proxy_done or `drainMs` passes) and then release the pools. Resolves when
+   * every plugin is unloaded. Idempotent.
+   */
+  release(runtime: Runtime, registry: PoolRegistry, drainMs = 0): Promise<void> {
+    if (this.released) return this.unloaded ?? Promise.resolve();
     this.released = true;
-    for (const plugin of this.plugins.values()) runtime.unloadPlugin(plugin);
-    for (const key of this.poolKeys) registry.release(key);
+    const unloads = [...this.plugins.values()].map((plugin) => runtime.unloadPlugin(plugin, drainMs));
+    this.unloaded = Promise.all(unloads).then(() => {
+      for (const key of this.poolKeys) registry.release(key);
+    });
+    return this.unloaded;
   }
 }

@@ -408,6 +408,17 @@ export class HostEmulator {
     return this.runtime.metrics.value(name);
   }
 
+  /**
+   * Unload the plugin as the gateway does on a reload or shutdown: root
+   * proxy_on_done; a root that answers false keeps its ticks and http call
+   * responses (drive them with tick() / respondToHttpCall()) until it calls
+   * proxy_done, then proxy_on_delete. `plugin.closing` is true meanwhile.
+   * Resolves once the root is deleted (at the latest after `drainMs`).
+   */
+  unload(drainMs = 10_000): Promise<void> {
+    return this.drive(() => this.runtime.unloadPlugin(this.plugin, drainMs));
+  }
+
   /** Close the plugin (root on_done and on_delete). */
   close(): void {
     this.runtime.close();

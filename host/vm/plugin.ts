@@ -75,7 +75,10 @@ export class Plugin implements ContextBinding, QueueOwner {
   private callResponse: { headers: HeaderMap; trailers: HeaderMap; body: BodyBuffer } | null = null;
   private readonly configBuffers: (BodyBuffer | null)[] = [];
   private readonly custom = new Map<string, Uint8Array>();
+  /** Unloading: the root's proxy_on_done returned false and proxy_done has not come yet. */
   private donePending = false;
+  /** Told once the root context is deleted (see beginClose). */
+  private onClosed: (() => void) | null = null;
 
   constructor(
     runtime: Runtime,
@@ -142,7 +145,7 @@ export class Plugin implements ContextBinding, QueueOwner {
    * plugin) or "reject" (fail_closed, or a reload that failed: answer 503).
    */
   newHttpContext(options: HttpContextOptions = {}): HttpContext | StreamRefusal {
-    if (this.closed) return 'reject';
+    if (this.closed || this.donePending) return 'reject';
     if (this.vm.poisoned !== null) {
       if (this.failurePolicy === 'fail_open') return 'skip';
       if (this.failurePolicy === 'fail_closed' || !this.runtime.reloadVm(this.vm)) return 'reject';
@@ -170,9 +173,10 @@ export class Plugin implements ContextBinding, QueueOwner {
     return this.tickPeriodMs;
   }
 
-  /** The VM trapped: no more ticks until a reload restarts the plugin. */
+  /** The VM trapped: no more ticks until a reload restarts the plugin. An unload waiting for proxy_done ends now. */
   suspend(): void {
     this.stopTicks();
+    if (this.donePending) this.runtime.defer(() => this.finishClose());
   }
 
   private stopTicks(): void {
@@ -265,19 +269,59 @@ export class Plugin implements ContextBinding, QueueOwner {
 
   // ---- lifecycle ----
 
+  /** proxy_done: the root that returned false from proxy_on_done has finished; it is deleted after this guest call. */
   done(): Status {
     if (!this.donePending) return Status.NOT_FOUND;
     this.donePending = false;
+    this.runtime.defer(() => this.finishClose());
     return Status.OK;
   }
 
-  /** on_done then on_delete on the root context; stops timers. Idempotent. */
-  close(): void {
-    if (this.closed) return;
-    this.stopTicks();
+  /** Unloading and waiting for proxy_done. */
+  get closing(): boolean {
+    return this.donePending;
+  }
+
+  /**
+   * Start unloading, as Envoy does: no new streams, then the root's
+   * proxy_on_done. True: the root context is deleted (on_delete ran, or the
+   * VM is poisoned). False: the root returned false and stays alive, with
+   * its ticks and http call responses, until it calls proxy_done (or the VM
+   * traps, or finishClose is called at a deadline); `onClosed` runs then.
+   */
+  beginClose(onClosed?: () => void): boolean {
+    if (this.closed) return true;
+    if (this.donePending) {
+      if (onClosed) this.onClosed = onClosed;
+      return false;
+    }
     if (this.vm.poisoned === null) {
       try {
         this.donePending = this.vm.call(this, 'proxy_on_done', 1, this.id) === 0;
+      } catch {
+        // Trap recorded on the VM; closing goes on.
+      }
+    }
+    if (this.donePending && this.vm.poisoned === null) {
+      this.onClosed = onClosed ?? null;
+      return false;
+    }
+    this.donePending = false;
+    this.finishClose();
+    return true;
+  }
+
+  /**
+   * Delete the root context (proxy_on_delete when healthy), stop its timers,
+   * forget its calls and queues. Ends a pending unload (proxy_done came, the
+   * deadline passed, or the VM trapped). Idempotent.
+   */
+  finishClose(): void {
+    if (this.closed) return;
+    this.donePending = false;
+    this.stopTicks();
+    if (this.vm.poisoned === null) {
+      try {
         this.vm.call(this, 'proxy_on_delete', 0, this.id);
       } catch {
         // Trap recorded on the VM; closing goes on.
@@ -287,6 +331,15 @@ export class Plugin implements ContextBinding, QueueOwner {
     this.pendingCalls.clear();
     this.runtime.queues.release(this);
     this.vm.releaseContext(this.id);
+    const onClosed = this.onClosed;
+    this.onClosed = null;
+    onClosed?.();
+  }
+
+  /** on_done then on_delete on the root context, without waiting for proxy_done; stops timers. Idempotent. */
+  close(): void {
+    this.beginClose();
+    this.finishClose();
   }
 
   // ---- ContextBinding (root context) ----

@@ -146,6 +146,8 @@ export class Runtime {
   private readonly reloadBackoffMs: number;
   private readonly entries = new Map<string, VmEntry>();
   private readonly entryOfVm = new WeakMap<WasmVm, VmEntry>();
+  /** Plugins whose root returned false from proxy_on_done, until they are deleted. */
+  private readonly unloads = new Map<Plugin, Promise<void>>();
   private token = 1;
 
   constructor(options: RuntimeOptions = {}) {
@@ -234,21 +236,58 @@ export class Runtime {
     return vm;
   }
 
-  /** Close a plugin (on_done, on_delete); the VM goes when its last plugin does. */
-  unloadPlugin(plugin: Plugin): void {
-    plugin.close();
-    const entry = this.entryOfVm.get(plugin.vm);
-    if (entry) {
-      const i = entry.plugins.indexOf(plugin);
-      if (i >= 0) entry.plugins.splice(i, 1);
-      if (entry.plugins.length === 0 && this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+  /**
+   * Unload a plugin as Envoy does: proxy_on_done on its root context; a root
+   * that returns false keeps its ticks and http call responses until it calls
+   * proxy_done, for at most `drainMs` (0: not at all), then proxy_on_delete.
+   * The VM goes when its last plugin does. Resolves once the root is deleted.
+   */
+  unloadPlugin(plugin: Plugin, drainMs = 0): Promise<void> {
+    const unloaded = () => {
+      const entry = this.entryOfVm.get(plugin.vm);
+      if (entry) {
+        const i = entry.plugins.indexOf(plugin);
+        if (i >= 0) entry.plugins.splice(i, 1);
+        if (entry.plugins.length === 0 && this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+      }
+      this.event({ type: 'plugin_unloaded', plugin: plugin.name, vmId: plugin.vmId });
+    };
+    const pending = this.unloads.get(plugin);
+    if (pending) {
+      if (drainMs <= 0) plugin.finishClose();
+      return pending;
     }
-    this.event({ type: 'plugin_unloaded', plugin: plugin.name, vmId: plugin.vmId });
+    if (plugin.closed) return Promise.resolve();
+    const unload = new Promise<void>((resolve) => {
+      // A real timer, referenced: a shutdown waiting for proxy_done keeps the process up until the deadline.
+      let deadline: NodeJS.Timeout | null = null;
+      const closed = () => {
+        if (deadline !== null) clearTimeout(deadline);
+        this.unloads.delete(plugin);
+        unloaded();
+        resolve();
+      };
+      if (plugin.beginClose(closed)) return closed();
+      if (drainMs <= 0) return plugin.finishClose();
+      deadline = setTimeout(() => {
+        this.emitLog({
+          level: LogLevel.WARN,
+          message: `plugin ${plugin.name} did not call proxy_done within ${drainMs} ms of proxy_on_done; unloading it now`,
+          plugin: plugin.name,
+          vmId: plugin.vmId,
+          contextId: plugin.id,
+          source: 'host',
+        });
+        plugin.finishClose();
+      }, drainMs);
+    });
+    if (!plugin.closed) this.unloads.set(plugin, unload);
+    return unload;
   }
 
-  /** Close every plugin. */
+  /** Close every plugin now (a plugin still waiting to call proxy_done is deleted). */
   close(): void {
-    for (const entry of [...this.entries.values()]) for (const p of [...entry.plugins]) this.unloadPlugin(p);
+    for (const entry of [...this.entries.values()]) for (const p of [...entry.plugins]) void this.unloadPlugin(p);
   }
 
   /** Called by a VM on its first trap. */
