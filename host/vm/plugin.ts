@@ -10,6 +10,7 @@ import { PluginStartError, WasmTrapError } from '../errors.js';
 import { BodyBuffer } from './buffer.js';
 import type { ContextBinding } from './context.js';
 import { HttpContext, type HttpContextOptions } from './http-context.js';
+import { GUEST_LIMITS, MAX_TIMER_MS, storeProperty } from './limits.js';
 import type { PropertyValue } from './properties.js';
 import type { QueueOwner } from './shared-queues.js';
 import type { Runtime, WasmTiming } from './runtime.js';
@@ -161,6 +162,8 @@ export class Plugin implements ContextBinding, QueueOwner {
 
   setTickPeriod(ms: number): Status {
     this.stopTicks();
+    // Clamped to what a Node timer can wait (a longer one would fire every millisecond).
+    ms = Math.min(ms, MAX_TIMER_MS);
     this.tickPeriodMs = ms;
     if (ms > 0 && !this.closed) this.tickTimer = this.runtime.timers.setInterval(() => this.tick(), ms);
     return Status.OK;
@@ -210,6 +213,11 @@ export class Plugin implements ContextBinding, QueueOwner {
     if (!transport || !transport.hasUpstream(args.upstream, this.runtime.envoyStrict)) {
       this.vm.hostLog(LogLevel.WARN, `proxy_http_call: unknown upstream ${JSON.stringify(args.upstream)} (BAD_ARGUMENT)`);
       return { status: Status.BAD_ARGUMENT, token: 0 };
+    }
+    if (this.pendingCalls.size >= GUEST_LIMITS.pendingHttpCalls) {
+      this.vm.boundHit('http_calls');
+      this.vm.hostLog(LogLevel.WARN, `proxy_http_call: ${GUEST_LIMITS.pendingHttpCalls} calls in flight already (INTERNAL_FAILURE)`);
+      return { status: Status.INTERNAL_FAILURE, token: 0 };
     }
     const token = this.runtime.nextToken();
     this.pendingCalls.set(token, caller);
@@ -329,8 +337,9 @@ export class Plugin implements ContextBinding, QueueOwner {
   }
 
   setProperty(key: string, value: Uint8Array): Status {
-    this.custom.set(key, value);
-    return Status.OK;
+    if (storeProperty(this.custom, key, value)) return Status.OK;
+    this.vm.boundHit('properties');
+    return Status.BAD_ARGUMENT;
   }
 
   continueStream(): Status {
