@@ -386,6 +386,7 @@ export class Gateway implements StreamCore {
       { inflight: this.inflight, generation: this.current.number, plugins: this.current.plugins.size },
       this.runtime.metrics.snapshot(),
       this.runtime.wasmTiming,
+      this.runtime.bounds,
     );
   }
 

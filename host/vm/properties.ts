@@ -121,6 +121,11 @@ export function parsePropertyPath(raw: string): ParsedPath {
   return { key: raw.length <= MAX_CACHED_PATH_BYTES ? internalize(key) : key, nul, cached: false };
 }
 
+/** How many parsed paths are kept (diagnostics and tests). */
+export function cachedPropertyPaths(): number {
+  return parsedPaths.size;
+}
+
 /** Keep a parsed path for next time: called once the path named a property (a NOT_FOUND read keeps nothing). */
 export function rememberPropertyPath(raw: string, parsed: ParsedPath): void {
   if (parsed.cached || raw.length > MAX_CACHED_PATH_BYTES) return;
