@@ -4,6 +4,8 @@
  * raw imports. Every row must answer a status from the ABI's enum (or serve
  * the request), never end the process, trap the guest, or hang a route.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { validateConfigObject } from '../../host/config/load.js';
@@ -18,6 +20,8 @@ const INVALID_MEMORY_ACCESS = 6;
 const EFAULT = 21;
 
 let upstream: Upstream;
+/** An upstream that closes every connection after its answer (Connection: close), 100 ms late. */
+let closing: Server;
 let gw: TestGateway;
 
 /** An abi-fuzz plugin running `ops` by phase. */
@@ -51,8 +55,18 @@ function traps(lines: readonly LogLine[]): LogLine[] {
 
 beforeAll(async () => {
   upstream = await startUpstream();
+  closing = createServer((req, res) => {
+    req.resume();
+    setTimeout(() => {
+      res.writeHead(200, { connection: 'close', 'content-type': 'text/plain' });
+      res.end('closing');
+    }, 100);
+  });
+  await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', resolve));
+  const closingUrl = `http://127.0.0.1:${(closing.address() as AddressInfo).port}`;
   gw = await startGateway({
     services: [
+      { name: 'closing', url: closingUrl, pool_size: 1 },
       { name: 'echo', url: upstream.url },
       // One connection: a socket parked by an abandoned request would hang every later one.
       { name: 'single', url: upstream.url, pool_size: 1 },
@@ -60,6 +74,33 @@ beforeAll(async () => {
     routes: [
       { name: 'clean', service: 'echo', paths: ['/clean'], plugins: [{ name: 'hello', wasm: plugin('hello-world') }] },
       { name: 'direct-single', service: 'single', paths: ['/direct-single'], strip_path: true },
+      { name: 'direct-closing', service: 'closing', paths: ['/direct-closing'], strip_path: true },
+      { name: 'filtered-closing', service: 'closing', paths: ['/filtered-closing'], strip_path: true, plugins: [fuzz('f-closing', {})] },
+      {
+        name: 'late-calls',
+        service: 'echo',
+        paths: ['/late-calls'],
+        plugins: [
+          fuzz('f-late', {
+            // After a local reply, then close_stream, then in on_log: every call answers a status.
+            request_headers: 'local|403|denied;hdr.rep|0|:path|/y;cont|0;hdr.get|0|:path',
+            response_headers: 'hdr.rep|2|x-after|1;pause;cont|1',
+            log: 'hdr.rep|2|x|y;hdr.add|0|x|y;local|500|x;cont|1;close|1;cont|0;prop|response\u0000code;eff|root;hdr.get|0|:path;eff|last',
+          }),
+        ],
+      },
+      {
+        name: 'effective',
+        service: 'echo',
+        paths: ['/effective'],
+        plugins: [
+          fuzz('f-effective', {
+            // Paused until the call answers; the root context then acts in the stream's name.
+            request_headers: 'call|echo|2000|GET|/;pause',
+            http_call_response: 'eff|last;hdr.add|0|x-from-root|1;cont|0;eff|-5',
+          }),
+        ],
+      },
       { name: 'filtered-single', service: 'single', paths: ['/filtered-single'], strip_path: true, plugins: [fuzz('f-single', {})] },
       { name: 'method-get', service: 'echo', paths: ['/method-get'], plugins: [fuzz('f-method-get', { request_headers: 'hdr.rep|0|:method|GET' })] },
       { name: 'method-head', service: 'echo', paths: ['/method-head'], plugins: [fuzz('f-method-head', { request_headers: 'hdr.rep|0|:method|HEAD' })] },
@@ -127,6 +168,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.close();
   await upstream?.close();
+  closing?.closeAllConnections();
+  await new Promise((r) => closing?.close(r));
 });
 
 describe('changing pseudo-headers (issue 21 row 1)', () => {
@@ -210,7 +253,7 @@ describe('a client that leaves early (issue 21 row 4)', () => {
     expect((await busy).status).toBe(200);
   }
 
-  for (const prefix of ['/direct-single', '/filtered-single']) {
+  for (const prefix of ['/direct-single', '/filtered-single', '/direct-closing', '/filtered-closing']) {
     it(`resets an upstream request abandoned before it got a connection (${prefix})`, async () => {
       for (let i = 0; i < 3; i++) await abandonWhileQueued(prefix);
       // With the single pooled socket parked, this one would wait forever.
@@ -231,6 +274,33 @@ describe('a client that leaves early (issue 21 row 4)', () => {
       await r.body.text();
     });
   }
+});
+
+describe('host calls in late phases (issue 20)', () => {
+  it('answers a status to every call after a local reply, after close_stream and in on_log; the next request is served', async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await send(gw.url + '/late-calls');
+      expect(r.status).toBe(403);
+      expect(r.text).toBe('denied');
+    }
+    const all = reports(gw.lines, 'f-late');
+    expect(all.length).toBeGreaterThanOrEqual(2 * 14);
+    for (const r of all) expect(r.status >= 0 && r.status <= 12, `${r.op} answered ${r.status}`).toBe(true);
+    // on_log: the maps are read-only (BAD_ARGUMENT), response.code is the local reply's.
+    const edits = all.filter((r) => r.op === 'hdr.rep' && r.name === 'x');
+    expect(edits.map((r) => r.status)).toEqual([BAD_ARGUMENT, BAD_ARGUMENT]);
+    expect(all.filter((r) => r.op === 'prop').map((r) => r.int)).toEqual(['403', '403']);
+    expect(traps(gw.lines)).toEqual([]);
+    expect((await send(gw.url + '/clean')).status).toBe(200);
+  });
+
+  it('lets a root context continue a stream in its name (set_effective_context); an unknown id is BAD_ARGUMENT', async () => {
+    const r = await send(gw.url + '/effective');
+    expect(r.status).toBe(200);
+    expect(r.json<Echo>().headers['x-from-root']).toBe('1');
+    const effs = reports(gw.lines, 'f-effective', 'eff');
+    expect(effs.map((e) => e.status)).toEqual([0, BAD_ARGUMENT]);
+  });
 });
 
 describe('proxy_http_call targets (issue 21 rows 6, 7, 10)', () => {
