@@ -94,7 +94,7 @@ function isStatus(v: unknown): v is Status {
 /** Bounds on what guest edits may make a header map or buffer hold (listed with the others in host/vm/limits.ts). */
 export const HEADER_MAP_MAX_BYTES = 1024 * 1024;
 export const HEADER_MAP_MAX_ENTRIES = 1024;
-export const BUFFER_MAX_BYTES = 64 * 1024 * 1024;
+export const BUFFER_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Whether adding `name: value` keeps `map` within its bounds. */
 function fits(map: HeaderMap, name: string, value: string): boolean {

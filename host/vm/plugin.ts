@@ -73,6 +73,8 @@ export class Plugin implements ContextBinding, QueueOwner {
   private tickPeriodMs = 0;
   private tickTimer: unknown = null;
   private readonly pendingCalls = new Map<number, ContextBinding>();
+  /** Bytes of the headers and bodies of the calls in flight (GUEST_LIMITS.pendingHttpCallBytes). */
+  private pendingCallBytes = 0;
   private callResponse: { headers: HeaderMap; trailers: HeaderMap; body: BodyBuffer } | null = null;
   private readonly configBuffers: (BodyBuffer | null)[] = [];
   private readonly custom = new Map<string, Uint8Array>();
@@ -214,13 +216,17 @@ export class Plugin implements ContextBinding, QueueOwner {
       this.vm.hostLog(LogLevel.WARN, `proxy_http_call: unknown upstream ${JSON.stringify(args.upstream)} (BAD_ARGUMENT)`);
       return { status: Status.BAD_ARGUMENT, token: 0 };
     }
-    if (this.pendingCalls.size >= GUEST_LIMITS.pendingHttpCalls) {
+    let bytes = args.body.length;
+    for (const s of args.headers) bytes += s.length;
+    for (const s of args.trailers) bytes += s.length;
+    if (this.pendingCalls.size >= GUEST_LIMITS.pendingHttpCalls || this.pendingCallBytes + bytes > GUEST_LIMITS.pendingHttpCallBytes) {
       this.vm.boundHit('http_calls');
-      this.vm.hostLog(LogLevel.WARN, `proxy_http_call: ${GUEST_LIMITS.pendingHttpCalls} calls in flight already (INTERNAL_FAILURE)`);
+      this.vm.hostLog(LogLevel.WARN, `proxy_http_call: the plugin's calls in flight are at their bound (${this.pendingCalls.size} calls, ${this.pendingCallBytes} bytes): INTERNAL_FAILURE`);
       return { status: Status.INTERNAL_FAILURE, token: 0 };
     }
     const token = this.runtime.nextToken();
     this.pendingCalls.set(token, caller);
+    this.pendingCallBytes += bytes;
     const vm = this.vm;
     transport.dispatch(
       {
@@ -232,7 +238,10 @@ export class Plugin implements ContextBinding, QueueOwner {
         trailers: new HeaderMap(args.trailers),
         timeoutMs: args.timeoutMs,
       },
-      (result) => this.deliverHttpCallResponse(token, vm, result),
+      (result) => {
+        this.pendingCallBytes -= bytes;
+        this.deliverHttpCallResponse(token, vm, result);
+      },
     );
     return { status: Status.OK, token };
   }

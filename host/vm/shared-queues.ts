@@ -32,6 +32,8 @@ export class SharedQueues {
   private readonly byKey = new Map<string, Queue>();
   private readonly byId = new Map<number, Queue>();
   private readonly countByVm = new Map<string, number>();
+  /** Bytes waiting in all queues of a vm_id (bounded by GUEST_LIMITS.queueBytes). */
+  private readonly bytesByVm = new Map<string, number>();
   private nextId = 1;
 
   constructor(private readonly bounds: BoundHits = new BoundHits()) {}
@@ -76,6 +78,7 @@ export class SharedQueues {
     const q = this.ensure(vmId, name);
     q.consumer = consumer;
     // Hand over what arrived before the consumer attached.
+    this.bytesByVm.set(q.vmId, (this.bytesByVm.get(q.vmId) ?? 0) - q.bytes);
     q.bytes = 0;
     for (const item of q.items.splice(0)) consumer(item, q);
     return () => {
@@ -92,13 +95,15 @@ export class SharedQueues {
       q.consumer(item, q);
       return Status.OK;
     }
-    if (q.items.length >= GUEST_LIMITS.queueItems || q.bytes + item.byteLength > GUEST_LIMITS.queueBytes) {
+    const vmBytes = this.bytesByVm.get(q.vmId) ?? 0;
+    if (q.items.length >= GUEST_LIMITS.queueItems || vmBytes + item.byteLength > GUEST_LIMITS.queueBytes) {
       // Full: the producer learns it (as from a queue gone) and can hold or drop its record.
       this.bounds.hit(q.vmId, 'queue_items');
       return Status.INTERNAL_FAILURE;
     }
     q.items.push(item);
     q.bytes += item.byteLength;
+    this.bytesByVm.set(q.vmId, vmBytes + item.byteLength);
     q.owner?.notify(q.id);
     return Status.OK;
   }
@@ -109,6 +114,7 @@ export class SharedQueues {
     const item = q.items.shift();
     if (item === undefined) return Status.EMPTY;
     q.bytes -= item.byteLength;
+    this.bytesByVm.set(q.vmId, (this.bytesByVm.get(q.vmId) ?? 0) - item.byteLength);
     return item;
   }
 
