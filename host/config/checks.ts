@@ -30,6 +30,7 @@ export function checkDocument(root: unknown, ctx: CheckContext): ConfigIssue[] {
 
   checkListeners(doc, report);
   checkAdminToken(doc, report);
+  checkHttpCallTargets(doc, report);
   checkEventHooks(doc, report);
 
   const { groups, duplicates } = groupWorkspaces(doc);
@@ -92,6 +93,24 @@ function checkAdminToken(doc: Raw, report: Report): void {
       `(found no token, with address ${JSON.stringify(address)}); ` +
       'anyone who can reach the admin API could reconfigure the gateway',
   );
+}
+
+/** proxy_http_call literal targets: a real port, and never the admin listener (a plugin must not reconfigure the gateway). */
+function checkHttpCallTargets(doc: Raw, report: Report): void {
+  const targets = asArray(asObject(doc.wasm)?.http_call_targets);
+  const admin = normalizeListener(asObject(asObject(doc.admin)?.listen) ?? {}, DEFAULTS.admin.listen);
+  targets.forEach((t, i) => {
+    if (typeof t !== 'string') return;
+    const colon = t.lastIndexOf(':');
+    const host = t.slice(0, colon).replace(/^\[|\]$/g, '').toLowerCase();
+    const port = Number(t.slice(colon + 1));
+    const adminHost = String(admin.address).toLowerCase();
+    const sameHost = host === adminHost || (isLoopback(host) && isLoopback(adminHost)) || adminHost === '0.0.0.0' || adminHost === '::';
+    if (!(port >= 1 && port <= 65535)) report(`/wasm/http_call_targets/${i}`, `port must be 1..65535 (found ${JSON.stringify(t)})`);
+    else if (port === admin.port && sameHost) {
+      report(`/wasm/http_call_targets/${i}`, `${JSON.stringify(t)} is the admin listener: plugins may not call the Admin API`);
+    }
+  });
 }
 
 // --- event hooks ---------------------------------------------------------------

@@ -47,6 +47,11 @@ export const DEFAULTS = deepFreeze({
     envoy_strict: false,
     /** Null: relative plugin `wasm` paths are resolved against the config file's directory. */
     modules_dir: null as string | null,
+    /**
+     * Literal "host:port" targets proxy_http_call may reach besides the
+     * configured services (non-strict mode only). Empty: clusters only.
+     */
+    http_call_targets: [] as readonly string[],
   },
 
   /** One of trace, debug, info, warn, error, fatal. */

@@ -116,6 +116,7 @@ function normalizeWasm(raw: Raw, baseDir: string): WasmConfig {
   return {
     envoy_strict: (raw.envoy_strict ?? DEFAULTS.wasm.envoy_strict) as boolean,
     modules_dir: dir === null ? null : resolve(baseDir, dir),
+    http_call_targets: [...((raw.http_call_targets ?? DEFAULTS.wasm.http_call_targets) as string[])],
   };
 }
 

@@ -110,6 +110,11 @@ export const CONFIG_SCHEMA = {
       properties: {
         envoy_strict: { type: 'boolean', default: DEFAULTS.wasm.envoy_strict },
         modules_dir: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.wasm.modules_dir },
+        http_call_targets: {
+          type: 'array',
+          items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):[0-9]{1,5}$' },
+          default: DEFAULTS.wasm.http_call_targets,
+        },
       },
     },
     log_level: { type: 'string', enum: LOG_LEVELS, default: DEFAULTS.log_level },
@@ -380,6 +385,8 @@ export interface WasmConfig {
   readonly envoy_strict: boolean;
   /** Absolute, or null when plugin paths are resolved against the config's base directory. */
   readonly modules_dir: string | null;
+  /** Literal host:port targets proxy_http_call may reach (non-strict mode); the rest are clusters only. */
+  readonly http_call_targets: readonly string[];
 }
 
 /** Where a plugin entry was declared; decides its place in a route's chain. */

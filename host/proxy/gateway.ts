@@ -155,6 +155,7 @@ export class Gateway implements StreamCore {
       this.registry,
       { connectTimeoutMs: d.connect_timeout_ms, readTimeoutMs: d.read_timeout_ms, connections: 16 },
       config.proxy.response_body_buffer_limit,
+      (hostPort) => (this.current?.config ?? config).wasm.http_call_targets.includes(hostPort),
     );
     this.runtime = new Runtime({
       ...options.runtime,
@@ -418,6 +419,7 @@ export class Gateway implements StreamCore {
       { inflight: this.inflight, generation: this.current.number, plugins: this.current.plugins.size },
       this.runtime.metrics.snapshot(),
       this.runtime.wasmTiming,
+      this.runtime.bounds,
     );
   }
 

@@ -5,6 +5,7 @@
  */
 import { MetricType } from '../abi/constants.js';
 import { HISTOGRAM_BUCKETS, type MetricSnapshot } from '../vm/metrics.js';
+import type { BoundHits } from '../vm/limits.js';
 import type { WasmTiming } from '../vm/runtime.js';
 
 /** Request latency buckets, in seconds. */
@@ -94,7 +95,12 @@ export class GatewayMetrics {
    * Prometheus text: the gateway's families, the guest call timing (only when
    * the runtime measures it), then the plugins' metrics.
    */
-  render(gauges: GaugeValues, plugins: readonly MetricSnapshot[], wasm: ReadonlyMap<string, WasmTiming> | null = null): string {
+  render(
+    gauges: GaugeValues,
+    plugins: readonly MetricSnapshot[],
+    wasm: ReadonlyMap<string, WasmTiming> | null = null,
+    bounds: BoundHits | null = null,
+  ): string {
     const out: string[] = [];
     out.push('# HELP hookwire_http_requests_total Requests answered, by route and final status.');
     out.push('# TYPE hookwire_http_requests_total counter');
@@ -129,6 +135,11 @@ export class GatewayMetrics {
       }
       family(out, 'hookwire_wasm_call_seconds_total', 'counter', 'Wall time in top-level guest calls (host calls they make included), by plugin (HOOKWIRE_MEASURE_WASM=1).', seconds);
       family(out, 'hookwire_wasm_calls_total', 'counter', 'Top-level guest calls, by plugin (HOOKWIRE_MEASURE_WASM=1).', calls);
+    }
+    if (bounds !== null) {
+      const hits = new Map<string, number>();
+      for (const [vmId, bound, n] of bounds.entries()) hits.set(`vm_id="${esc(vmId)}",bound="${bound}"`, n);
+      family(out, 'hookwire_wasm_bound_hits_total', 'counter', 'Guest host calls refused by a guest bound (docs/data-plane.md), by vm_id and bound.', hits);
     }
     renderPluginMetrics(out, plugins);
     out.push('');

@@ -205,7 +205,8 @@ export class HostEmulator {
     return this.drive(() => {
       const record: Partial<StreamRecord> = { continued: { request: 0, response: 0 }, closed: { request: false, response: false } };
       const result = this.plugin.newHttpContext({
-        properties: (key) => properties[key],
+        // Own keys only: "constructor" or "__proto__" are not properties of the request.
+        properties: (key) => (Object.hasOwn(properties, key) ? properties[key] : undefined),
         delegate: {
           continueStream: (_c, s) => void (s === 0 ? record.continued!.request++ : record.continued!.response++),
           closeStream: (_c, s) => void (record.closed![s === 0 ? 'request' : 'response'] = true),

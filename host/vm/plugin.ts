@@ -10,6 +10,7 @@ import { PluginStartError, WasmTrapError } from '../errors.js';
 import { BodyBuffer } from './buffer.js';
 import type { ContextBinding } from './context.js';
 import { HttpContext, type HttpContextOptions } from './http-context.js';
+import { GUEST_LIMITS, MAX_TIMER_MS, storeProperty } from './limits.js';
 import type { PropertyValue } from './properties.js';
 import type { QueueOwner } from './shared-queues.js';
 import type { Runtime, WasmTiming } from './runtime.js';
@@ -72,6 +73,8 @@ export class Plugin implements ContextBinding, QueueOwner {
   private tickPeriodMs = 0;
   private tickTimer: unknown = null;
   private readonly pendingCalls = new Map<number, ContextBinding>();
+  /** Bytes of the headers and bodies of the calls in flight (GUEST_LIMITS.pendingHttpCallBytes). */
+  private pendingCallBytes = 0;
   private callResponse: { headers: HeaderMap; trailers: HeaderMap; body: BodyBuffer } | null = null;
   private readonly configBuffers: (BodyBuffer | null)[] = [];
   private readonly custom = new Map<string, Uint8Array>();
@@ -164,6 +167,8 @@ export class Plugin implements ContextBinding, QueueOwner {
 
   setTickPeriod(ms: number): Status {
     this.stopTicks();
+    // Clamped to what a Node timer can wait (a longer one would fire every millisecond).
+    ms = Math.min(ms, MAX_TIMER_MS);
     this.tickPeriodMs = ms;
     if (ms > 0 && !this.closed) this.tickTimer = this.runtime.timers.setInterval(() => this.tick(), ms);
     return Status.OK;
@@ -215,8 +220,17 @@ export class Plugin implements ContextBinding, QueueOwner {
       this.vm.hostLog(LogLevel.WARN, `proxy_http_call: unknown upstream ${JSON.stringify(args.upstream)} (BAD_ARGUMENT)`);
       return { status: Status.BAD_ARGUMENT, token: 0 };
     }
+    let bytes = args.body.length;
+    for (const s of args.headers) bytes += s.length;
+    for (const s of args.trailers) bytes += s.length;
+    if (this.pendingCalls.size >= GUEST_LIMITS.pendingHttpCalls || this.pendingCallBytes + bytes > GUEST_LIMITS.pendingHttpCallBytes) {
+      this.vm.boundHit('http_calls');
+      this.vm.hostLog(LogLevel.WARN, `proxy_http_call: the plugin's calls in flight are at their bound (${this.pendingCalls.size} calls, ${this.pendingCallBytes} bytes): INTERNAL_FAILURE`);
+      return { status: Status.INTERNAL_FAILURE, token: 0 };
+    }
     const token = this.runtime.nextToken();
     this.pendingCalls.set(token, caller);
+    this.pendingCallBytes += bytes;
     const vm = this.vm;
     transport.dispatch(
       {
@@ -228,7 +242,10 @@ export class Plugin implements ContextBinding, QueueOwner {
         trailers: new HeaderMap(args.trailers),
         timeoutMs: args.timeoutMs,
       },
-      (result) => this.deliverHttpCallResponse(token, vm, result),
+      (result) => {
+        this.pendingCallBytes -= bytes;
+        this.deliverHttpCallResponse(token, vm, result);
+      },
     );
     return { status: Status.OK, token };
   }
@@ -382,8 +399,9 @@ export class Plugin implements ContextBinding, QueueOwner {
   }
 
   setProperty(key: string, value: Uint8Array): Status {
-    this.custom.set(key, value);
-    return Status.OK;
+    if (storeProperty(this.custom, key, value)) return Status.OK;
+    this.vm.boundHit('properties');
+    return Status.BAD_ARGUMENT;
   }
 
   continueStream(): Status {

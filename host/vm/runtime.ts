@@ -9,6 +9,7 @@ import { LogLevel, type LogLevelName, type Status } from '../abi/constants.js';
 import { PluginStartError } from '../errors.js';
 import type { LogSink, PluginLogRecord } from './logging.js';
 import { levelFromName } from './logging.js';
+import { BoundHits } from './limits.js';
 import { MetricsRegistry } from './metrics.js';
 import { loadModuleFile, type ProxyWasmModule } from './module.js';
 import { Plugin, type FailurePolicy, type HttpCallTransport } from './plugin.js';
@@ -128,9 +129,11 @@ function toBuffer(v: string | Uint8Array | undefined): Buffer {
 export class Runtime {
   readonly envoyStrict: boolean;
   readonly logLevel: LogLevel;
-  readonly sharedData = new SharedData();
-  readonly queues = new SharedQueues();
-  readonly metrics = new MetricsRegistry();
+  /** Guest bounds hit, by vm_id (host/vm/limits.ts). */
+  readonly bounds = new BoundHits();
+  readonly sharedData = new SharedData(this.bounds);
+  readonly queues = new SharedQueues(this.bounds);
+  readonly metrics = new MetricsRegistry(this.bounds);
   readonly foreignFunctions = new Map<string, ForeignFunction>();
   readonly timers: TimerScheduler;
   readonly clock: Clock;

@@ -15,7 +15,8 @@ import { UnknownImportError, VmPoisonedError, WasmModuleError, WasmTrapError } f
 import type { ContextBinding } from './context.js';
 import { parseStdioLine } from './logging.js';
 import { envoyUnknownImports, type ProxyWasmModule } from './module.js';
-import { ByteString, envoyEncoding, parsePropertyPath, type PropertyValue } from './properties.js';
+import { ByteString, envoyEncoding, parsePropertyPath, rememberPropertyPath, type PropertyValue } from './properties.js';
+import type { GuestBound } from './limits.js';
 import type { Runtime } from './runtime.js';
 
 /** Thrown by WASI proc_exit to unwind the guest; treated as a trap. */
@@ -292,8 +293,13 @@ export class WasmVm implements AbiHost {
     return this.ctx().buffer(type);
   }
 
+  boundHit(bound: GuestBound): void {
+    this.runtime.bounds.hit(this.vmId, bound);
+  }
+
   getProperty(raw: string, retPtr: number, retLen: number): Status {
-    const { key, nul } = parsePropertyPath(raw);
+    const parsed = parsePropertyPath(raw);
+    const { key, nul } = parsed;
     const ctx = this.ctx();
     // Envoy splits only on NUL: in strict mode "request.path" is one unknown segment.
     if (ctx === NO_CONTEXT) return Status.NOT_FOUND;
@@ -301,6 +307,8 @@ export class WasmVm implements AbiHost {
     if (!nul && this.runtime.envoyStrict && key.includes('.')) value = ctx.plugin.customProperty(ctx, key);
     else value = ctx.property(key);
     if (value === undefined) return Status.NOT_FOUND;
+    // Only a path that named something is worth keeping parsed (nothing is kept for junk paths).
+    rememberPropertyPath(raw, parsed);
     const mem = this.memory;
     // Written straight into guest memory: strings (most attributes) as UTF-8, and
     // with Envoy's encoding integers as 8 bytes and maps as pairs.
@@ -352,7 +360,9 @@ export class WasmVm implements AbiHost {
   registerSharedQueue(name: string): { status: Status; id: number } {
     const ctx = this.ctx();
     if (ctx === NO_CONTEXT) return { status: Status.BAD_ARGUMENT, id: 0 };
-    return { status: Status.OK, id: this.runtime.queues.register(this.vmId, name, ctx.plugin) };
+    const id = this.runtime.queues.register(this.vmId, name, ctx.plugin);
+    // 0: this vm_id has as many queues as it may (GUEST_LIMITS.sharedQueues).
+    return id === 0 ? { status: Status.INTERNAL_FAILURE, id: 0 } : { status: Status.OK, id };
   }
 
   resolveSharedQueue(vmId: string, name: string): { status: Status; id: number } {
@@ -369,7 +379,7 @@ export class WasmVm implements AbiHost {
   }
 
   defineMetric(type: number, name: string): { status: Status; id: number } {
-    return this.runtime.metrics.define(type, name);
+    return this.runtime.metrics.define(type, name, this.vmId);
   }
 
   incrementMetric(id: number, delta: bigint): Status {
