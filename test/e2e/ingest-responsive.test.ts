@@ -21,8 +21,12 @@ import { call, startReceiver, startTestApp, type Receiver, type TestApp } from '
 const TOKEN = 'ingest-responsive-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const MAX_EVENTS = 10_000;
-/** Far above one slice's work (a few ms), below the whole batch done in one go. */
-const LOOP_BLOCK_BOUND_MS = 250;
+/**
+ * Only a gross stall: on a loaded 2-core machine a single GC pause or a
+ * descheduled process can take hundreds of ms. The turn count is what proves
+ * the batch is sliced; this bound is not a speed measurement.
+ */
+const LOOP_BLOCK_BOUND_MS = 2_000;
 
 let t: TestApp;
 let rx: Receiver;
