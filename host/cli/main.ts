@@ -13,6 +13,7 @@ import { HookwireError } from '../errors.js';
 import { allPlugins } from '../proxy/generation.js';
 import { formatFacts, inspectFile, type ModuleFacts } from '../vm/inspect.js';
 import { loadModuleFile } from '../vm/module.js';
+import { Watchdog } from '../vm/watchdog.js';
 import { startHookwire } from './app.js';
 
 export interface Io {
@@ -203,6 +204,10 @@ async function start(path: string | null, io: Io): Promise<number> {
     return 1;
   }
 
+  // Off by default: a stall past wasm.watchdog_ms ends the process (see host/vm/watchdog.ts).
+  const watchdog = config.wasm.watchdog_ms > 0 ? new Watchdog(config.wasm.watchdog_ms) : null;
+  if (watchdog) logger.info({ watchdog_ms: watchdog.limitMs }, 'watchdog on');
+
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -214,7 +219,10 @@ async function start(path: string | null, io: Io): Promise<number> {
       stopping = true;
       logger.info({ signal, inflight: app.gateway.inflight }, 'shutting down');
       app.close().then(
-        () => flush().then(() => resolve(0)),
+        () => flush().then(async () => {
+          await watchdog?.stop();
+          resolve(0);
+        }),
         (err) => {
           logger.error({ err }, 'shutdown failed');
           void flush().then(() => resolve(1));

@@ -4,7 +4,8 @@
  * reload builds a new generation next to the serving one and swaps; the old
  * one is retired and released once its in-flight requests are done.
  */
-import type { HookwireConfig, PluginConfig, ResolvedRoute } from '../config/schema.js';
+import type { HookwireConfig, PluginConfig, ResolvedRoute, WasmConfig } from '../config/schema.js';
+import type { GuestLimits } from '../vm/deadline.js';
 import { loadModuleFile, type ProxyWasmModule } from '../vm/module.js';
 import type { Plugin } from '../vm/plugin.js';
 import type { Runtime } from '../vm/runtime.js';
@@ -125,6 +126,7 @@ export class Generation {
           vmConfiguration: p.vm_configuration,
           failurePolicy: p.failure_policy,
           allowUnknownImports: p.allow_unknown_imports,
+          limits: guestLimits(config.wasm, p),
           generation: number,
         });
         plugins.set(p.name, plugin);
@@ -161,4 +163,13 @@ export class Generation {
     for (const plugin of this.plugins.values()) runtime.unloadPlugin(plugin);
     for (const key of this.poolKeys) registry.release(key);
   }
+}
+
+/** A plugin's deadlines and memory cap: its own `limits`, else the `wasm` section's. */
+export function guestLimits(wasm: WasmConfig, p: PluginConfig): GuestLimits {
+  return {
+    callDeadlineMs: p.limits.call_deadline_ms ?? wasm.call_deadline_ms,
+    startDeadlineMs: p.limits.start_deadline_ms ?? wasm.start_deadline_ms,
+    maxMemoryMb: p.limits.max_memory_mb ?? wasm.max_memory_mb,
+  };
 }

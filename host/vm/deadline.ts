@@ -42,3 +42,10 @@ export class DeadlineExceeded extends Error {
     this.name = 'DeadlineExceeded';
   }
 }
+
+/**
+ * Where the guard reports a guest call that has run long enough to need more
+ * fuel (once per call, not per request): the watchdog keeps it to name what
+ * was running if the loop stalls. Null when no watchdog runs.
+ */
+export const guestActivity: { sink: ((plugin: string, callback: string) => void) | null } = { sink: null };

@@ -167,7 +167,8 @@ export class Runtime {
   private readonly onLog: LogSink | undefined;
   private readonly onEvent: ((e: RuntimeEvent) => void) | undefined;
   private readonly properties: Map<string, PropertyValue>;
-  private readonly reloadBackoffMs: number;
+  /** Failure policy "reload": least time between two reloads of a VM (Envoy: reload_config.backoff). */
+  reloadBackoffMs: number;
   /** Default limits of guest calls, or null when modules run unguarded. */
   readonly limits: GuestLimits | null;
   private readonly entries = new Map<string, VmEntry>();

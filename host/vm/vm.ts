@@ -13,7 +13,7 @@ import { createImportObject } from '../abi/imports.js';
 import { GuestMemory } from '../abi/memory.js';
 import { UnknownImportError, VmPoisonedError, WasmModuleError, WasmTrapError } from '../errors.js';
 import type { ContextBinding } from './context.js';
-import { DeadlineExceeded, deadlineOf, maxPages, WASM_PAGE, type GuestLimits } from './deadline.js';
+import { DeadlineExceeded, deadlineOf, guestActivity, maxPages, WASM_PAGE, type GuestLimits } from './deadline.js';
 import { FUEL_SLICE, GUARD_MODULE } from './instrument.js';
 import { parseStdioLine } from './logging.js';
 import { envoyUnknownImports, type ProxyWasmModule } from './module.js';
@@ -246,11 +246,12 @@ export class WasmVm implements AbiHost {
   private refuel(): number {
     if (this.stopped !== null) throw this.stopped;
     const now = performance.now();
+    const active = this.active;
     if (this.guardStart < 0) {
       this.guardStart = now;
+      guestActivity.sink?.(active === null ? this.vmId : active.plugin.name, this.guardCallback);
       return FUEL_SLICE;
     }
-    const active = this.active;
     const limits = active === null ? this.limits! : (active.plugin.limits ?? this.limits!);
     const deadline = deadlineOf(limits, this.guardCallback);
     const elapsed = now - this.guardStart;
