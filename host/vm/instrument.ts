@@ -4,9 +4,11 @@
  * how far the guest's memory can grow. The file on disk is never touched, so
  * the same artifact still loads in Envoy.
  *
- * - Fuel: a mutable i32 global, decremented at every function entry and every
- *   loop header (wasmtime checks at the same two places: without the entry
- *   check a loop-free call tree could still run for exponential time). When it
+ * - Fuel: a mutable i32 global, decremented at every loop header and at the
+ *   entry of every function that calls guest code (wasmtime checks at loop
+ *   headers and function entries: without entry checks a loop-free call tree
+ *   could still run for exponential time; a leaf function without loops runs a
+ *   bounded number of instructions, so it needs none). When it
  *   drops below zero the guest calls the host import `hookwire:guard.refuel`,
  *   which compares the clock with the current call's deadline and either
  *   returns a new allowance or throws, which unwinds the guest like a trap.
@@ -32,6 +34,7 @@ interface Wrappers {
   Function: { getBody(fn: number): ExpressionRef; setBody(fn: number, body: ExpressionRef): void };
   Loop: { getBody(e: ExpressionRef): ExpressionRef; setBody(e: ExpressionRef, body: ExpressionRef): void };
   MemoryGrow: { getDelta(e: ExpressionRef): ExpressionRef; setDelta(e: ExpressionRef, delta: ExpressionRef): void };
+  Call: { getTarget(e: ExpressionRef): string };
 }
 type Binaryen = typeof BinaryenNs.default & Wrappers;
 
@@ -39,6 +42,8 @@ type Binaryen = typeof BinaryenNs.default & Wrappers;
 export const GUARD_MODULE = 'hookwire:guard';
 /** Checks between two calls to the host (each a clock read): about 0.1–1 ms of guest work. */
 export const FUEL_SLICE = 100_000;
+/** Loop iterations counted in a register between two spends from the fuel global (a power of two). */
+const LOOP_STRIDE = 64;
 
 const FUEL = 'hookwire_guard_fuel';
 const REFUEL = 'hookwire_guard_refuel';
@@ -74,9 +79,12 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
     const F = b.Features as unknown as Record<string, number>;
     mod.setFeatures(F.All! & ~F.CompactImports! & ~F.CustomPageSizes!);
     const functions: ExpressionRef[] = [];
+    const imported = new Set<string>();
     for (let i = 0; i < mod.getNumFunctions(); i++) {
       const fn = mod.getFunctionByIndex(i);
-      if (b.getFunctionInfo(fn).module === '') functions.push(fn);
+      const info = b.getFunctionInfo(fn);
+      if (info.module === '') functions.push(fn);
+      else imported.add(info.name);
     }
 
     mod.addGlobal(FUEL, b.i32, true, mod.i32.const(FUEL_SLICE));
@@ -93,18 +101,33 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
       mod.select(mod.i32.gt_u(mod.i32.add(mod.memory.size(), delta()), mod.global.get(MAX_PAGES, b.i32)), mod.i32.const(-1), delta()),
     );
 
-    const check = (): ExpressionRef =>
+    // Spend `cost` fuel; below zero, ask the host (which refills or throws).
+    const spend = (cost: number): ExpressionRef =>
       mod.block(null, [
-        mod.global.set(FUEL, mod.i32.sub(mod.global.get(FUEL, b.i32), mod.i32.const(1))),
+        mod.global.set(FUEL, mod.i32.sub(mod.global.get(FUEL, b.i32), mod.i32.const(cost))),
         mod.if(mod.i32.lt_s(mod.global.get(FUEL, b.i32), mod.i32.const(0)), mod.global.set(FUEL, mod.call(REFUEL, [], b.i32))),
       ]);
+    // A loop header counts down a local of its function (a register: far cheaper than the global,
+    // which lives in memory; the hot path is a decrement and a branch not taken) and spends
+    // LOOP_STRIDE fuel from the global each time it reaches zero. The function's entry sets it.
+    const loopCheck = (counter: number): ExpressionRef =>
+      mod.if(
+        mod.i32.le_s(mod.local.tee(counter, mod.i32.sub(mod.local.get(counter, b.i32), mod.i32.const(1)), b.i32), mod.i32.const(0)),
+        mod.block(null, [mod.local.set(counter, mod.i32.const(LOOP_STRIDE)), spend(LOOP_STRIDE)]),
+      );
 
-    const walker = new Walker(b, mod, check);
+    const walker = new Walker(b, mod, loopCheck, imported);
     for (const fn of functions) {
       const body = b.Function.getBody(fn);
-      walker.walk(body);
-      const type = b.getExpressionType(body);
-      b.Function.setBody(fn, mod.block(null, [check(), body], type));
+      let counter = -1;
+      walker.counter = () => (counter = (b as unknown as { _BinaryenFunctionAddVar(fn: number, type: number): number })._BinaryenFunctionAddVar(fn, b.i32));
+      // Only a function that calls guest code needs a check at its entry: a leaf runs a bounded
+      // number of instructions between its caller's check and its own loop checks, and AssemblyScript
+      // code is mostly small leaves, so checking those would cost the most for nothing.
+      const prologue: ExpressionRef[] = [];
+      if (walker.walk(body)) prologue.push(spend(1));
+      if (counter >= 0) prologue.push(mod.local.set(counter, mod.i32.const(LOOP_STRIDE)));
+      if (prologue.length > 0) b.Function.setBody(fn, mod.block(null, [...prologue, body], b.getExpressionType(body)));
     }
     if (!mod.validate()) throw new InstrumentError('the instrumented module does not validate (binaryen printed why on stderr)');
     b.setDebugInfo(true);
@@ -129,7 +152,8 @@ class Walker {
   constructor(
     private readonly b: Binaryen,
     private readonly mod: BinaryenNs.default.Module,
-    private readonly check: () => ExpressionRef,
+    private readonly loopCheck: (counter: number) => ExpressionRef,
+    private readonly imported: ReadonlySet<string>,
   ) {
     const B = b as unknown as Record<string, Record<string, (e: ExpressionRef) => unknown>> & Record<string, number>;
     const get =
@@ -196,8 +220,16 @@ class Walker {
     }
   }
 
-  walk(root: ExpressionRef): void {
+  /** Guard the loops and memory.grow under `root`; returns whether it calls guest code (not only host imports). */
+  /** Adds the loop-counter local to the function being walked; returns its index. */
+  counter: () => number = () => {
+    throw new Error('no function');
+  };
+
+  walk(root: ExpressionRef): boolean {
     const b = this.b;
+    let callsGuest = false;
+    let counter = -1;
     const stack: ExpressionRef[] = [root];
     while (stack.length > 0) {
       const e = stack.pop()!;
@@ -211,10 +243,16 @@ class Walker {
       for (const k of kids(e)) stack.push(k);
       if (id === b.LoopId) {
         const body = b.Loop.getBody(e);
-        b.Loop.setBody(e, this.mod.block(null, [this.check(), body], b.getExpressionType(body)));
+        if (counter < 0) counter = this.counter();
+        b.Loop.setBody(e, this.mod.block(null, [this.loopCheck(counter), body], b.getExpressionType(body)));
       } else if (id === b.MemoryGrowId) {
         b.MemoryGrow.setDelta(e, this.mod.call(CAP_GROW, [b.MemoryGrow.getDelta(e)], b.i32));
+      } else if (id === b.CallId) {
+        callsGuest ||= !this.imported.has(b.Call.getTarget(e));
+      } else if (id === b.CallIndirectId || id === b.CallRefId) {
+        callsGuest = true;
       }
     }
+    return callsGuest;
   }
 }
