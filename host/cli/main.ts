@@ -12,7 +12,7 @@ import type { HookwireConfig } from '../config/schema.js';
 import { HookwireError } from '../errors.js';
 import { allPlugins } from '../proxy/generation.js';
 import { formatFacts, inspectFile, type ModuleFacts } from '../vm/inspect.js';
-import { loadModuleFile } from '../vm/module.js';
+import { guardedModule, loadModuleFile } from '../vm/module.js';
 import { Watchdog } from '../vm/watchdog.js';
 import { startHookwire } from './app.js';
 
@@ -158,7 +158,8 @@ async function validate(path: string | null, io: Io): Promise<number> {
     for (const p of allPlugins(config)) {
       if (compiled.has(p.wasm)) continue;
       compiled.add(p.wasm);
-      await loadModuleFile(p.wasm);
+      // The gateway runs the guarded copy (deadlines, memory cap): check that it can be made too.
+      await guardedModule(await loadModuleFile(p.wasm));
     }
     io.out('ok');
     return 0;
