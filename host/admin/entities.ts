@@ -131,6 +131,7 @@ export function pluginView(p: LocatedPlugin): View {
     failure_policy: plugin.failure_policy,
     allow_unknown_imports: plugin.allow_unknown_imports,
     enabled: plugin.enabled,
+    limits: plugin.limits,
   };
 }
 
@@ -232,7 +233,7 @@ function pick(body: DocObject, keys: readonly string[]): DocObject {
 const SERVICE_FIELDS = ['name', 'url', 'urls', 'connect_timeout_ms', 'read_timeout_ms', 'pool_size'];
 const ROUTE_FIELDS = ['name', 'hosts', 'paths', 'methods', 'strip_path'];
 const CONSUMER_FIELDS = ['username', 'custom_id'];
-const PLUGIN_FIELDS = ['name', 'wasm', 'root_id', 'vm_id', 'configuration', 'vm_configuration', 'failure_policy', 'allow_unknown_imports', 'enabled'];
+const PLUGIN_FIELDS = ['name', 'wasm', 'root_id', 'vm_id', 'configuration', 'vm_configuration', 'failure_policy', 'allow_unknown_imports', 'enabled', 'limits'];
 
 export class ConfigEntities {
   private chain: Promise<unknown> = Promise.resolve();

@@ -158,6 +158,7 @@ export const VIEWS: Record<EntityKind, Schema> = {
       failure_policy: { type: 'string' },
       allow_unknown_imports: { type: 'boolean' },
       enabled: { type: 'boolean' },
+      limits: { type: 'object', description: "the plugin's own call_deadline_ms, start_deadline_ms, max_memory_mb (null: the wasm section's)" },
     },
   },
 };

@@ -320,6 +320,9 @@ function checkPlugins(root: Raw, groups: WorkspaceGroup[], ctx: CheckContext, re
     if (typeof mine === 'boolean' && typeof theirs === 'boolean' && mine !== theirs) {
       report(`${pointer}/allow_unknown_imports`, `${shared} but has a different allow_unknown_imports`);
     }
+    // The memory cap belongs to the VM, so its plugins must agree on it (null: the wasm section's).
+    const cap = (d: typeof doc) => (d.limits as { max_memory_mb?: unknown } | undefined)?.max_memory_mb ?? null;
+    if (cap(doc) !== cap(first.doc)) report(`${pointer}/limits/max_memory_mb`, `${shared} but has a different limits.max_memory_mb`);
   }
 }
 

@@ -52,6 +52,16 @@ export const DEFAULTS = deepFreeze({
      * configured services (non-strict mode only). Empty: clusters only.
      */
     http_call_targets: [] as readonly string[],
+    /** Longest a stream, tick, timer, queue or http-call callback may run before the guest is stopped (0: no deadline). */
+    call_deadline_ms: 100,
+    /** The same for _start/_initialize, on_vm_start and on_configure, which may parse a configuration. */
+    start_deadline_ms: 2_000,
+    /** Largest memory of one VM; a guest's memory.grow past it fails (0: only the engine's 4 GiB). */
+    max_memory_mb: 256,
+    /** Failure policy "reload": least time between two reloads of a VM (Envoy: reload_config.backoff). */
+    reload_backoff_ms: 1_000,
+    /** A stalled event loop (a host bug, not a guest: guests have deadlines) ends the process after this long (0: no watchdog). */
+    watchdog_ms: 0,
   },
 
   /** One of trace, debug, info, warn, error, fatal. */
@@ -149,5 +159,7 @@ export const DEFAULTS = deepFreeze({
     /** Unknown imports are refused at load time unless explicitly allowed. */
     allow_unknown_imports: false,
     enabled: true,
+    /** Per-plugin call_deadline_ms / start_deadline_ms / max_memory_mb; null: the `wasm` section's. */
+    limits: { call_deadline_ms: null as number | null, start_deadline_ms: null as number | null, max_memory_mb: null as number | null },
   },
 });

@@ -115,6 +115,11 @@ export const CONFIG_SCHEMA = {
           items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):[0-9]{1,5}$' },
           default: DEFAULTS.wasm.http_call_targets,
         },
+        call_deadline_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.wasm.call_deadline_ms },
+        start_deadline_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.wasm.start_deadline_ms },
+        max_memory_mb: { type: 'integer', minimum: 0, maximum: 4096, default: DEFAULTS.wasm.max_memory_mb },
+        reload_backoff_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.wasm.reload_backoff_ms },
+        watchdog_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.wasm.watchdog_ms },
       },
     },
     log_level: { type: 'string', enum: LOG_LEVELS, default: DEFAULTS.log_level },
@@ -353,6 +358,16 @@ export const CONFIG_SCHEMA = {
         failure_policy: { type: 'string', enum: FAILURE_POLICIES, default: DEFAULTS.plugin.failure_policy },
         allow_unknown_imports: { type: 'boolean', default: DEFAULTS.plugin.allow_unknown_imports },
         enabled: { type: 'boolean', default: DEFAULTS.plugin.enabled },
+        limits: {
+          type: 'object',
+          additionalProperties: false,
+          description: "this plugin's deadlines and memory cap; absent or null fields take the wasm section's",
+          properties: {
+            call_deadline_ms: { type: ['integer', 'null'], minimum: 0, maximum: MAX_TIMEOUT_MS },
+            start_deadline_ms: { type: ['integer', 'null'], minimum: 0, maximum: MAX_TIMEOUT_MS },
+            max_memory_mb: { type: ['integer', 'null'], minimum: 0, maximum: 4096 },
+          },
+        },
       },
     },
   },
@@ -387,6 +402,19 @@ export interface WasmConfig {
   readonly modules_dir: string | null;
   /** Literal host:port targets proxy_http_call may reach (non-strict mode); the rest are clusters only. */
   readonly http_call_targets: readonly string[];
+  readonly call_deadline_ms: number;
+  readonly start_deadline_ms: number;
+  readonly max_memory_mb: number;
+  readonly reload_backoff_ms: number;
+  readonly watchdog_ms: number;
+}
+
+/** A plugin's own limits; null fields take the `wasm` section's. */
+export interface PluginLimits {
+  readonly call_deadline_ms: number | null;
+  readonly start_deadline_ms: number | null;
+  /** The VM's cap: plugins sharing a VM must agree on it (checked). */
+  readonly max_memory_mb: number | null;
 }
 
 /** Where a plugin entry was declared; decides its place in a route's chain. */
@@ -409,6 +437,7 @@ export interface PluginConfig {
   readonly failure_policy: FailurePolicy;
   readonly allow_unknown_imports: boolean;
   readonly enabled: boolean;
+  readonly limits: PluginLimits;
 }
 
 export interface ServiceConfig {

@@ -143,6 +143,8 @@ export class Gateway implements StreamCore {
   private unloading = false;
   private readonly handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
   private readonly onRuntimeEvent: ((event: RuntimeEvent) => void) | null;
+  /** A reload backoff the embedder fixed (GatewayOptions.runtime), else wasm.reload_backoff_ms of the serving config. */
+  private readonly reloadBackoffOverride: number | null;
 
   private constructor(config: HookwireConfig, options: GatewayOptions) {
     this.logger = options.logger ?? pino({ level: config.log_level });
@@ -157,8 +159,10 @@ export class Gateway implements StreamCore {
       config.proxy.response_body_buffer_limit,
       (hostPort) => (this.current?.config ?? config).wasm.http_call_targets.includes(hostPort),
     );
+    this.reloadBackoffOverride = options.runtime?.reloadBackoffMs ?? null;
     this.runtime = new Runtime({
       ...options.runtime,
+      reloadBackoffMs: this.reloadBackoffOverride ?? config.wasm.reload_backoff_ms,
       envoyStrict: config.wasm.envoy_strict,
       logLevel: runtimeLevel(config.log_level),
       onLog: (record) => this.pluginLog(record),
@@ -293,6 +297,7 @@ export class Gateway implements StreamCore {
     this.warnUnapplied(previous.config, config);
     // The swap: new requests take the new router from here on.
     this.current = next;
+    this.runtime.reloadBackoffMs = this.reloadBackoffOverride ?? config.wasm.reload_backoff_ms;
     if (config.log_level !== previous.config.log_level) {
       this.logger.level = config.log_level;
       this.accessLog = this.logger.isLevelEnabled('info');
@@ -439,6 +444,7 @@ export class Gateway implements StreamCore {
   private runtimeEvent(e: RuntimeEvent): void {
     switch (e.type) {
       case 'vm_trapped':
+        if (e.deadlineExceeded) this.metrics.deadlineExceeded(e.deadlineExceeded.plugin);
         this.logger[this.unloading ? 'warn' : 'error']({ vm_id: e.vmId, callback: e.callback, plugins: e.plugins, reason: e.reason }, 'VM trapped');
         break;
       case 'vm_reloaded':

@@ -4,7 +4,8 @@
  * reload builds a new generation next to the serving one and swaps; the old
  * one is retired and released once its in-flight requests are done.
  */
-import type { HookwireConfig, PluginConfig, ResolvedRoute } from '../config/schema.js';
+import type { HookwireConfig, PluginConfig, ResolvedRoute, WasmConfig } from '../config/schema.js';
+import type { GuestLimits } from '../vm/deadline.js';
 import { loadModuleFile, type ProxyWasmModule } from '../vm/module.js';
 import type { Plugin } from '../vm/plugin.js';
 import type { PluginSpec, Runtime } from '../vm/runtime.js';
@@ -40,7 +41,7 @@ export function allPlugins(config: HookwireConfig): PluginConfig[] {
 }
 
 /** What the runtime needs to start one configured plugin (its module given separately). */
-export function pluginSpec(p: PluginConfig, module: ProxyWasmModule, generation: number): PluginSpec {
+export function pluginSpec(p: PluginConfig, module: ProxyWasmModule, generation: number, wasm: WasmConfig): PluginSpec {
   return {
     name: p.name,
     module,
@@ -50,6 +51,7 @@ export function pluginSpec(p: PluginConfig, module: ProxyWasmModule, generation:
     vmConfiguration: p.vm_configuration,
     failurePolicy: p.failure_policy,
     allowUnknownImports: p.allow_unknown_imports,
+    limits: guestLimits(wasm, p),
     generation,
   };
 }
@@ -132,7 +134,7 @@ export class Generation {
           module = await loadModuleFile(p.wasm);
           modules.set(p.wasm, module);
         }
-        const plugin = await runtime.loadPlugin(pluginSpec(p, module, number));
+        const plugin = await runtime.loadPlugin(pluginSpec(p, module, number, config.wasm));
         plugins.set(p.name, plugin);
       }
       return new Generation(number, config, plugins, registry, metrics);
@@ -175,4 +177,13 @@ export class Generation {
     });
     return this.unloaded;
   }
+}
+
+/** A plugin's deadlines and memory cap: its own `limits`, else the `wasm` section's. */
+export function guestLimits(wasm: WasmConfig, p: PluginConfig): GuestLimits {
+  return {
+    callDeadlineMs: p.limits.call_deadline_ms ?? wasm.call_deadline_ms,
+    startDeadlineMs: p.limits.start_deadline_ms ?? wasm.start_deadline_ms,
+    maxMemoryMb: p.limits.max_memory_mb ?? wasm.max_memory_mb,
+  };
 }

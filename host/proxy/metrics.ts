@@ -67,6 +67,7 @@ export class GatewayMetrics {
   private readonly upstreamErrors = new Map<string, number>();
   private readonly traps = new Map<string, number>();
   private readonly vmRestarts = new Map<string, number>();
+  private readonly deadlines = new Map<string, number>();
   /** Requests no route matched. */
   readonly unmatched = this.route({ route: '', service: '', workspace: '' });
 
@@ -85,6 +86,11 @@ export class GatewayMetrics {
 
   trap(plugin: string): void {
     bump(this.traps, `plugin="${esc(plugin)}"`);
+  }
+
+  /** A guest call of `plugin` was stopped at its deadline (it is also a trap). */
+  deadlineExceeded(plugin: string): void {
+    bump(this.deadlines, `plugin="${esc(plugin)}"`);
   }
 
   vmRestart(vmId: string, ok: boolean): void {
@@ -122,6 +128,7 @@ export class GatewayMetrics {
     }
     family(out, 'hookwire_upstream_errors_total', 'counter', 'Upstream failures (refused, timeout, reset, error), by service.', this.upstreamErrors);
     family(out, 'hookwire_filter_traps_total', 'counter', 'Filter callbacks that trapped, by plugin.', this.traps);
+    family(out, 'hookwire_wasm_deadline_exceeded_total', 'counter', 'Guest calls stopped at their deadline (wasm.call_deadline_ms...), by plugin.', this.deadlines);
     family(out, 'hookwire_vm_restarts_total', 'counter', 'VM reloads after a trap (failure_policy reload), by result.', this.vmRestarts);
     gauge(out, 'hookwire_inflight_requests', 'Requests being served now.', gauges.inflight);
     gauge(out, 'hookwire_config_generation', 'Configuration generation serving new requests.', gauges.generation);

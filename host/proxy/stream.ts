@@ -1101,6 +1101,13 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     this.rs.dead = true;
     this.abandonUpstream();
     // Done, log and delete, in configured order, after the response.
-    for (const ctx of this.ctxs) if (ctx !== null) ctx.complete();
+    for (const ctx of this.ctxs) {
+      if (ctx === null) continue;
+      // A trap in on_done/on_log/on_delete counts like one in any other phase
+      // (a VM already poisoned by another stream is not this stream's trap).
+      const healthy = !ctx.failed && ctx.vm.poisoned === null;
+      ctx.complete();
+      if (healthy && ctx.vm.poisoned !== null) this.core.metrics.trap(ctx.plugin.name);
+    }
   }
 }

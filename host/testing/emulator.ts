@@ -19,6 +19,7 @@ import { LOG_LEVEL_NAMES, LogLevel, type LogLevelName } from '../abi/constants.j
 import { HeaderMap } from '../abi/header-map.js';
 import { ContextNotFoundError } from '../errors.js';
 import { FilterResult, HttpContext, type LocalResponse } from '../vm/http-context.js';
+import { DEFAULT_LIMITS, type GuestLimits } from '../vm/deadline.js';
 import type { PluginLogRecord } from '../vm/logging.js';
 import { compileModule } from '../vm/module.js';
 import type { FailurePolicy, HttpCallFailure, HttpCallRequest, HttpCallResponse, Plugin } from '../vm/plugin.js';
@@ -53,6 +54,12 @@ export interface EmulatorOptions {
   environment?: Record<string, string>;
   foreignFunctions?: Record<string, ForeignFunction>;
   clock?: Clock;
+  /**
+   * Deadlines and memory cap, as in the gateway (default: the gateway's
+   * defaults, so a plugin that would be stopped there is stopped here too).
+   * Null runs the module unguarded.
+   */
+  limits?: Partial<GuestLimits> | null;
 }
 
 export interface PendingHttpCall {
@@ -120,6 +127,7 @@ export class HostEmulator {
       properties: options.properties ?? {},
       foreignFunctions: options.foreignFunctions ?? {},
       ...(options.clock ? { clock: options.clock } : {}),
+      limits: options.limits === null ? null : { ...DEFAULT_LIMITS, ...options.limits },
       defer: (fn) => this.deferred.push(fn),
       // Reloads happen on the next stream, with no wall-clock backoff in tests.
       reloadBackoffMs: 0,

@@ -9,6 +9,7 @@ import type { AbiBuffer, HttpCallArgs } from '../abi/host.js';
 import { PluginStartError, WasmTrapError } from '../errors.js';
 import { BodyBuffer } from './buffer.js';
 import type { ContextBinding } from './context.js';
+import type { GuestLimits } from './deadline.js';
 import { HttpContext, type HttpContextOptions } from './http-context.js';
 import { GUEST_LIMITS, MAX_TIMER_MS, storeProperty } from './limits.js';
 import type { PropertyValue } from './properties.js';
@@ -69,6 +70,8 @@ export class Plugin implements ContextBinding, QueueOwner {
   closed = false;
   /** Time in this plugin's guest calls (only when the runtime measures it). */
   readonly timing: WasmTiming | null;
+  /** Deadlines of this plugin's calls (null: its VM's). */
+  readonly limits: GuestLimits | null;
 
   private tickPeriodMs = 0;
   private tickTimer: unknown = null;
@@ -85,7 +88,15 @@ export class Plugin implements ContextBinding, QueueOwner {
 
   constructor(
     runtime: Runtime,
-    spec: { name: string; rootId: string; vmId: string; failurePolicy: FailurePolicy; configuration: Buffer; vmConfiguration: Buffer },
+    spec: {
+      name: string;
+      rootId: string;
+      vmId: string;
+      failurePolicy: FailurePolicy;
+      configuration: Buffer;
+      vmConfiguration: Buffer;
+      limits?: GuestLimits | null;
+    },
   ) {
     this.runtime = runtime;
     this.name = spec.name;
@@ -95,6 +106,7 @@ export class Plugin implements ContextBinding, QueueOwner {
     this.configuration = spec.configuration;
     this.vmConfiguration = spec.vmConfiguration;
     this.timing = runtime.timingFor(spec.name);
+    this.limits = spec.limits ?? null;
   }
 
   get plugin(): Plugin {

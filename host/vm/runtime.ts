@@ -11,7 +11,8 @@ import type { LogSink, PluginLogRecord } from './logging.js';
 import { levelFromName } from './logging.js';
 import { BoundHits } from './limits.js';
 import { MetricsRegistry } from './metrics.js';
-import { loadModuleFile, type ProxyWasmModule } from './module.js';
+import { DEFAULT_LIMITS, type DeadlineExceeded, type GuestLimits } from './deadline.js';
+import { guardedModule, loadModuleFile, type ProxyWasmModule } from './module.js';
 import { Plugin, type FailurePolicy, type HttpCallTransport } from './plugin.js';
 import { envoyEncoding, type PropertyEncoder, type PropertyValue } from './properties.js';
 import { SharedData } from './shared-data.js';
@@ -53,7 +54,15 @@ export type ForeignFunction = (
 export type RuntimeEvent =
   | { type: 'plugin_loaded'; plugin: string; vmId: string; rootId: string; sha256: string; file: string }
   | { type: 'plugin_start_failed'; plugin: string; vmId: string; reason: string }
-  | { type: 'vm_trapped'; vmId: string; callback: string; reason: string; plugins: string[] }
+  | {
+      type: 'vm_trapped';
+      vmId: string;
+      callback: string;
+      reason: string;
+      plugins: string[];
+      /** Set when the guard stopped a call past its deadline: the plugin whose call it was. */
+      deadlineExceeded?: { plugin: string; deadlineMs: number };
+    }
   | { type: 'vm_reloaded'; vmId: string; plugins: string[]; ok: boolean; reason?: string }
   | { type: 'plugin_unloaded'; plugin: string; vmId: string };
 
@@ -72,8 +81,17 @@ export interface RuntimeOptions {
   foreignFunctions?: Record<string, ForeignFunction>;
   /** How asynchronous notifications (on_queue_ready) are posted. */
   defer?: (fn: () => void) => void;
-  /** Minimum time between two reload attempts of one VM (failure policy "reload"). */
+  /**
+   * Minimum time between two reload attempts of one VM (failure policy
+   * "reload"; Envoy: reload_config.backoff). Requests meanwhile get the
+   * fail-closed answer. Default 1000.
+   */
   reloadBackoffMs?: number;
+  /**
+   * Deadlines and memory cap of every VM unless its plugin sets its own
+   * (default DEFAULT_LIMITS). Null: modules run as compiled, unguarded.
+   */
+  limits?: GuestLimits | null;
   /**
    * Measure the time spent in guest calls, per plugin (default: the
    * environment variable HOOKWIRE_MEASURE_WASM=1). Off, nothing is measured
@@ -103,6 +121,11 @@ export interface PluginSpec {
   /** WASI environment variables (Envoy: vm_config.environment_variables). */
   environment?: Record<string, string>;
   /**
+   * This plugin's deadlines and memory cap, each field defaulting to the
+   * runtime's. The memory cap belongs to the VM: the plugin that creates it sets it.
+   */
+  limits?: Partial<GuestLimits>;
+  /**
    * Configuration generation. Plugins of a new generation get new VMs, so a
    * reload can start and configure them while the old ones still serve.
    * Shared data stays keyed by vm_id alone and so survives reloads.
@@ -117,6 +140,7 @@ interface VmEntry {
   readonly vmId: string;
   readonly allowUnknownImports: boolean;
   readonly environment: readonly string[];
+  readonly guard: { readonly module: WebAssembly.Module; readonly limits: GuestLimits } | null;
   readonly plugins: Plugin[];
   lastReload: number;
 }
@@ -146,7 +170,10 @@ export class Runtime {
   private readonly onLog: LogSink | undefined;
   private readonly onEvent: ((e: RuntimeEvent) => void) | undefined;
   private readonly properties: Map<string, PropertyValue>;
-  private readonly reloadBackoffMs: number;
+  /** Failure policy "reload": least time between two reloads of a VM (Envoy: reload_config.backoff). */
+  reloadBackoffMs: number;
+  /** Default limits of guest calls, or null when modules run unguarded. */
+  readonly limits: GuestLimits | null;
   private readonly entries = new Map<string, VmEntry>();
   private readonly entryOfVm = new WeakMap<WasmVm, VmEntry>();
   /** Plugins whose root returned false from proxy_on_done, until they are deleted. */
@@ -165,6 +192,7 @@ export class Runtime {
     this.properties = new Map(Object.entries(options.properties ?? {}));
     this.defer = options.defer ?? ((fn) => void setImmediate(fn));
     this.reloadBackoffMs = options.reloadBackoffMs ?? 1000;
+    this.limits = options.limits === undefined ? DEFAULT_LIMITS : options.limits;
     this.wasmTiming = (options.measureWasm ?? process.env.HOOKWIRE_MEASURE_WASM === '1') ? new Map() : null;
     for (const [name, fn] of Object.entries(options.foreignFunctions ?? {})) this.foreignFunctions.set(name, fn);
   }
@@ -176,6 +204,8 @@ export class Runtime {
    */
   async loadPlugin(spec: PluginSpec): Promise<Plugin> {
     const module = spec.module ?? (await loadModuleFile(requireWasm(spec)));
+    const limits = this.limits === null ? null : { ...this.limits, ...spec.limits };
+    const guarded = limits === null ? null : await guardedModule(module);
     const vmId = spec.vmId || spec.name;
     const rootId = spec.rootId ?? spec.name;
     const key = `${vmId}\0${module.sha256}\0${spec.generation ?? 0}`;
@@ -188,7 +218,8 @@ export class Runtime {
       const environment = Object.entries(spec.environment ?? {}).map(([k, v]) => `${k}=${v}`);
       let vm: WasmVm;
       try {
-        vm = this.createVm(module, vmId, spec.allowUnknownImports ?? false, environment, spec.name);
+        const guard = guarded === null ? null : { module: guarded, limits: limits! };
+        vm = this.createVm(module, vmId, spec.allowUnknownImports ?? false, environment, guard, spec.name);
       } catch (err) {
         // A trap in _start fails the start like on_vm_start/on_configure do (module errors are not start failures).
         if (err instanceof PluginStartError) this.event({ type: 'plugin_start_failed', plugin: spec.name, vmId, reason: err.message });
@@ -201,6 +232,7 @@ export class Runtime {
         vmId,
         allowUnknownImports: spec.allowUnknownImports ?? false,
         environment,
+        guard: vm.limits === null ? null : { module: guarded!, limits: vm.limits },
         plugins: entry?.plugins.filter((p) => !p.closed) ?? [],
         lastReload: 0,
       };
@@ -213,6 +245,7 @@ export class Runtime {
       failurePolicy: spec.failurePolicy ?? 'fail_closed',
       configuration: toBuffer(spec.configuration),
       vmConfiguration: toBuffer(spec.vmConfiguration),
+      limits,
     });
     try {
       plugin.start(entry.vm);
@@ -229,8 +262,15 @@ export class Runtime {
     return plugin;
   }
 
-  private createVm(module: ProxyWasmModule, vmId: string, allowUnknownImports: boolean, environment: readonly string[], who: string): WasmVm {
-    const vm = new WasmVm(this, module, vmId, { allowUnknownImports, environment });
+  private createVm(
+    module: ProxyWasmModule,
+    vmId: string,
+    allowUnknownImports: boolean,
+    environment: readonly string[],
+    guard: VmEntry['guard'],
+    who: string,
+  ): WasmVm {
+    const vm = new WasmVm(this, module, vmId, { allowUnknownImports, environment, guard });
     try {
       vm.initialize();
     } catch (err) {
@@ -294,12 +334,19 @@ export class Runtime {
   }
 
   /** Called by a VM on its first trap. */
-  vmPoisoned(vm: WasmVm, callback: string, reason: string): void {
+  vmPoisoned(vm: WasmVm, callback: string, reason: string, deadline: DeadlineExceeded | null = null): void {
     const entry = this.entryOfVm.get(vm);
     const plugins = entry ? entry.plugins.filter((p) => p.vm === vm) : [];
     for (const p of plugins) p.suspend();
     this.emitLog({ level: LogLevel.ERROR, message: `VM trapped in ${callback}: ${reason}`, plugin: null, vmId: vm.vmId, contextId: 0, source: 'host' });
-    this.event({ type: 'vm_trapped', vmId: vm.vmId, callback, reason, plugins: plugins.map((p) => p.name) });
+    this.event({
+      type: 'vm_trapped',
+      vmId: vm.vmId,
+      callback,
+      reason,
+      plugins: plugins.map((p) => p.name),
+      ...(deadline && { deadlineExceeded: { plugin: deadline.plugin, deadlineMs: deadline.deadlineMs } }),
+    });
   }
 
   /**
@@ -317,7 +364,7 @@ export class Runtime {
     const names = entry.plugins.map((p) => p.name);
     let fresh: WasmVm;
     try {
-      fresh = this.createVm(entry.module, entry.vmId, entry.allowUnknownImports, entry.environment, names.join(','));
+      fresh = this.createVm(entry.module, entry.vmId, entry.allowUnknownImports, entry.environment, entry.guard, names.join(','));
     } catch (err) {
       this.event({ type: 'vm_reloaded', vmId: entry.vmId, plugins: names, ok: false, reason: (err as Error).message });
       return false;
