@@ -14,6 +14,9 @@
  * `Authorization: Bearer <token>` or `Hookwire-Admin-Token: <token>`,
  * except on routes registered as `public` (the ingest endpoint checks its
  * own token).
+ *
+ * `mount(prefix, handler)` hands a whole subtree (the dashboard's static
+ * files under /ui/) to one public handler, before the templates are tried.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -91,6 +94,8 @@ export class AdminServer {
   /** Templates by segment count, most specific first. */
   private readonly templates = new Map<number, Template[]>();
   private readonly byPath = new Map<string, Template>();
+  /** Public subtrees: a path equal to `prefix` or under `prefix/` goes to the handler. */
+  private readonly mounts: { prefix: string; handler: AdminHandler }[] = [];
   private readonly token: Buffer | null;
   private readonly logger: Logger;
   private server: Server | null = null;
@@ -123,6 +128,14 @@ export class AdminServer {
     }
     if (t.methods.has(method)) throw new TypeError(`admin route ${method} ${path} is already registered`);
     t.methods.set(method, { handler, public: options.public ?? false });
+    return this;
+  }
+
+  /** Serve every path equal to `prefix` or under `prefix/` with `handler`, without the admin token. */
+  mount(prefix: string, handler: AdminHandler): this {
+    if (!/^\/[^/{}]+$/.test(prefix)) throw new TypeError(`admin mount ${prefix} must be one literal segment ("/ui")`);
+    if (this.mounts.some((m) => m.prefix === prefix)) throw new TypeError(`admin mount ${prefix} is already registered`);
+    this.mounts.push({ prefix, handler });
     return this;
   }
 
@@ -169,6 +182,11 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin');
     this.inflight++;
     try {
+      const mount = this.mounts.find((m) => url.pathname === m.prefix || url.pathname.startsWith(`${m.prefix}/`));
+      if (mount) {
+        await mount.handler(req, res, url, {});
+        return;
+      }
       const found = this.match(url.pathname);
       const method = req.method ?? 'GET';
       const entry = found ? (found.template.methods.get(method) ?? (method === 'HEAD' ? found.template.methods.get('GET') : undefined)) : undefined;
