@@ -21,6 +21,7 @@ import type { MetricSample, Page as HooksPage } from '../hooks/types.js';
 import type { Gateway } from '../proxy/gateway.js';
 import { ConfigEntities, DEFAULT_WORKSPACE, pageSize, type EntityKind } from './entities.js';
 import { AdminHttpError, notFound, readBody, readJson, schemaViolation } from './http.js';
+import { VALIDATE_PLUGIN_ROUTE } from './plugin-schema.js';
 import { inputSchema, pageSchema, VIEWS } from './schemas.js';
 import type { AdminServer, RouteParams } from './server.js';
 
@@ -805,6 +806,7 @@ export function adminRoutes(): ApiRoute[] {
     INGEST,
     ...hooks.map((r) => withWorkspaceCheck(inWorkspace(r))),
     ...entities,
+    VALIDATE_PLUGIN_ROUTE,
     ...entities.map(inWorkspace),
     ...operationalRoutes(),
   ];
