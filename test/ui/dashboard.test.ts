@@ -296,6 +296,30 @@ describe.skipIf(!haveChromium)('the dashboard in Chromium', () => {
     await shot('deliveries');
   });
 
+  it("checks a plugin's configuration against its manifest before sending it", async () => {
+    await page.getByRole('link', { name: 'Gateway' }).click();
+    await page.getByRole('link', { name: 'plugins' }).click();
+    await page.getByRole('button', { name: 'New plugin' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('greeter');
+    await page.getByLabel('.wasm file').fill(plugin('hello-world'));
+    await page.getByLabel('Configuration (JSON)').fill('{"header": "x-ui", "tick_ms": -1}');
+    await page.getByRole('button', { name: 'Create plugin' }).click();
+    const configError = page.locator('[data-field="configuration"] .field-error');
+    await configError.waitFor();
+    expect(await configError.textContent()).toContain('tick_ms');
+    // Refused before sending: the gateway has no such plugin.
+    const listed = await fetch(`${admin}/plugins/greeter`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(listed.status).toBe(404);
+    await shot('gateway-plugin-error');
+
+    await page.getByLabel('Configuration (JSON)').fill('{"header": "x-ui", "value": "dashboard"}');
+    await page.getByRole('button', { name: 'Create plugin' }).click();
+    await page.locator('tr[data-entity="greeter"]').waitFor();
+    const r = await fetch(`${proxy}/shop/after-plugin`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-ui')).toBe('dashboard');
+  });
+
   it('lists the sources and their events', async () => {
     await page.getByRole('link', { name: 'Sources' }).click();
     await page.getByRole('heading', { name: 'crud', exact: true }).waitFor();

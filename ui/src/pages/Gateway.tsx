@@ -230,11 +230,30 @@ function bodyOf(kind: EntityKind, values: Values, creating: boolean): { body: Re
   return { body };
 }
 
+/**
+ * A plugin's configuration checked against the config schema of its .wasm's
+ * manifest before it is sent (POST /schemas/plugins/validate): throws the
+ * API's 400, whose fields name configuration.<key>. A .wasm without a
+ * manifest cannot be checked: the plugin itself still is, when it starts.
+ */
+async function checkPlugin(body: Record<string, unknown>, entity: Entity | null): Promise<string | null> {
+  const wasm = typeof body.wasm === 'string' && body.wasm !== '' ? body.wasm : entity?.wasm;
+  if (typeof wasm !== 'string') return null;
+  try {
+    await api('POST', '/schemas/plugins/validate', { wasm, configuration: body.configuration ?? null });
+    return null;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return `Configuration not checked before sending: ${err.message}`;
+    throw err;
+  }
+}
+
 function EntityForm(props: { kind: EntityKind; ws: string; entity: Entity | null; loading: boolean; done: () => void }) {
   const { kind, ws, entity } = props;
   const [values, setValues] = useState<Values>(() => valuesOf(kind, entity));
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [note, setNote] = useState<string | null>(null);
   if (props.loading) return <p class="muted">Loading…</p>;
   const apiError = error instanceof ApiError ? error : null;
   const one = kind.slice(0, -1);
@@ -248,6 +267,7 @@ function EntityForm(props: { kind: EntityKind; ws: string; entity: Entity | null
     }
     setBusy(true);
     try {
+      if (kind === 'plugins') setNote(await checkPlugin(b.body, entity));
       if (entity) await api('PATCH', `${prefix(ws)}/${kind}/${enc(entity.id)}`, b.body);
       else await api('POST', `${prefix(ws)}/${kind}`, b.body);
       props.done();
@@ -262,6 +282,7 @@ function EntityForm(props: { kind: EntityKind; ws: string; entity: Entity | null
     <form class="entity-form" onSubmit={(e) => void submit(e)} noValidate aria-label={`${entity ? 'edit' : 'new'} ${one}`}>
       <h2>{entity ? `Edit ${one} ${text(entity[KEY[kind]])}` : `New ${one} in ${ws}`}</h2>
       <FormErrors error={error} fields={FIELDS[kind].map((f) => f.name)} />
+      {note ? <p class="muted">{note}</p> : null}
       {FIELDS[kind].map((f) => {
         const v = values[f.name]!;
         const set = (nv: string | boolean) => setValues((prev) => ({ ...prev, [f.name]: nv }));
