@@ -21,6 +21,20 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plugin, ROOT } from '../helpers/paths.js';
 
+// The functions handed to page.evaluate / waitForFunction run in the page: its globals, typed as far as
+// these tests use them (the test project has no DOM lib).
+interface PageElement {
+  readonly textContent: string | null;
+  getAttribute(name: string): string | null;
+}
+declare const document: {
+  readonly activeElement: PageElement | null;
+  readonly documentElement: { readonly scrollWidth: number; readonly clientWidth: number };
+  querySelectorAll(selector: string): ArrayLike<PageElement> & Iterable<PageElement>;
+};
+declare const sessionStorage: { getItem(key: string): string | null };
+declare const localStorage: { readonly length: number };
+
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'ui-test-token-7f3a';
 const SHOTS = join(ROOT, 'build', 'ui-screenshots');
