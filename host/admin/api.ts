@@ -17,6 +17,7 @@ import type { EventHooksConfig } from '../config/schema.js';
 import { WebhookRequestError, EventHookValidationError } from '../errors.js';
 import type { EventHooks } from '../hooks/service.js';
 import { EVENT_HOOK_PATCH_SCHEMA, EVENT_HOOK_SCHEMA, HANDLER_CONFIG_SCHEMAS } from '../hooks/schemas.js';
+import type { StoredDeliveryState } from '../hooks/store.js';
 import type { MetricSample, Page as HooksPage } from '../hooks/types.js';
 import type { Gateway } from '../proxy/gateway.js';
 import { ConfigEntities, DEFAULT_WORKSPACE, pageSize, type EntityKind } from './entities.js';
@@ -256,6 +257,9 @@ const TOO_LARGE_DOC = json('The body is too large', ref('Error'));
 const UNAVAILABLE_DOC = json('hookwire is shutting down', ref('Error'));
 
 const SIZE_QUERY = { name: 'size', description: 'items per page, 1-1000 (default 100)', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } };
+/** The stored states a delivery list can be filtered by. */
+const DELIVERY_STATES = ['pending', 'succeeded', 'failed'] as const;
+const STATE_QUERY = { name: 'state', description: 'only deliveries in this state (pending includes those in flight)', schema: { type: 'string', enum: [...DELIVERY_STATES] } };
 const OFFSET_QUERY = { name: 'offset', description: 'the `offset` of the previous page', schema: { type: 'string' } };
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -600,6 +604,30 @@ function eventHookRoutes(): ApiRoute[] {
           throw err;
         }
         return { status: 200, text: '', contentType: 'text/plain; charset=utf-8' };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/event-hooks/deliveries',
+      operationId: 'listDeliveries',
+      summary: "List every hook's deliveries",
+      description:
+        'Across hooks, newest first, each with its attempts and `hook_id` (within event_hooks.retention_ms); `state` keeps one state (pending includes deliveries in flight, shown as delivering).',
+      tags,
+      query: [SIZE_QUERY, OFFSET_QUERY, STATE_QUERY],
+      responses: { 200: json('A page of deliveries', pageSchema(ref('Delivery'))), 400: BAD_REQUEST_DOC, 404: NOT_FOUND_DOC },
+      async handle(ctx, req) {
+        const p = hookPageRequest(req);
+        const state = req.query.get('state');
+        if (state !== null && !(DELIVERY_STATES as readonly string[]).includes(state)) {
+          throw schemaViolation([{ path: '/state', message: `must be one of ${DELIVERY_STATES.join(', ')} (found ${JSON.stringify(state)})` }]);
+        }
+        const page = await hooksOf(ctx).allDeliveries(p, state as StoredDeliveryState | null);
+        const reply = listReply(req, '/event-hooks/deliveries', page, p.size);
+        // The next page keeps the filter.
+        const body = reply.body as { next: string | null };
+        if (state !== null && body.next !== null) body.next += `&state=${state}`;
+        return reply;
       },
     },
     {
