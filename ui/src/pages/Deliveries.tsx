@@ -12,8 +12,8 @@ import type { Delivery, DeliveryState, EventHook } from '../types';
 import { StateBadge } from './Hooks';
 
 const STATES: readonly DeliveryState[] = ['pending', 'delivering', 'succeeded', 'failed'];
-/** Deliveries read per hook (the newest). */
-const PER_HOOK = 200;
+/** Deliveries read (the newest). */
+const LIMIT = 200;
 /** Upper bounds (ms) of the latency histogram's bars; the last bar is everything slower. */
 const LATENCY_BOUNDS = [10, 50, 100, 250, 500, 1000, 5000];
 
@@ -22,11 +22,16 @@ interface Loaded {
   deliveries: Delivery[];
 }
 
-async function load(hookId: string | null): Promise<Loaded> {
-  const hooks = hookId ? [await api<EventHook>('GET', `/event-hooks/${enc(hookId)}`)] : await listAll<EventHook>('/event-hooks?size=1000');
-  const lists = await Promise.all(hooks.map((h) => api<{ data: Delivery[] }>('GET', `/event-hooks/${enc(h.id)}/deliveries?size=${PER_HOOK}`)));
-  const deliveries = lists.flatMap((l) => l.data).sort((a, b) => b.created_at_ms - a.created_at_ms);
-  return { hooks: new Map(hooks.map((h) => [h.id, h])), deliveries };
+/** The newest deliveries: one hook's (filtered here), or every hook's in one list filtered by the API. */
+async function load(hookId: string | null, state: string): Promise<Loaded> {
+  const hooks = await listAll<EventHook>('/event-hooks?size=1000');
+  // The API filters by stored state: one in flight (delivering) is stored as pending; the page narrows it further.
+  const stored = state === 'delivering' ? 'pending' : state;
+  const q = `size=${LIMIT}${stored ? `&state=${enc(stored)}` : ''}`;
+  const page = hookId
+    ? await api<{ data: Delivery[] }>('GET', `/event-hooks/${enc(hookId)}/deliveries?size=${LIMIT}`)
+    : await api<{ data: Delivery[] }>('GET', `/event-hooks/deliveries?${q}`);
+  return { hooks: new Map(hooks.map((h) => [h.id, h])), deliveries: page.data };
 }
 
 /** What a hook calls, for rows that mix hooks. */
@@ -98,7 +103,7 @@ function Attempts({ d }: { d: Delivery }) {
 export function Deliveries({ query }: { query: URLSearchParams }) {
   const hookId = query.get('hook');
   const state = query.get('state') ?? '';
-  const { data, error, reload, loading } = useLoad(() => load(hookId), [hookId], 3000);
+  const { data, error, reload, loading } = useLoad(() => load(hookId, state), [hookId, state], 3000);
   const [open, setOpen] = useState<string | null>(null);
   const [actionError, setActionError] = useState<{ id: string; error: unknown } | null>(null);
   const [busy, setBusy] = useState(false);
