@@ -1,6 +1,6 @@
 // The overview's arithmetic on /metrics: Prometheus text parsing, counter rates and histogram quantiles between two scrapes.
 import { describe, expect, it } from 'vitest';
-import { bucketsBy, parseMetrics, quantile, rates, sumBy } from '../../ui/src/metrics.js';
+import { bucketsBy, exactQuantile, parseMetrics, quantile, rates, sumBy } from '../../ui/src/metrics.js';
 
 const before = `# HELP hookwire_http_requests_total Requests answered, by route and final status.
 # TYPE hookwire_http_requests_total counter
@@ -52,5 +52,13 @@ describe('overview metrics', () => {
     expect(quantile(0.99, b0, b1)).toBeCloseTo(0.91, 10);
     // Nothing observed in between: no value, not zero.
     expect(quantile(0.5, b1, b1)).toBeNull();
+  });
+
+  it('takes the nearest-rank quantile of measured durations', () => {
+    const values = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(exactQuantile(values, 0.5)).toBe(50);
+    expect(exactQuantile(values, 0.99)).toBe(99);
+    expect(exactQuantile([7], 0.99)).toBe(7);
+    expect(exactQuantile([], 0.5)).toBeNull();
   });
 });

@@ -83,3 +83,9 @@ export function quantile(q: number, before: Buckets | undefined, after: Buckets)
   }
   return les.at(-2) ?? null;
 }
+
+/** The q-quantile of `values` sorted ascending (nearest rank), or null when empty. */
+export function exactQuantile(values: readonly number[], q: number): number | null {
+  if (values.length === 0) return null;
+  return values[Math.min(values.length - 1, Math.max(0, Math.ceil(q * values.length) - 1))]!;
+}

@@ -6,14 +6,28 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { Badge, Empty, ErrorBox, Link, Time } from '../components';
-import { bucketsBy, parseMetrics, quantile, rates, sumBy, type Buckets, type Sample } from '../metrics';
+import { bucketsBy, exactQuantile, parseMetrics, quantile, rates, sumBy, type Buckets, type Sample } from '../metrics';
 import { TimePlot, type Series } from '../plot';
-import type { Status } from '../types';
+import type { Delivery, Status } from '../types';
 
 /** Refresh interval of the overview. */
 export const REFRESH_MS = 3000;
 /** Points kept per plot (REFRESH_MS apart: three minutes). */
 const KEEP = 60;
+/** Deliveries read per sample for the delivery latency plot (the newest). */
+const RECENT_DELIVERIES = 100;
+
+/** Durations (ms) of the attempts that finished in (fromMs, toMs]. */
+function finishedBetween(deliveries: readonly Delivery[], fromMs: number, toMs: number): number[] {
+  const out: number[] = [];
+  for (const d of deliveries) {
+    for (const a of d.attempts) {
+      const end = a.started_at_ms + a.duration_ms;
+      if (end > fromMs && end <= toMs) out.push(a.duration_ms);
+    }
+  }
+  return out.sort((x, y) => x - y);
+}
 
 const routeKey = (l: Readonly<Record<string, string>>) => (l.workspace && l.workspace !== 'default' ? `${l.workspace}/${l.route}` : (l.route ?? '?'));
 
@@ -44,6 +58,7 @@ interface History {
   p50: Map<string, (number | null)[]>;
   p99: Map<string, (number | null)[]>;
   attempts: Map<string, (number | null)[]>;
+  delivery: Map<string, (number | null)[]>;
 }
 
 function push(map: Map<string, (number | null)[]>, key: string, value: number | null, length: number): void {
@@ -55,7 +70,7 @@ function push(map: Map<string, (number | null)[]>, key: string, value: number | 
 function trim(h: History): void {
   if (h.times.length <= KEEP) return;
   h.times.shift();
-  for (const m of [h.rps, h.p50, h.p99, h.attempts]) for (const l of m.values()) l.shift();
+  for (const m of [h.rps, h.p50, h.p99, h.attempts, h.delivery]) for (const l of m.values()) l.shift();
 }
 
 function series(map: Map<string, (number | null)[]>, suffix = ''): Series[] {
@@ -66,15 +81,16 @@ export function Overview() {
   const [status, setStatus] = useState<Status | null>(null);
   const [latest, setLatest] = useState<Scrape | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [history, setHistory] = useState<History>({ times: [], rps: new Map(), p50: new Map(), p99: new Map(), attempts: new Map() });
+  const [history, setHistory] = useState<History>({ times: [], rps: new Map(), p50: new Map(), p99: new Map(), attempts: new Map(), delivery: new Map() });
   const prev = useRef<Scrape | null>(null);
 
   useEffect(() => {
     let stopped = false;
-    const h: History = { times: [], rps: new Map(), p50: new Map(), p99: new Map(), attempts: new Map() };
+    const h: History = { times: [], rps: new Map(), p50: new Map(), p99: new Map(), attempts: new Map(), delivery: new Map() };
     const tick = async () => {
       try {
         const [s, text] = await Promise.all([api<Status>('GET', '/status'), api<string>('GET', '/metrics')]);
+        const recent = s.event_hooks.enabled ? (await api<{ data: Delivery[] }>('GET', `/event-hooks/deliveries?size=${RECENT_DELIVERIES}`)).data : [];
         if (stopped) return;
         const now = scrape(parseMetrics(text), Date.now());
         setStatus(s);
@@ -94,7 +110,10 @@ export function Overview() {
           push(h.p99, k, p99 === null ? null : p99 * 1000, n);
         }
         for (const [k, v] of rates(before.attempts, now.attempts, seconds)) push(h.attempts, k, v, n);
-        for (const m of [h.rps, h.p50, h.p99, h.attempts]) for (const l of m.values()) while (l.length < n) l.push(null);
+        const durations = finishedBetween(recent, before.at, now.at);
+        push(h.delivery, 'p50', exactQuantile(durations, 0.5), n);
+        push(h.delivery, 'p99', exactQuantile(durations, 0.99), n);
+        for (const m of [h.rps, h.p50, h.p99, h.attempts, h.delivery]) for (const l of m.values()) while (l.length < n) l.push(null);
         trim(h);
         setHistory({ ...h });
       } catch (err) {
@@ -203,6 +222,7 @@ export function Overview() {
           <TimePlot title="Requests per second, by route" unit="req/s" times={history.times} windowSeconds={(KEEP * REFRESH_MS) / 1000} series={series(history.rps)} />
           <TimePlot title="Latency p50 / p99, by route" unit="ms" times={history.times} windowSeconds={(KEEP * REFRESH_MS) / 1000} series={[...series(history.p50, ' p50'), ...series(history.p99, ' p99')]} />
           <TimePlot title="Delivery attempts per second, by outcome" unit="attempts/s" times={history.times} windowSeconds={(KEEP * REFRESH_MS) / 1000} series={series(history.attempts)} />
+          <TimePlot title="Delivery latency p50 / p99" unit="ms" times={history.times} windowSeconds={(KEEP * REFRESH_MS) / 1000} series={series(history.delivery)} />
         </div>
       )}
     </section>
