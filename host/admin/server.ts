@@ -16,7 +16,7 @@
  * own token).
  *
  * `mount(prefix, handler)` hands a whole subtree (the dashboard's static
- * files under /ui/) to one public handler, before the templates are tried.
+ * files under /ui/) to one public handler, for the paths no template matches.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -131,7 +131,7 @@ export class AdminServer {
     return this;
   }
 
-  /** Serve every path equal to `prefix` or under `prefix/` with `handler`, without the admin token. */
+  /** Serve every path equal to `prefix` or under `prefix/` that no route template matches with `handler`, without the admin token. */
   mount(prefix: string, handler: AdminHandler): this {
     if (!/^\/[^/{}]+$/.test(prefix)) throw new TypeError(`admin mount ${prefix} must be one literal segment ("/ui")`);
     if (this.mounts.some((m) => m.prefix === prefix)) throw new TypeError(`admin mount ${prefix} is already registered`);
@@ -182,12 +182,13 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin');
     this.inflight++;
     try {
-      const mount = this.mounts.find((m) => url.pathname === m.prefix || url.pathname.startsWith(`${m.prefix}/`));
+      const found = this.match(url.pathname);
+      // Templates first: `/ui/services` is workspace "ui"'s API (token required), not a page.
+      const mount = found ? undefined : this.mounts.find((m) => url.pathname === m.prefix || url.pathname.startsWith(`${m.prefix}/`));
       if (mount) {
         await mount.handler(req, res, url, {});
         return;
       }
-      const found = this.match(url.pathname);
       const method = req.method ?? 'GET';
       const entry = found ? (found.template.methods.get(method) ?? (method === 'HEAD' ? found.template.methods.get('GET') : undefined)) : undefined;
       if (!entry?.public && !this.authorized(req)) {

@@ -44,6 +44,7 @@ beforeAll(async () => {
   writeFileSync(join(root, 'secret.txt'), 'outside');
   admin = new AdminServer({ token: 's3cret', logger: memoryLogger().logger });
   admin.route('GET', '/status', (_req, res) => sendJson(res, 200, { ok: true }));
+  admin.route('GET', '/{workspace}/services', (_req, res, _url, params) => sendJson(res, 200, { workspace: params.workspace }));
   registerUi(admin, dir);
   base = (await admin.listen({ address: '127.0.0.1', port: 0 } as never)).url;
 });
@@ -67,6 +68,12 @@ describe('GET /ui/', () => {
   it('keeps the API behind the token', async () => {
     expect((await get('/status')).status).toBe(401);
     expect((await get('/status', 'GET', { authorization: 'Bearer s3cret' })).status).toBe(200);
+  });
+
+  it("leaves the API's paths to the API: workspace \"ui\" is still addressable, behind the token", async () => {
+    expect((await get('/ui/services')).status).toBe(401);
+    const r = await get('/ui/services', 'GET', { authorization: 'Bearer s3cret' });
+    expect(JSON.parse(r.body)).toEqual({ workspace: 'ui' });
   });
 
   it('redirects /ui to /ui/', async () => {
