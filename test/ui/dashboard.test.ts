@@ -296,7 +296,14 @@ describe.skipIf(!haveChromium)('the dashboard in Chromium', () => {
     receiver.failing = false;
     await page.getByRole('button', { name: 'Retry all failed (1)' }).click();
     await page.getByLabel('State').selectOption('');
-    await page.waitForFunction(() => [...document.querySelectorAll('tr[data-delivery]')].every((r) => r.getAttribute('data-state') === 'succeeded'), null, { timeout: WAIT_MS });
+    await page.waitForFunction(
+      () => {
+        const rows = [...document.querySelectorAll('tr[data-delivery]')];
+        return rows.length === 2 && rows.every((r) => r.getAttribute('data-state') === 'succeeded');
+      },
+      null,
+      { timeout: WAIT_MS },
+    );
     expect(await states()).toEqual(['succeeded', 'succeeded']);
     const bobs = receiver.received.filter((r) => r.url === '/hook' && r.body.includes('"username":"bob"'));
     expect(bobs).toHaveLength(2);
