@@ -18,10 +18,12 @@ import { WebhookRequestError, EventHookValidationError } from '../errors.js';
 import { splitRecordArray } from '../hooks/batch.js';
 import type { EventHooks } from '../hooks/service.js';
 import { EVENT_HOOK_PATCH_SCHEMA, EVENT_HOOK_SCHEMA, HANDLER_CONFIG_SCHEMAS } from '../hooks/schemas.js';
+import type { StoredDeliveryState } from '../hooks/store.js';
 import type { MetricSample, Page as HooksPage } from '../hooks/types.js';
 import type { Gateway } from '../proxy/gateway.js';
 import { ConfigEntities, DEFAULT_WORKSPACE, pageSize, type EntityKind } from './entities.js';
 import { AdminHttpError, notFound, readBody, readObject, schemaViolation } from './http.js';
+import { VALIDATE_PLUGIN_ROUTE } from './plugin-schema.js';
 import { inputSchema, pageSchema, VIEWS } from './schemas.js';
 import type { AdminServer, RouteParams } from './server.js';
 
@@ -256,6 +258,9 @@ const TOO_LARGE_DOC = json('The body is too large', ref('Error'));
 const UNAVAILABLE_DOC = json('hookwire is shutting down', ref('Error'));
 
 const SIZE_QUERY = { name: 'size', description: 'items per page, 1-1000 (default 100)', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } };
+/** The stored states a delivery list can be filtered by. */
+const DELIVERY_STATES = ['pending', 'succeeded', 'failed'] as const;
+const STATE_QUERY = { name: 'state', description: 'only deliveries in this state (pending includes those in flight)', schema: { type: 'string', enum: [...DELIVERY_STATES] } };
 const OFFSET_QUERY = { name: 'offset', description: 'the `offset` of the previous page', schema: { type: 'string' } };
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -603,6 +608,30 @@ function eventHookRoutes(): ApiRoute[] {
     },
     {
       method: 'GET',
+      path: '/event-hooks/deliveries',
+      operationId: 'listDeliveries',
+      summary: "List every hook's deliveries",
+      description:
+        'Across hooks, newest first, each with its attempts and `hook_id` (within event_hooks.retention_ms); `state` keeps one state (pending includes deliveries in flight, shown as delivering).',
+      tags,
+      query: [SIZE_QUERY, OFFSET_QUERY, STATE_QUERY],
+      responses: { 200: json('A page of deliveries', pageSchema(ref('Delivery'))), 400: BAD_REQUEST_DOC, 404: NOT_FOUND_DOC },
+      async handle(ctx, req) {
+        const p = hookPageRequest(req);
+        const state = req.query.get('state');
+        if (state !== null && !(DELIVERY_STATES as readonly string[]).includes(state)) {
+          throw schemaViolation([{ path: '/state', message: `must be one of ${DELIVERY_STATES.join(', ')} (found ${JSON.stringify(state)})` }]);
+        }
+        const page = await hooksOf(ctx).allDeliveries(p, state as StoredDeliveryState | null);
+        const reply = listReply(req, '/event-hooks/deliveries', page, p.size);
+        // The next page keeps the filter.
+        const body = reply.body as { next: string | null };
+        if (state !== null && body.next !== null) body.next += `&state=${state}`;
+        return reply;
+      },
+    },
+    {
+      method: 'GET',
       path: '/event-hooks/{id}/deliveries',
       operationId: 'listEventHookDeliveries',
       summary: "List an event hook's deliveries",
@@ -825,6 +854,7 @@ export function adminRoutes(): ApiRoute[] {
     INGEST,
     ...hooks.map((r) => withWorkspaceCheck(inWorkspace(r))),
     ...entities,
+    VALIDATE_PLUGIN_ROUTE,
     ...entities.map(inWorkspace),
     ...operationalRoutes(),
   ];

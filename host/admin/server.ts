@@ -14,6 +14,9 @@
  * `Authorization: Bearer <token>` or `Hookwire-Admin-Token: <token>`,
  * except on routes registered as `public` (the ingest endpoint checks its
  * own token).
+ *
+ * `mount(prefix, handler)` hands a whole subtree (the dashboard's static
+ * files under /ui/) to one public handler, for the paths no template matches.
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -121,6 +124,8 @@ export class AdminServer {
   /** Templates by segment count, most specific first. */
   private readonly templates = new Map<number, Template[]>();
   private readonly byPath = new Map<string, Template>();
+  /** Public subtrees: a path equal to `prefix` or under `prefix/` goes to the handler. */
+  private readonly mounts: { prefix: string; handler: AdminHandler }[] = [];
   private readonly token: Buffer | null;
   private readonly logger: Logger;
   private server: Server | null = null;
@@ -153,6 +158,14 @@ export class AdminServer {
     }
     if (t.methods.has(method)) throw new TypeError(`admin route ${method} ${path} is already registered`);
     t.methods.set(method, { handler, public: options.public ?? false });
+    return this;
+  }
+
+  /** Serve every path equal to `prefix` or under `prefix/` that no route template matches with `handler`, without the admin token. */
+  mount(prefix: string, handler: AdminHandler): this {
+    if (!/^\/[^/{}]+$/.test(prefix)) throw new TypeError(`admin mount ${prefix} must be one literal segment ("/ui")`);
+    if (this.mounts.some((m) => m.prefix === prefix)) throw new TypeError(`admin mount ${prefix} is already registered`);
+    this.mounts.push({ prefix, handler });
     return this;
   }
 
@@ -211,7 +224,14 @@ export class AdminServer {
         sendJson(res, 400, { message: `Bad request target ${JSON.stringify(clip(req.url ?? ''))}: send a path starting with a single "/"` }, { connection: 'close' });
         return;
       }
-      const found = this.match(url.pathname);
+      const target = url;
+      const found = this.match(target.pathname);
+      // Templates first: `/ui/services` is workspace "ui"'s API (token required), not a page.
+      const mount = found ? undefined : this.mounts.find((m) => target.pathname === m.prefix || target.pathname.startsWith(`${m.prefix}/`));
+      if (mount) {
+        await mount.handler(req, res, url, {});
+        return;
+      }
       const method = req.method ?? 'GET';
       const entry = found ? (found.template.methods.get(method) ?? (method === 'HEAD' ? found.template.methods.get('GET') : undefined)) : undefined;
       if (!entry?.public && !this.authorized(req)) {

@@ -33,7 +33,7 @@ import { applyHookPatch, validateHookInput, type ValidHookInput } from './schema
 import { SourceRegistry, wasmEventOf, type CrudOperation, CRUD_OPERATIONS } from './sources.js';
 import { SqliteStore } from './sqlite-store.js';
 import { SsrfPolicy, systemLookup } from './ssrf.js';
-import type { EventHookStore, NewEvent, PublishedSource } from './store.js';
+import type { EventHookStore, NewEvent, PublishedSource, StoredDeliveryState } from './store.js';
 import { Throttle } from './throttle.js';
 import { Transport } from './transport.js';
 import type {
@@ -451,6 +451,19 @@ export class EventHooks {
     const size = pageSize(page.size);
     const before = decodeCursor('d', page.offset);
     const r = await this.store.listDeliveries(hook.id, size, before, this.clock.now());
+    return { data: r.deliveries, offset: r.next === null ? null : encodeCursor('d', r.next) };
+  }
+
+  /**
+   * Every hook's deliveries, newest first, each with its attempts; only
+   * those in `state` when given (pending includes the ones in flight).
+   */
+  async allDeliveries(page: PageRequest = {}, state: StoredDeliveryState | null = null): Promise<Page<DeliveryView>> {
+    this.live('allDeliveries');
+    await this.ready;
+    const size = pageSize(page.size);
+    const before = decodeCursor('d', page.offset);
+    const r = await this.store.listAllDeliveries(state, size, before, this.clock.now());
     return { data: r.deliveries, offset: r.next === null ? null : encodeCursor('d', r.next) };
   }
 
