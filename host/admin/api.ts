@@ -8,7 +8,6 @@
  * /consumers, /plugins (and their `/{workspace}/...` forms), JSON in and
  * out; plus /config, /openapi.json, /metrics and /status.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
@@ -21,6 +20,7 @@ import { EVENT_HOOK_PATCH_SCHEMA, EVENT_HOOK_SCHEMA, HANDLER_CONFIG_SCHEMAS } fr
 import type { MetricSample, Page as HooksPage } from '../hooks/types.js';
 import type { Gateway } from '../proxy/gateway.js';
 import { ConfigEntities, DEFAULT_WORKSPACE, pageSize, type EntityKind } from './entities.js';
+import { bearerToken, tokenMatches } from './auth.js';
 import { AdminHttpError, notFound, readBody, readObject, schemaViolation } from './http.js';
 import { inputSchema, pageSchema, VIEWS } from './schemas.js';
 import type { AdminServer, RouteParams } from './server.js';
@@ -287,21 +287,6 @@ function listReply(req: ApiRequest, path: string, page: HooksPage<unknown>, size
 /** The JSON object body (400 for anything else; no body: 400, or `{}` when `optional`). */
 function objectBody(req: ApiRequest, options: { optional?: boolean } = {}): Promise<Record<string, unknown>> {
   return readObject(req.req, BODY_LIMIT, options);
-}
-
-/** Bearer token check in constant time whatever the lengths (both sides hashed first). */
-export function tokenMatches(given: string | undefined, expected: string): boolean {
-  if (given === undefined) return false;
-  const a = createHash('sha256').update(given, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
-  return timingSafeEqual(a, b);
-}
-
-function bearer(req: IncomingMessage): string | undefined {
-  const auth = req.headers.authorization;
-  if (typeof auth !== 'string') return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(auth);
-  return m ? m[1]!.trim() : undefined;
 }
 
 function escapeLabel(v: string): string {
@@ -667,7 +652,7 @@ const INGEST: ApiRoute = {
   async handle(ctx, req) {
     const token = ctx.eventHooks.ingest_token;
     if (!ctx.hooks || token === null) throw notFound();
-    if (!tokenMatches(bearer(req.req), token)) {
+    if (!tokenMatches(bearerToken(req.req), token)) {
       req.req.resume();
       throw new AdminHttpError(401, { message: 'Unauthorized: send the ingest token (Authorization: Bearer <token>)' }, { 'www-authenticate': 'Bearer' });
     }

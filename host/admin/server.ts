@@ -15,12 +15,13 @@
  * except on routes registered as `public` (the ingest endpoint checks its
  * own token).
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Listener } from '../config/schema.js';
 import { listen, type ListenerInfo } from '../proxy/gateway.js';
 import { errorReply } from './http.js';
+import { bearerToken, tokenMatches } from './auth.js';
 
 export type RouteParams = Readonly<Record<string, string>>;
 
@@ -121,7 +122,7 @@ export class AdminServer {
   /** Templates by segment count, most specific first. */
   private readonly templates = new Map<number, Template[]>();
   private readonly byPath = new Map<string, Template>();
-  private readonly token: Buffer | null;
+  private readonly token: string | null;
   private readonly logger: Logger;
   private server: Server | null = null;
   private inflight = 0;
@@ -129,7 +130,7 @@ export class AdminServer {
   info: ListenerInfo | null = null;
 
   constructor(options: AdminServerOptions) {
-    this.token = options.token === null ? null : Buffer.from(options.token, 'utf8');
+    this.token = options.token;
     this.logger = options.logger;
   }
 
@@ -245,11 +246,8 @@ export class AdminServer {
 
   private authorized(req: IncomingMessage): boolean {
     if (this.token === null) return true;
-    const auth = req.headers.authorization;
-    const given = auth?.startsWith('Bearer ') ? auth.slice(7) : req.headers['hookwire-admin-token'];
-    if (typeof given !== 'string') return false;
-    const bytes = Buffer.from(given, 'utf8');
-    return bytes.length === this.token.length && timingSafeEqual(bytes, this.token);
+    const header = req.headers['hookwire-admin-token'];
+    return tokenMatches(bearerToken(req) ?? (typeof header === 'string' ? header : undefined), this.token);
   }
 
   /** Stop accepting connections; requests being handled get up to `graceMs` (default 0) to finish. */
