@@ -75,6 +75,8 @@ export const PLUGIN_INPUT = {
     },
     service: reference(true),
     route: reference(true),
+    config: { description: "Kong's name for `configuration` (give one of the two)" },
+    instance_name: { type: 'string', minLength: 1, description: 'Kong 3.x: with `name` naming the plugin type (no `wasm`), the name of this instance' },
   },
 } as const;
 

@@ -18,12 +18,13 @@
  * `mount(prefix, handler)` hands a whole subtree (the dashboard's static
  * files under /ui/) to one public handler, for the paths no template matches.
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Listener } from '../config/schema.js';
 import { listen, type ListenerInfo } from '../proxy/gateway.js';
 import { errorReply } from './http.js';
+import { bearerToken, tokenMatches } from './auth.js';
 
 export type RouteParams = Readonly<Record<string, string>>;
 
@@ -126,7 +127,7 @@ export class AdminServer {
   private readonly byPath = new Map<string, Template>();
   /** Public subtrees: a path equal to `prefix` or under `prefix/` goes to the handler. */
   private readonly mounts: { prefix: string; handler: AdminHandler }[] = [];
-  private readonly token: Buffer | null;
+  private readonly token: string | null;
   private readonly logger: Logger;
   private server: Server | null = null;
   private inflight = 0;
@@ -134,7 +135,7 @@ export class AdminServer {
   info: ListenerInfo | null = null;
 
   constructor(options: AdminServerOptions) {
-    this.token = options.token === null ? null : Buffer.from(options.token, 'utf8');
+    this.token = options.token;
     this.logger = options.logger;
   }
 
@@ -265,11 +266,8 @@ export class AdminServer {
 
   private authorized(req: IncomingMessage): boolean {
     if (this.token === null) return true;
-    const auth = req.headers.authorization;
-    const given = auth?.startsWith('Bearer ') ? auth.slice(7) : req.headers['hookwire-admin-token'];
-    if (typeof given !== 'string') return false;
-    const bytes = Buffer.from(given, 'utf8');
-    return bytes.length === this.token.length && timingSafeEqual(bytes, this.token);
+    const header = req.headers['hookwire-admin-token'];
+    return tokenMatches(bearerToken(req) ?? (typeof header === 'string' ? header : undefined), this.token);
   }
 
   /** Stop accepting connections; requests being handled get up to `graceMs` (default 0) to finish. */

@@ -60,12 +60,13 @@ describe('event hooks CRUD', () => {
     expect(r3.body.issues[0].path).toBe('/source');
   });
 
-  it('POST /event-hooks: 400 for invalid JSON, 415 for another content type', async () => {
+  it('POST /event-hooks: 400 for invalid JSON, 415 for a content type that is neither JSON nor a form', async () => {
     const r = await api('POST', '/event-hooks', '{not json', { 'content-type': 'application/json' });
     expect(r.status).toBe(400);
     expect(r.body.message).toMatch(/Cannot parse JSON/);
-    const r2 = await api('POST', '/event-hooks', 'source=crud', { 'content-type': 'application/x-www-form-urlencoded' });
+    const r2 = await api('POST', '/event-hooks', 'source=crud', { 'content-type': 'text/plain' });
     expect(r2.status).toBe(415);
+    expect(r2.body.message).toMatch(/send application\/json, application\/x-www-form-urlencoded or multipart\/form-data$/);
   });
 
   it('GET /event-hooks/{id}: 200, and 404 {"message":"Not found"} for an unknown id', async () => {
