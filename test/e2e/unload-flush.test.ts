@@ -50,6 +50,8 @@ function config(queue: Record<string, number>): string {
 admin:
   listen: {address: 127.0.0.1, port: 0}
 log_level: info
+# Each server's entities in a store of its own: the tests share one folder.
+storage: {path: ":memory:"}
 services:
   - {name: api, url: "${api.url}"}
   - {name: collector, url: "${collector.url}"}

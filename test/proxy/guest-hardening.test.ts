@@ -317,6 +317,24 @@ describe('proxy_http_call targets (issue 21 rows 6, 7, 10)', () => {
     expect((await send(gw.url + '/start-ops')).status).toBe(200);
   });
 
+  it('a listed literal target is called in the default mode and refused (BAD_ARGUMENT) in Envoy-strict mode, where only clusters exist', async () => {
+    const target = `127.0.0.1:${upstream.port}`;
+    const doc = (strict: boolean) => ({
+      wasm: { envoy_strict: strict, http_call_targets: [target] },
+      services: [{ name: 'echo', url: upstream.url }],
+      routes: [{ name: 'lit', service: 'echo', plugins: [fuzz('f-listed', { request_headers: `call|${target}|1000` })] }],
+    });
+    for (const strict of [false, true]) {
+      const g = await startGateway(doc(strict));
+      try {
+        expect((await send(g.url + '/x')).status).toBe(200);
+        expect(reports(g.lines, 'f-listed', 'call').map((c) => c.status), `envoy_strict ${strict}`).toEqual([strict ? BAD_ARGUMENT : 0]);
+      } finally {
+        await g.close();
+      }
+    }
+  });
+
   it('never lets a plugin reach the Admin API: refused at run time, and refused as a listed target', async () => {
     const adminPort = await closedPort();
     const app = await startApp({

@@ -11,9 +11,12 @@ import { reports, startProbe, streamOps } from './helpers.js';
 /** `n` ops built by `op(i)`, ";"-joined. */
 const many = (n: number, op: (i: number) => string) => Array.from({ length: n }, (_, i) => op(i)).join(';');
 
+/** Thousands of host calls in one callback: bounds are tested here, not the call deadline (which a loaded machine could reach). */
+const NO_DEADLINE = { limits: { callDeadlineMs: 0 } } as const;
+
 describe('guest bounds', () => {
   it('shared data: a value over 1 MiB is BAD_ARGUMENT, a key past the per-vm_id count is INTERNAL_FAILURE', async () => {
-    const host = await startProbe({}, { vmId: 'sd-vm' });
+    const host = await startProbe({}, { vmId: 'sd-vm', ...NO_DEADLINE });
     const big = 'v'.repeat(GUEST_LIMITS.sharedDataValueBytes + 1);
     const [tooBig] = streamOps(host, `sd.set|big|${big}|0`);
     expect(tooBig!.status).toBe(Status.BAD_ARGUMENT);
@@ -27,7 +30,7 @@ describe('guest bounds', () => {
   });
 
   it('shared queues: a full queue answers INTERNAL_FAILURE until it is drained', async () => {
-    const host = await startProbe({ configure: 'q.reg|jobs' }, { vmId: 'q-vm' });
+    const host = await startProbe({ configure: 'q.reg|jobs' }, { vmId: 'q-vm', ...NO_DEADLINE });
     const id = reports(host, 'q.reg')[0]!.id;
     const r = streamOps(host, many(GUEST_LIMITS.queueItems + 1, () => `q.enq|${id}|x`)).filter((x) => x.op === 'q.enq');
     expect(r.filter((x) => x.status === Status.OK)).toHaveLength(GUEST_LIMITS.queueItems);
@@ -38,7 +41,7 @@ describe('guest bounds', () => {
   });
 
   it('metrics: a definition past the bound is INTERNAL_FAILURE; defining an existing name still works', async () => {
-    const host = await startProbe({}, { vmId: 'm-vm' });
+    const host = await startProbe({}, { vmId: 'm-vm', ...NO_DEADLINE });
     const r = streamOps(host, many(GUEST_LIMITS.metrics + 1, (i) => `m.def|0|c${i}`));
     expect(r.at(-2)!.status).toBe(Status.OK);
     expect(r.at(-1)!.status).toBe(Status.INTERNAL_FAILURE);
