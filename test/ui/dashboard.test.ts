@@ -10,16 +10,16 @@
  *
  * Waits are on elements (bounded), never sleeps.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plugin, ROOT } from '../helpers/paths.js';
+import { startServer, type Server } from '../helpers/cli.js';
 
 // The functions handed to page.evaluate / waitForFunction run in the page: its globals, typed as far as
 // these tests use them (the test project has no DOM lib).
@@ -51,7 +51,7 @@ interface Received {
 class Receiver {
   readonly received: Received[] = [];
   failing = false;
-  private server: Server | null = null;
+  private server: HttpServer | null = null;
   url = '';
 
   async start(): Promise<void> {
@@ -79,47 +79,9 @@ class Receiver {
   }
 }
 
-/** `hookwire start` as a child process; its JSON log lines give the listening URLs. */
-class Hookwire {
-  readonly lines: Record<string, unknown>[] = [];
-  readonly exited: Promise<number | null>;
-  stderr = '';
-  private buffer = '';
-
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => {
-      this.buffer += d.toString();
-      let nl: number;
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, nl);
-        this.buffer = this.buffer.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          this.lines.push({ msg: line });
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-  }
-
-  async url(prefix: string, ms = 15_000): Promise<string> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const line = this.lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith(prefix));
-      if (line) return line.url as string;
-      if (Date.now() > end || this.child.exitCode !== null) {
-        throw new Error(`"${prefix}" not logged; stdout:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-}
-
 let dir: string;
 let receiver: Receiver;
-let hookwire: Hookwire;
+let hookwire: Server;
 let admin: string;
 let proxy: string;
 let context: BrowserContext;
@@ -154,9 +116,7 @@ event_hooks:
   delivery: {retry_schedule_ms: [], jitter: none, timeout_ms: 3000, poll_interval_ms: 100}
 `,
   );
-  hookwire = new Hookwire(spawn(process.execPath, [join(ROOT, 'bin', 'hookwire.js'), 'start', '-c', config], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }));
-  proxy = await hookwire.url('proxy listening');
-  admin = await hookwire.url('admin listening');
+  ({ server: hookwire, proxy, admin } = await startServer(config, dir));
   context = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
     executablePath: CHROMIUM,
     headless: true,
