@@ -199,7 +199,7 @@ describe('header maps: availability and bad arguments', () => {
       op('call_response', 'add', 6, 'x', 'y'),
       op('call_response', 'remove', 7, 'x'),
       op('call_response', 'get_value', 6, ':status'),
-    ]);
+    ], { upstreams: ['c'] });
     const id = host.initHttpContext();
     host.callOnRequestHeaders(id, { ':path': '/' });
     const [call] = host.httpCalls();

@@ -26,9 +26,12 @@ const CALL = [
   't1',
 ] as const;
 
+/** Envoy refuses calls to clusters it does not know: the tests declare theirs. */
+const CLUSTERS = { upstreams: ['cluster_a'] };
+
 describe('proxy_http_call', () => {
   it('returns a token and dispatches the request as the guest described it', async () => {
-    const host = await startProbe([op('request_headers', 'http_call', ...CALL), op('request_headers', 'return', 1)]);
+    const host = await startProbe([op('request_headers', 'http_call', ...CALL), op('request_headers', 'return', 1)], CLUSTERS);
     const id = host.initHttpContext();
     expect(host.callOnRequestHeaders(id, { ':path': '/' })).toBe(FilterResult.PAUSE);
     const [r] = drain(host);
@@ -53,7 +56,7 @@ describe('proxy_http_call', () => {
   });
 
   it('gives each call its own token', async () => {
-    const host = await startProbe([op('request_headers', 'http_call', ...CALL), op('request_headers', 'http_call', ...CALL)]);
+    const host = await startProbe([op('request_headers', 'http_call', ...CALL), op('request_headers', 'http_call', ...CALL)], CLUSTERS);
     const id = host.initHttpContext();
     host.callOnRequestHeaders(id, { ':path': '/' });
     const tokens = drain(host).map((r) => Number(r.f.token));
@@ -80,7 +83,7 @@ describe('proxy_http_call', () => {
       op(cr, 'set_effective', 9999),
       op('response_headers', 'get_value', 6, ':status'),
       op('response_headers', 'get_buffer', 4, 0, 100),
-    ]);
+    ], CLUSTERS);
     const id = host.initHttpContext();
     host.callOnRequestHeaders(id, { ':path': '/' });
     const [call] = host.httpCalls();
@@ -125,7 +128,7 @@ describe('proxy_http_call', () => {
       op(cr, 'get_value', 6, ':status'),
       op(cr, 'get_buffer', 4, 0, 100),
       op(cr, 'get_status'),
-    ]);
+    ], CLUSTERS);
     const id = host.initHttpContext();
     host.callOnRequestHeaders(id, { ':path': '/' });
     const [call] = host.httpCalls();
@@ -143,7 +146,7 @@ describe('proxy_http_call', () => {
     const host = await startProbe([
       op('configure', 'http_call', 'cluster_a', 100, '', ':method', 'GET', ':path', '/boot', ':authority', 'a'),
       op('call_response', 'get_value', 6, ':status'),
-    ]);
+    ], CLUSTERS);
     const [call] = host.httpCalls();
     expect(call!.headers).toContainEqual([':path', '/boot']);
     host.clearLogs();
