@@ -8,7 +8,7 @@
  * INVALID_MEMORY_ACCESS instead of a host exception.
  */
 import { AbiVersion, Status } from './constants.js';
-import type { HeaderMap } from './header-map.js';
+import { HeaderMap } from './header-map.js';
 import type { AbiHost } from './host.js';
 import { MemoryAccessError } from './memory.js';
 import { createWasi, WASI_MODULES } from './wasi.js';
@@ -86,6 +86,8 @@ function guarded(fn: HostFn): HostFn {
       };
   }
 }
+
+const EMPTY_MAP = new HeaderMap();
 
 function isStatus(v: unknown): v is Status {
   return typeof v === 'number';
@@ -174,6 +176,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
 
     proxy_get_header_map_size(type: number, ret: number) {
       const map = host.headerMap(type, false);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       m().setU32(ret, map.byteSize);
       return Status.OK;
@@ -182,7 +185,8 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
       try {
         const map = host.headerMap(type, false);
         if (isStatus(map)) return map;
-        m().givePairs(retPtr, retLen, map);
+        // Envoy lists a map this context does not have as an empty one.
+        m().givePairs(retPtr, retLen, map ?? EMPTY_MAP);
         return Status.OK;
       } catch (err) {
         return memoryFault(err);
@@ -190,6 +194,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
     proxy_set_header_map_pairs(type: number, ptr: number, len: number) {
       const map = host.headerMap(type, true);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       const flat = m().readPairs(ptr, len);
       if (flat === null) return Status.BAD_ARGUMENT;
@@ -209,6 +214,16 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     proxy_get_header_map_value(type: number, kPtr: number, kLen: number, retPtr: number, retLen: number) {
       const map = host.headerMap(type, false);
       if (isStatus(map)) return map;
+      if (map === null) {
+        // Envoy: a map not available now is BAD_ARGUMENT, except in the access-log phase
+        // (on_log), where it reads as a missing header.
+        if (!host.inAccessLog()) return Status.BAD_ARGUMENT;
+        if (v === AbiVersion.V0_1_0) {
+          m().give(retPtr, retLen, '');
+          return Status.OK;
+        }
+        return Status.NOT_FOUND;
+      }
       const value = map.get(m().name(kPtr, kLen).toLowerCase());
       if (value === undefined) {
         // 0.1.0 answered a missing header with an empty value.
@@ -223,6 +238,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
     proxy_add_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
       const map = host.headerMap(type, true);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       const name = m().latin1(kPtr, kLen).toLowerCase();
       const value = m().latin1(vPtr, vLen);
@@ -236,6 +252,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
     proxy_replace_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
       const map = host.headerMap(type, true);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       const name = m().latin1(kPtr, kLen).toLowerCase();
       const value = m().latin1(vPtr, vLen);
@@ -251,6 +268,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
     proxy_remove_header_map_value(type: number, kPtr: number, kLen: number) {
       const map = host.headerMap(type, true);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       map.remove(m().latin1(kPtr, kLen).toLowerCase());
       return Status.OK;

@@ -135,7 +135,11 @@ export class HttpContext implements ContextBinding {
 
   // ---- ContextBinding ----
 
-  headerMap(type: number, forWrite: boolean): HeaderMap | Status {
+  inAccessLog(): boolean {
+    return this.inLog;
+  }
+
+  headerMap(type: number, forWrite: boolean): HeaderMap | Status | null {
     let map: HeaderMap | null;
     switch (type) {
       case MapType.HTTP_REQUEST_HEADERS:
@@ -154,8 +158,8 @@ export class HttpContext implements ContextBinding {
         // The SDKs read call-response maps with the stream as effective context.
         return this.plugin.headerMap(type, forWrite);
     }
-    if (map === null) return Status.NOT_FOUND;
     if (forWrite && this.inLog) return Status.BAD_ARGUMENT;
+    if (map === null) return null;
     return map;
   }
 

@@ -361,13 +361,14 @@ export class Plugin implements ContextBinding, QueueOwner {
 
   // ---- ContextBinding (root context) ----
 
-  headerMap(type: number, forWrite: boolean): HeaderMap | Status {
+  headerMap(type: number, forWrite: boolean): HeaderMap | Status | null {
     if (type === MapType.HTTP_CALL_RESPONSE_HEADERS || type === MapType.HTTP_CALL_RESPONSE_TRAILERS) {
-      if (!this.callResponse) return Status.NOT_FOUND;
       if (forWrite) return Status.BAD_ARGUMENT;
+      if (!this.callResponse) return null;
       return type === MapType.HTTP_CALL_RESPONSE_HEADERS ? this.callResponse.headers : this.callResponse.trailers;
     }
-    return type >= 0 && type <= 7 ? Status.NOT_FOUND : Status.BAD_ARGUMENT;
+    // A root context has no stream maps (nor gRPC metadata): valid types, none here now.
+    return type >= 0 && type <= 7 ? null : Status.BAD_ARGUMENT;
   }
 
   buffer(type: number): AbiBuffer | Status {
