@@ -159,7 +159,9 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
       const buf = host.buffer(type);
       if (isStatus(buf)) return buf;
       m().setU32(retLen, buf.bytes().byteLength);
-      m().setU32(retFlags, buf.endOfStream ? 1 : 0);
+      // Envoy (proxy-wasm-cpp-host's get_buffer_status) always answers flags 0: the end of
+      // stream reaches a plugin only as the callback's argument, so a plugin must not rely on flags.
+      m().setU32(retFlags, 0);
       return Status.OK;
     },
     proxy_set_buffer_bytes(type: number, start: number, length: number, ptr: number, len: number) {

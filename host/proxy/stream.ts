@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { HeaderMap } from '../abi/header-map.js';
 import { FilterResult, type HttpContext, type LocalResponse, type StreamDelegate } from '../vm/http-context.js';
-import { localReplyDetails, localReplyHeaders } from '../vm/local-reply.js';
+import { CLOSE_STREAM_DETAILS, localReplyDetails, localReplyHeaders } from '../vm/local-reply.js';
 import type { PropertySource } from '../vm/properties.js';
 import type { Generation, RouteEntry } from './generation.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -998,6 +998,8 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
   }
 
   closeStream(ctx: HttpContext, stream: 0 | 1): void {
+    // Envoy records why the stream ended unless something already did.
+    if (this.codeDetails === '') this.codeDetails = CLOSE_STREAM_DETAILS;
     this.pending = { kind: 'reset', reason: `close_stream(${stream}) by plugin ${ctx.plugin.name}` };
     queueMicrotask(() => this.guarded(() => this.processPending()));
   }

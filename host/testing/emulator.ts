@@ -20,7 +20,7 @@ import { HeaderMap } from '../abi/header-map.js';
 import { ContextNotFoundError } from '../errors.js';
 import { FilterResult, HttpContext, type LocalResponse } from '../vm/http-context.js';
 import type { PluginLogRecord } from '../vm/logging.js';
-import { localReplyDetails, localReplyHeaders } from '../vm/local-reply.js';
+import { CLOSE_STREAM_DETAILS, localReplyDetails, localReplyHeaders } from '../vm/local-reply.js';
 import { compileModule } from '../vm/module.js';
 import type { FailurePolicy, HttpCallFailure, HttpCallRequest, HttpCallResponse, Plugin } from '../vm/plugin.js';
 import type { PropertyValue } from '../vm/properties.js';
@@ -241,7 +241,10 @@ export class HostEmulator {
         properties: (key) => (Object.hasOwn(properties, key) ? properties[key] : streamProperty(record, key)),
         delegate: {
           continueStream: (_c, s) => void (s === 0 ? record.continued.request++ : record.continued.response++),
-          closeStream: (_c, s) => void (record.closed[s === 0 ? 'request' : 'response'] = true),
+          closeStream: (_c, s) => {
+            record.closed[s === 0 ? 'request' : 'response'] = true;
+            if (record.codeDetails === '') record.codeDetails = CLOSE_STREAM_DETAILS;
+          },
         },
       });
       if (typeof result === 'string') {

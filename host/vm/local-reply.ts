@@ -4,6 +4,9 @@
  * reply's headers and the response code details it records.
  */
 
+/** The response code details Envoy records when a plugin closes (resets) the stream. */
+export const CLOSE_STREAM_DETAILS = 'wasm_close_stream';
+
 /**
  * The response code details Envoy records for a local reply: every ASCII
  * whitespace character replaced with "_" (Envoy's wasm context passes the

@@ -9,7 +9,7 @@ import type { AbiBuffer, HttpCallArgs } from '../abi/host.js';
 import { PluginStartError, WasmTrapError } from '../errors.js';
 import { BodyBuffer } from './buffer.js';
 import type { ContextBinding } from './context.js';
-import { HttpContext, type HttpContextOptions } from './http-context.js';
+import { HttpContext, streamTypeStatus, type HttpContextOptions } from './http-context.js';
 import { GUEST_LIMITS, MAX_TIMER_MS, storeProperty } from './limits.js';
 import type { PropertyValue } from './properties.js';
 import type { QueueOwner } from './shared-queues.js';
@@ -405,15 +405,16 @@ export class Plugin implements ContextBinding, QueueOwner {
     return Status.BAD_ARGUMENT;
   }
 
-  continueStream(): Status {
-    return Status.BAD_ARGUMENT;
+  // A root context has no stream: Envoy answers these as no-ops (no filter callbacks to act on).
+  continueStream(stream: number): Status {
+    return streamTypeStatus(stream, false);
   }
 
-  closeStream(): Status {
-    return Status.BAD_ARGUMENT;
+  closeStream(stream: number): Status {
+    return streamTypeStatus(stream, true);
   }
 
   sendLocalResponse(): Status {
-    return Status.BAD_ARGUMENT;
+    return Status.OK;
   }
 }

@@ -100,7 +100,7 @@ describe('proxy_http_call', () => {
     expect(value(r[1]!)).toBe('v');
     expect(bytes(r[2]!)).toEqual(serializePairs([':status', '201', 'x-r', 'v']));
     expect(value(r[3]!)).toBe('pong');
-    expect([r[4]!.f.len, r[4]!.f.flags]).toEqual(['4', '1']);
+    expect([r[4]!.f.len, r[4]!.f.flags]).toEqual(['4', '0']);
     expect(value(r[5]!)).toBe('tt');
     // proxy_get_status after a response: code 0, empty message (ptr 0 / len 0).
     expect([r[6]!.f.code, r[6]!.f.p, r[6]!.f.n]).toEqual(['0', '0', '0']);
