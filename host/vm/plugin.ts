@@ -259,7 +259,8 @@ export class Plugin implements ContextBinding, QueueOwner {
     // A reloaded or trapped VM never hears about calls its predecessor made.
     if (vm !== this.vm || !this.healthy) return;
     if ('failure' in result) {
-      vm.lastCallStatus = { code: result.failure === 'timeout' ? 4 : 14, message: result.message ?? result.failure };
+      // Envoy reports a failed call as BROKEN_CONNECTION (its message is "reset"; hookwire's names the reason).
+      vm.lastCallStatus = { code: Status.BROKEN_CONNECTION, message: result.message ?? result.failure };
       this.callRoot('proxy_on_http_call_response', this.id, token, 0, 0, 0);
       return;
     }

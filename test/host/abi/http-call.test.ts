@@ -120,8 +120,9 @@ describe('proxy_http_call', () => {
   });
 
   it.each([
-    { failure: 'timeout' as const, code: '4' },
-    { failure: 'connection' as const, code: '14' },
+    // Envoy's code for a failed call: BROKEN_CONNECTION (11), whatever the reason.
+    { failure: 'timeout' as const, code: '11' },
+    { failure: 'connection' as const, code: '11' },
   ])('reports a $failure as a response with 0 headers, no maps and a non-OK status', async ({ failure, code }) => {
     const cr = 'call_response';
     const host = await startProbe([
