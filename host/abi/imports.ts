@@ -150,7 +150,8 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
       const bytes = buf.bytes();
       start >>>= 0;
       max >>>= 0;
-      if (start > bytes.byteLength) return Status.BAD_ARGUMENT;
+      // Envoy (proxy-wasm-cpp-host) never over-reads: a start past the end reads nothing, OK with (0, 0).
+      if (start > bytes.byteLength) start = bytes.byteLength;
       const end = Math.min(bytes.byteLength, start + max);
       m().give(retPtr, retLen, bytes.subarray(start, end));
       return Status.OK;

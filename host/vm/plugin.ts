@@ -207,6 +207,11 @@ export class Plugin implements ContextBinding, QueueOwner {
   // ---- http calls ----
 
   httpCall(args: HttpCallArgs, caller: ContextBinding): { status: Status; token: number } {
+    // Envoy takes the timeout as a signed 32-bit int and refuses a negative one (2^31 ms and up here).
+    if (args.timeoutMs > 0x7fffffff) {
+      this.vm.hostLog(LogLevel.WARN, `proxy_http_call to ${args.upstream}: timeout ${args.timeoutMs} ms is negative as Envoy reads it (BAD_ARGUMENT)`);
+      return { status: Status.BAD_ARGUMENT, token: 0 };
+    }
     const headers = new HeaderMap(args.headers);
     // Envoy refuses calls without these pseudo-headers.
     for (const h of [':method', ':path', ':authority']) {
