@@ -46,8 +46,14 @@ export interface AbiHost {
   setEffectiveContext(id: number): Status;
   done(): Status;
 
-  /** The map, or a status when this context has no such map now. */
-  headerMap(type: number, forWrite: boolean): HeaderMap | Status;
+  /**
+   * The map; null when the type is valid but this context has no such map
+   * now (each call answers that as Envoy does: see imports.ts); or a status
+   * (BAD_ARGUMENT: no such type, or a write in on_log).
+   */
+  headerMap(type: number, forWrite: boolean): HeaderMap | Status | null;
+  /** In proxy_on_log (Envoy's access-log phase), where an absent map reads as NOT_FOUND. */
+  inAccessLog(): boolean;
   buffer(type: number): AbiBuffer | Status;
   /**
    * proxy_get_property: give the guest the value (through `memory`, at the

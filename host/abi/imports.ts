@@ -8,7 +8,7 @@
  * INVALID_MEMORY_ACCESS instead of a host exception.
  */
 import { AbiVersion, Status } from './constants.js';
-import type { HeaderMap } from './header-map.js';
+import { HeaderMap } from './header-map.js';
 import type { AbiHost } from './host.js';
 import { MemoryAccessError } from './memory.js';
 import { createWasi, WASI_MODULES } from './wasi.js';
@@ -87,6 +87,8 @@ function guarded(fn: HostFn): HostFn {
   }
 }
 
+const EMPTY_MAP = new HeaderMap();
+
 function isStatus(v: unknown): v is Status {
   return typeof v === 'number';
 }
@@ -148,7 +150,8 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
       const bytes = buf.bytes();
       start >>>= 0;
       max >>>= 0;
-      if (start > bytes.byteLength) return Status.BAD_ARGUMENT;
+      // Envoy (proxy-wasm-cpp-host) never over-reads: a start past the end reads nothing, OK with (0, 0).
+      if (start > bytes.byteLength) start = bytes.byteLength;
       const end = Math.min(bytes.byteLength, start + max);
       m().give(retPtr, retLen, bytes.subarray(start, end));
       return Status.OK;
@@ -157,7 +160,9 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
       const buf = host.buffer(type);
       if (isStatus(buf)) return buf;
       m().setU32(retLen, buf.bytes().byteLength);
-      m().setU32(retFlags, buf.endOfStream ? 1 : 0);
+      // Envoy (proxy-wasm-cpp-host's get_buffer_status) always answers flags 0: the end of
+      // stream reaches a plugin only as the callback's argument, so a plugin must not rely on flags.
+      m().setU32(retFlags, 0);
       return Status.OK;
     },
     proxy_set_buffer_bytes(type: number, start: number, length: number, ptr: number, len: number) {
@@ -174,6 +179,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
 
     proxy_get_header_map_size(type: number, ret: number) {
       const map = host.headerMap(type, false);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       m().setU32(ret, map.byteSize);
       return Status.OK;
@@ -182,7 +188,8 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
       try {
         const map = host.headerMap(type, false);
         if (isStatus(map)) return map;
-        m().givePairs(retPtr, retLen, map);
+        // Envoy lists a map this context does not have as an empty one.
+        m().givePairs(retPtr, retLen, map ?? EMPTY_MAP);
         return Status.OK;
       } catch (err) {
         return memoryFault(err);
@@ -190,6 +197,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
     proxy_set_header_map_pairs(type: number, ptr: number, len: number) {
       const map = host.headerMap(type, true);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       const flat = m().readPairs(ptr, len);
       if (flat === null) return Status.BAD_ARGUMENT;
@@ -209,6 +217,16 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     proxy_get_header_map_value(type: number, kPtr: number, kLen: number, retPtr: number, retLen: number) {
       const map = host.headerMap(type, false);
       if (isStatus(map)) return map;
+      if (map === null) {
+        // Envoy: a map not available now is BAD_ARGUMENT, except in the access-log phase
+        // (on_log), where it reads as a missing header.
+        if (!host.inAccessLog()) return Status.BAD_ARGUMENT;
+        if (v === AbiVersion.V0_1_0) {
+          m().give(retPtr, retLen, '');
+          return Status.OK;
+        }
+        return Status.NOT_FOUND;
+      }
       const value = map.get(m().name(kPtr, kLen).toLowerCase());
       if (value === undefined) {
         // 0.1.0 answered a missing header with an empty value.
@@ -223,6 +241,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
     proxy_add_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
       const map = host.headerMap(type, true);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       const name = m().latin1(kPtr, kLen).toLowerCase();
       const value = m().latin1(vPtr, vLen);
@@ -236,6 +255,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
     proxy_replace_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
       const map = host.headerMap(type, true);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       const name = m().latin1(kPtr, kLen).toLowerCase();
       const value = m().latin1(vPtr, vLen);
@@ -251,6 +271,7 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     },
     proxy_remove_header_map_value(type: number, kPtr: number, kLen: number) {
       const map = host.headerMap(type, true);
+      if (map === null) return Status.BAD_ARGUMENT;
       if (isStatus(map)) return map;
       map.remove(m().latin1(kPtr, kLen).toLowerCase());
       return Status.OK;

@@ -11,11 +11,12 @@ import type { Socket } from 'node:net';
 import type { HeaderMap } from '../abi/header-map.js';
 import { serializePairs } from '../abi/memory.js';
 import { ByteString, type PropertyValue } from '../vm/properties.js';
+import { headerProperty, STREAM_RESOLVERS, type StreamFacts } from '../vm/stream-properties.js';
 import type { RouteEntry } from './generation.js';
 import type { UpstreamTarget } from './upstream.js';
 
-/** What a stream exposes to the property lookup. */
-export interface LiveRequest {
+/** What a stream exposes to the property lookup (the traffic-derived part is StreamFacts, shared with the emulator). */
+export interface LiveRequest extends StreamFacts {
   readonly req: IncomingMessage;
   readonly entry: RouteEntry;
   readonly requestId: string;
@@ -53,17 +54,6 @@ export function connectionId(socket: Socket): number {
 
 const bytes = (s: string | undefined): ByteString | undefined => (s === undefined ? undefined : new ByteString(s));
 
-function joined(map: HeaderMap | null, name: string): ByteString | undefined {
-  if (map === null) return undefined;
-  const all = map.getAll(name);
-  return all.length === 0 ? undefined : bytes(all.join(','));
-}
-
-function headerBytes(map: HeaderMap | null): number {
-  if (map === null) return 0;
-  // name + ": " + value + CRLF per header
-  return map.byteSize + map.count * 4;
-}
 
 /**
  * hookwire.entities: the route's, service's and workspace's ids and names in
@@ -115,39 +105,12 @@ type Resolver = (s: LiveRequest) => PropertyValue | undefined;
  * (and filters read a dozen attributes per request).
  */
 const RESOLVERS = new Map<string, Resolver>([
-  ['request.path', (s) => bytes(s.requestHeaders.get(':path'))],
-  ['request.url_path', (s) => {
-    const p = s.requestHeaders.get(':path');
-    if (p === undefined) return undefined;
-    const q = p.indexOf('?');
-    return bytes(q < 0 ? p : p.slice(0, q));
-  }],
-  ['request.host', (s) => bytes(s.requestHeaders.get(':authority'))],
-  ['request.scheme', (s) => bytes(s.requestHeaders.get(':scheme'))],
-  ['request.method', (s) => bytes(s.requestHeaders.get(':method'))],
-  ['request.headers', (s) => s.requestHeaders],
-  ['request.referer', (s) => bytes(s.requestHeaders.get('referer'))],
-  ['request.useragent', (s) => bytes(s.requestHeaders.get('user-agent'))],
+  // request.* and response.* from the traffic: one implementation with the emulator's.
+  ...STREAM_RESOLVERS,
   ['request.time', (s) => s.startWallNs],
   ['request.id', (s) => s.requestId],
   ['request.protocol', (s) => `HTTP/${s.req.httpVersion}`],
-  ['request.query', (s) => {
-    const p = s.requestHeaders.get(':path') ?? '';
-    const q = p.indexOf('?');
-    return bytes(q < 0 ? '' : p.slice(q + 1));
-  }],
   ['request.duration', (s) => (s.endMono > 0n ? s.endMono : process.hrtime.bigint()) - s.startMono],
-  ['request.size', (s) => s.requestBodyBytes],
-  ['request.total_size', (s) => s.requestBodyBytes + headerBytes(s.requestHeaders)],
-  ['response.code', (s) => {
-    const code = s.responseHeaders?.get(':status');
-    // Only a well-formed code is an integer (edits are validated, but a read must never fail on one).
-    return code === undefined || !/^[0-9]{3}$/.test(code) ? undefined : Number(code);
-  }],
-  ['response.code_details', (s) => (s.codeDetails === '' ? undefined : s.codeDetails)],
-  ['response.headers', (s) => s.responseHeaders ?? undefined],
-  ['response.size', (s) => (s.responseHeaders === null ? undefined : s.responseBodyBytes)],
-  ['response.total_size', (s) => (s.responseHeaders === null ? undefined : s.responseBodyBytes + headerBytes(s.responseHeaders))],
   ['response.backend_latency', (s) => {
     const ns = s.backendLatency();
     return ns < 0n ? undefined : ns;
@@ -182,7 +145,5 @@ export const REQUEST_PROPERTIES: readonly string[] = [...RESOLVERS.keys(), 'requ
 export function requestProperty(s: LiveRequest, key: string): PropertyValue | undefined {
   const resolve = RESOLVERS.get(key);
   if (resolve !== undefined) return resolve(s);
-  if (key.startsWith('request.headers.')) return joined(s.requestHeaders, key.slice(16).toLowerCase());
-  if (key.startsWith('response.headers.')) return joined(s.responseHeaders, key.slice(17).toLowerCase());
-  return undefined;
+  return headerProperty(s, key);
 }

@@ -19,6 +19,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { HeaderMap } from '../abi/header-map.js';
 import { FilterResult, type HttpContext, type LocalResponse, type StreamDelegate } from '../vm/http-context.js';
+import { CLOSE_STREAM_DETAILS, localReplyDetails, localReplyHeaders } from '../vm/local-reply.js';
 import type { PropertySource } from '../vm/properties.js';
 import type { Generation, RouteEntry } from './generation.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -418,20 +419,6 @@ class Direction {
 type Pending =
   | { kind: 'reply'; status: number; headers: string[]; body: Buffer; details: string; close: boolean }
   | { kind: 'reset'; reason: string };
-
-/** The standard headers of a local reply: Envoy adds text/plain to a non-empty body without a type. */
-function replyHeaders(status: number, extra: readonly string[], body: Buffer): string[] {
-  const flat = [':status', String(status)];
-  let typed = false;
-  for (let i = 0; i < extra.length; i += 2) {
-    const name = extra[i]!;
-    if (name.charCodeAt(0) === 58 || name === 'content-length') continue;
-    if (name === 'content-type') typed = true;
-    flat.push(name, extra[i + 1]!);
-  }
-  if (!typed && body.length > 0) flat.push('content-type', 'text/plain');
-  return flat;
-}
 
 /** A route with plugins: every phase of every filter, Envoy's way. */
 class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
@@ -1011,6 +998,8 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
   }
 
   closeStream(ctx: HttpContext, stream: 0 | 1): void {
+    // Envoy records why the stream ended unless something already did.
+    if (this.codeDetails === '') this.codeDetails = CLOSE_STREAM_DETAILS;
     this.pending = { kind: 'reset', reason: `close_stream(${stream}) by plugin ${ctx.plugin.name}` };
     queueMicrotask(() => this.guarded(() => this.processPending()));
   }
@@ -1022,7 +1011,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
       status: response.status,
       headers: response.headers.flat,
       body: response.body,
-      details: response.details === '' ? `local_reply_by_${ctx.plugin.name}` : response.details,
+      details: localReplyDetails(response.details, ctx.plugin.name),
       close: false,
     };
     queueMicrotask(() => this.guarded(() => this.processPending()));
@@ -1066,7 +1055,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     const res = this.res;
     if (close) res.shouldKeepAlive = false;
     this.codeDetails = details;
-    const flat = replyHeaders(status, extra, body);
+    const flat = localReplyHeaders(status, extra, body);
     if (this.rs.headers === null) {
       this.replying = true;
       this.startResponse(new HeaderMap(flat), body.length === 0);

@@ -2,7 +2,12 @@
  * The host emulator for plugin authors: run a compiled proxy-wasm module in
  * the real hookwire host (host/abi + host/vm), drive an HTTP stream phase by
  * phase, and inspect everything the plugin did, with no proxy and no sockets.
- * Modelled on proxy-wasm-go-sdk's proxytest.
+ * Modelled on proxy-wasm-go-sdk's proxytest. What a stream computes
+ * (request.* / response.* attributes, local replies and their code details)
+ * is the data plane's own code (host/vm/stream-properties.ts,
+ * host/vm/local-reply.ts), and the defaults are Envoy's: undeclared clusters
+ * are refused, a local reply stops iteration and runs the response phases.
+ * test/proxy/emulator-parity.test.ts holds both hosts to the same records.
  *
  * ```ts
  * const host = await HostEmulator.start({ wasm: 'dist/my-filter.wasm', pluginConfig: { header: 'x-a' } });
@@ -21,10 +26,12 @@ import { ContextNotFoundError } from '../errors.js';
 import { FilterResult, HttpContext, type LocalResponse } from '../vm/http-context.js';
 import { DEFAULT_LIMITS, type GuestLimits } from '../vm/deadline.js';
 import type { PluginLogRecord } from '../vm/logging.js';
+import { CLOSE_STREAM_DETAILS, localReplyDetails, localReplyHeaders } from '../vm/local-reply.js';
 import { compileModule } from '../vm/module.js';
 import type { FailurePolicy, HttpCallFailure, HttpCallRequest, HttpCallResponse, Plugin } from '../vm/plugin.js';
 import type { PropertyValue } from '../vm/properties.js';
 import { Runtime, type Clock, type ForeignFunction, type RuntimeEvent } from '../vm/runtime.js';
+import { streamProperty, type StreamFacts } from '../vm/stream-properties.js';
 
 export { FilterResult } from '../vm/http-context.js';
 
@@ -49,7 +56,10 @@ export interface EmulatorOptions {
   envoyStrict?: boolean;
   /** Lowest level captured (default trace: everything). */
   logLevel?: LogLevelName;
-  /** Upstream (cluster) names http calls may target; default: any. */
+  /**
+   * Upstream (cluster) names http calls may target. As in Envoy, a call to a
+   * cluster that is not declared here is refused with BAD_ARGUMENT (default: none).
+   */
   upstreams?: readonly string[];
   environment?: Record<string, string>;
   foreignFunctions?: Record<string, ForeignFunction>;
@@ -79,10 +89,34 @@ export interface SentLocalResponse {
   readonly grpcStatus: number;
 }
 
-interface StreamRecord {
-  ctx: HttpContext;
-  continued: { request: number; response: number };
-  closed: { request: boolean; response: boolean };
+/**
+ * One emulated stream: the plugin's context plus what the data plane keeps
+ * per stream (the StreamFacts the request.* and response.* attributes are
+ * derived from, which body chunks a filter is buffering, whether a local
+ * reply cut the request direction).
+ */
+class StreamRecord implements StreamFacts {
+  ctx!: HttpContext;
+  readonly continued = { request: 0, response: 0 };
+  readonly closed = { request: false, response: false };
+  codeDetails = '';
+  requestBodyBytes = 0;
+  responseBodyBytes = 0;
+  /** The last body call of the direction paused: the next chunk is added to the buffer (else it replaces it). */
+  requestBuffering = false;
+  responseBuffering = false;
+  /** A local reply was carried out: the request direction is over. */
+  replied = false;
+  /** A local reply replaced the response: what is left of the upstream's is not run. */
+  responseCut = false;
+
+  get requestHeaders(): HeaderMap | null {
+    return this.ctx.requestHeaders;
+  }
+
+  get responseHeaders(): HeaderMap | null {
+    return this.ctx.responseHeaders;
+  }
 }
 
 const utf8ToBytes = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
@@ -118,7 +152,7 @@ export class HostEmulator {
   private nextTimer = 1;
 
   private constructor(options: EmulatorOptions) {
-    const upstreams = options.upstreams ? new Set(options.upstreams) : null;
+    const upstreams = new Set(options.upstreams ?? []);
     this.runtime = new Runtime({
       envoyStrict: options.envoyStrict ?? false,
       logLevel: options.logLevel ?? 'trace',
@@ -140,7 +174,7 @@ export class HostEmulator {
         clearInterval: (handle) => void this.tickFns.delete(handle as number),
       },
       httpCalls: {
-        hasUpstream: (name) => (upstreams ? upstreams.has(name) : true),
+        hasUpstream: (name) => upstreams.has(name),
         dispatch: (call, done) => void this.pending.set(call.token, { call, done }),
       },
     });
@@ -207,24 +241,30 @@ export class HostEmulator {
   /**
    * Create an HTTP context (proxy_on_context_create). Returns its id, or
    * throws when the failure policy refuses the stream (VM trapped, fail_closed).
-   * `properties` are this stream's attributes (request.*, source.*...).
+   * request.* and response.* are derived from the stream as the gateway
+   * derives them (one implementation: host/vm/stream-properties.ts);
+   * `properties` add this stream's other attributes (source.*, connection.*...)
+   * and override any derived one.
    */
   initHttpContext(properties: Record<string, PropertyValue> = {}): number {
     return this.drive(() => {
-      const record: Partial<StreamRecord> = { continued: { request: 0, response: 0 }, closed: { request: false, response: false } };
+      const record = new StreamRecord();
       const result = this.plugin.newHttpContext({
         // Own keys only: "constructor" or "__proto__" are not properties of the request.
-        properties: (key) => (Object.hasOwn(properties, key) ? properties[key] : undefined),
+        properties: (key) => (Object.hasOwn(properties, key) ? properties[key] : streamProperty(record, key)),
         delegate: {
-          continueStream: (_c, s) => void (s === 0 ? record.continued!.request++ : record.continued!.response++),
-          closeStream: (_c, s) => void (record.closed![s === 0 ? 'request' : 'response'] = true),
+          continueStream: (_c, s) => void (s === 0 ? record.continued.request++ : record.continued.response++),
+          closeStream: (_c, s) => {
+            record.closed[s === 0 ? 'request' : 'response'] = true;
+            if (record.codeDetails === '') record.codeDetails = CLOSE_STREAM_DETAILS;
+          },
         },
       });
       if (typeof result === 'string') {
         throw new Error(`stream refused by failure policy ${this.plugin.failurePolicy} (${result}): ${this.plugin.failure}`);
       }
       record.ctx = result;
-      this.streams.set(result.id, record as StreamRecord);
+      this.streams.set(result.id, record);
       return result.id;
     });
   }
@@ -235,59 +275,129 @@ export class HostEmulator {
     return s;
   }
 
-  /** Apply the failure policy to a trapped phase, as the data plane does. */
-  private outcome(s: StreamRecord, r: FilterResult): FilterResult {
+  /**
+   * After a phase, as the data plane does: a trap under fail_closed answers
+   * 503 (wasm_fail_stream); a local reply the guest sent stops iteration
+   * whatever the guest returned, and is carried out (see reply()).
+   */
+  private outcome(s: StreamRecord, before: LocalResponse | null, r: FilterResult): FilterResult {
     if (r === FilterResult.FAILED && this.plugin.failurePolicy !== 'fail_open' && !s.ctx.localResponse) {
       s.ctx.localResponse = {
         status: 503,
-        details: 'wasm_fail_closed',
+        details: 'wasm_fail_stream',
         body: Buffer.alloc(0),
         headers: new HeaderMap(),
         grpcStatus: -1,
       } satisfies LocalResponse;
+      s.codeDetails = 'wasm_fail_stream';
+      return r;
     }
-    return r;
+    const sent = s.ctx.localResponse;
+    if (sent === null || sent === before) return r;
+    this.reply(s, sent);
+    return r === FilterResult.FAILED ? r : FilterResult.PAUSE;
+  }
+
+  /**
+   * A local reply, Envoy's way (as host/proxy/stream.ts carries it out):
+   * before the response exists it is encoded through the response phases;
+   * once response headers exist, it replaces them.
+   */
+  private reply(s: StreamRecord, sent: LocalResponse): void {
+    s.replied = true;
+    s.codeDetails = localReplyDetails(sent.details, this.plugin.name);
+    const flat = localReplyHeaders(sent.status, sent.headers.flat, sent.body);
+    if (s.ctx.responseHeaders === null) {
+      s.ctx.responseHeaders = new HeaderMap(flat);
+      const eos = sent.body.length === 0;
+      const r = this.outcome(s, sent, s.ctx.onResponseHeaders(eos));
+      if (eos || s.responseCut || r === FilterResult.FAILED) return;
+      s.ctx.responseBody.replace(sent.body);
+      const rb = this.outcome(s, sent, s.ctx.onResponseBody(true));
+      if (rb === FilterResult.CONTINUE && !s.responseCut) s.responseBodyBytes += s.ctx.responseBody.size;
+      return;
+    }
+    s.responseCut = true;
+    s.ctx.responseHeaders.setAll(flat);
+    s.ctx.responseBody.replace(sent.body);
+    s.responseBodyBytes += sent.body.length;
+  }
+
+  /** Refuse a phase the data plane would never run: the local reply already ended the request direction. */
+  private live(s: StreamRecord, phase: string, response: boolean): void {
+    if (response ? s.responseCut : s.replied) {
+      throw new Error(`${phase}: stream ${s.ctx.id} was already answered with a local reply; the data plane runs no more ${response ? 'response' : 'request'} phases`);
+    }
+  }
+
+  private phase(s: StreamRecord, run: () => FilterResult): FilterResult {
+    return this.drive(() => {
+      const before = s.ctx.localResponse;
+      return this.outcome(s, before, run());
+    });
+  }
+
+  /** The body buffer gets `chunk` added while the filter buffers (its last body call paused), else replaced by it. */
+  private feed(buffer: HttpContext['requestBody'], buffering: boolean, chunk: string | Uint8Array, replace: boolean): number {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    if (replace || !buffering) buffer.replace(bytes);
+    else buffer.append(bytes);
+    return bytes.length;
   }
 
   callOnRequestHeaders(id: number, headers: HeadersInput, endOfStream = false): FilterResult {
     const s = this.stream(id);
+    this.live(s, 'callOnRequestHeaders', false);
     s.ctx.requestHeaders = toHeaderMap(headers);
-    return this.drive(() => this.outcome(s, s.ctx.onRequestHeaders(endOfStream)));
+    return this.phase(s, () => s.ctx.onRequestHeaders(endOfStream));
   }
 
-  /** Append `chunk` to the buffered request body (or replace it when `replace`), then run on_request_body. */
+  /**
+   * Run on_request_body with `chunk`. As in the data plane, the chunk is added
+   * to the buffered body when the previous body call paused (the filter
+   * buffers), and replaces it otherwise; `replace` always replaces.
+   */
   callOnRequestBody(id: number, chunk: string | Uint8Array, endOfStream = false, replace = false): FilterResult {
     const s = this.stream(id);
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    if (replace) s.ctx.requestBody.replace(bytes);
-    else s.ctx.requestBody.append(bytes);
-    return this.drive(() => this.outcome(s, s.ctx.onRequestBody(endOfStream)));
+    this.live(s, 'callOnRequestBody', false);
+    s.requestBodyBytes += this.feed(s.ctx.requestBody, s.requestBuffering, chunk, replace);
+    const r = this.phase(s, () => s.ctx.onRequestBody(endOfStream));
+    s.requestBuffering = r === FilterResult.PAUSE;
+    return r;
   }
 
   callOnRequestTrailers(id: number, trailers: HeadersInput): FilterResult {
     const s = this.stream(id);
+    this.live(s, 'callOnRequestTrailers', false);
     s.ctx.requestTrailers = toHeaderMap(trailers);
-    return this.drive(() => this.outcome(s, s.ctx.onRequestTrailers()));
+    return this.phase(s, () => s.ctx.onRequestTrailers());
   }
 
+  /** The upstream's response headers (response.code_details becomes via_upstream). */
   callOnResponseHeaders(id: number, headers: HeadersInput, endOfStream = false): FilterResult {
     const s = this.stream(id);
+    this.live(s, 'callOnResponseHeaders', true);
+    if (s.replied) throw new Error(`callOnResponseHeaders: stream ${id} was answered with a local reply; its response phases already ran on the reply`);
     s.ctx.responseHeaders = toHeaderMap(headers);
-    return this.drive(() => this.outcome(s, s.ctx.onResponseHeaders(endOfStream)));
+    s.codeDetails = 'via_upstream';
+    return this.phase(s, () => s.ctx.onResponseHeaders(endOfStream));
   }
 
   callOnResponseBody(id: number, chunk: string | Uint8Array, endOfStream = false, replace = false): FilterResult {
     const s = this.stream(id);
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    if (replace) s.ctx.responseBody.replace(bytes);
-    else s.ctx.responseBody.append(bytes);
-    return this.drive(() => this.outcome(s, s.ctx.onResponseBody(endOfStream)));
+    this.live(s, 'callOnResponseBody', true);
+    this.feed(s.ctx.responseBody, s.responseBuffering, chunk, replace);
+    const r = this.phase(s, () => s.ctx.onResponseBody(endOfStream));
+    s.responseBuffering = r === FilterResult.PAUSE;
+    if (r === FilterResult.CONTINUE && !s.responseCut) s.responseBodyBytes += s.ctx.responseBody.size;
+    return r;
   }
 
   callOnResponseTrailers(id: number, trailers: HeadersInput): FilterResult {
     const s = this.stream(id);
+    this.live(s, 'callOnResponseTrailers', true);
     s.ctx.responseTrailers = toHeaderMap(trailers);
-    return this.drive(() => this.outcome(s, s.ctx.onResponseTrailers()));
+    return this.phase(s, () => s.ctx.onResponseTrailers());
   }
 
   /** End the stream: proxy_on_done, proxy_on_log, proxy_on_delete. */

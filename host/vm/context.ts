@@ -12,7 +12,10 @@ export interface ContextBinding {
   readonly id: number;
   /** The root context (plugin) this context belongs to; a root context is its own plugin. */
   readonly plugin: Plugin;
-  headerMap(type: number, forWrite: boolean): HeaderMap | Status;
+  /** null: a valid map type this context has no instance of now. */
+  headerMap(type: number, forWrite: boolean): HeaderMap | Status | null;
+  /** In proxy_on_log. */
+  inAccessLog?(): boolean;
   buffer(type: number): AbiBuffer | Status;
   property(key: string): PropertyValue | undefined;
   setProperty(key: string, value: Uint8Array): Status;

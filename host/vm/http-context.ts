@@ -40,6 +40,18 @@ export interface HttpContextOptions {
   properties?: PropertySource;
 }
 
+/**
+ * proxy_continue_stream / proxy_close_stream on a stream an HTTP filter does
+ * not own, as Envoy answers (its Context::continueStream / closeStream): the
+ * network streams (downstream 2, upstream 3) are a no-op OK, except
+ * continuing upstream (UNIMPLEMENTED); beyond the ABI's types, BAD_ARGUMENT.
+ */
+export function streamTypeStatus(stream: number, close: boolean): Status {
+  if (stream === StreamType.HTTP_REQUEST || stream === StreamType.HTTP_RESPONSE || stream === StreamType.DOWNSTREAM) return Status.OK;
+  if (stream === StreamType.UPSTREAM) return close ? Status.OK : Status.UNIMPLEMENTED;
+  return Status.BAD_ARGUMENT;
+}
+
 export class HttpContext implements ContextBinding {
   readonly id: number;
   readonly plugin: Plugin;
@@ -135,7 +147,11 @@ export class HttpContext implements ContextBinding {
 
   // ---- ContextBinding ----
 
-  headerMap(type: number, forWrite: boolean): HeaderMap | Status {
+  inAccessLog(): boolean {
+    return this.inLog;
+  }
+
+  headerMap(type: number, forWrite: boolean): HeaderMap | Status | null {
     let map: HeaderMap | null;
     switch (type) {
       case MapType.HTTP_REQUEST_HEADERS:
@@ -154,8 +170,8 @@ export class HttpContext implements ContextBinding {
         // The SDKs read call-response maps with the stream as effective context.
         return this.plugin.headerMap(type, forWrite);
     }
-    if (map === null) return Status.NOT_FOUND;
     if (forWrite && this.inLog) return Status.BAD_ARGUMENT;
+    if (map === null) return null;
     return map;
   }
 
@@ -181,13 +197,13 @@ export class HttpContext implements ContextBinding {
   }
 
   continueStream(stream: number): Status {
-    if (stream !== StreamType.HTTP_REQUEST && stream !== StreamType.HTTP_RESPONSE) return Status.BAD_ARGUMENT;
+    if (stream !== StreamType.HTTP_REQUEST && stream !== StreamType.HTTP_RESPONSE) return streamTypeStatus(stream, false);
     this.delegate?.continueStream?.(this, stream);
     return Status.OK;
   }
 
   closeStream(stream: number): Status {
-    if (stream !== StreamType.HTTP_REQUEST && stream !== StreamType.HTTP_RESPONSE) return Status.BAD_ARGUMENT;
+    if (stream !== StreamType.HTTP_REQUEST && stream !== StreamType.HTTP_RESPONSE) return streamTypeStatus(stream, true);
     this.delegate?.closeStream?.(this, stream);
     return Status.OK;
   }

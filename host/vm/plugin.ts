@@ -10,7 +10,7 @@ import { PluginStartError, WasmTrapError } from '../errors.js';
 import { BodyBuffer } from './buffer.js';
 import type { ContextBinding } from './context.js';
 import type { GuestLimits } from './deadline.js';
-import { HttpContext, type HttpContextOptions } from './http-context.js';
+import { HttpContext, streamTypeStatus, type HttpContextOptions } from './http-context.js';
 import { GUEST_LIMITS, MAX_TIMER_MS, storeProperty } from './limits.js';
 import type { PropertyValue } from './properties.js';
 import type { QueueOwner } from './shared-queues.js';
@@ -219,6 +219,11 @@ export class Plugin implements ContextBinding, QueueOwner {
   // ---- http calls ----
 
   httpCall(args: HttpCallArgs, caller: ContextBinding): { status: Status; token: number } {
+    // Envoy takes the timeout as a signed 32-bit int and refuses a negative one (2^31 ms and up here).
+    if (args.timeoutMs > 0x7fffffff) {
+      this.vm.hostLog(LogLevel.WARN, `proxy_http_call to ${args.upstream}: timeout ${args.timeoutMs} ms is negative as Envoy reads it (BAD_ARGUMENT)`);
+      return { status: Status.BAD_ARGUMENT, token: 0 };
+    }
     const headers = new HeaderMap(args.headers);
     // Envoy refuses calls without these pseudo-headers.
     for (const h of [':method', ':path', ':authority']) {
@@ -271,7 +276,8 @@ export class Plugin implements ContextBinding, QueueOwner {
     // A reloaded or trapped VM never hears about calls its predecessor made.
     if (vm !== this.vm || !this.healthy) return;
     if ('failure' in result) {
-      vm.lastCallStatus = { code: result.failure === 'timeout' ? 4 : 14, message: result.message ?? result.failure };
+      // Envoy reports a failed call as BROKEN_CONNECTION (its message is "reset"; hookwire's names the reason).
+      vm.lastCallStatus = { code: Status.BROKEN_CONNECTION, message: result.message ?? result.failure };
       this.callRoot('proxy_on_http_call_response', this.id, token, 0, 0, 0);
       return;
     }
@@ -373,13 +379,14 @@ export class Plugin implements ContextBinding, QueueOwner {
 
   // ---- ContextBinding (root context) ----
 
-  headerMap(type: number, forWrite: boolean): HeaderMap | Status {
+  headerMap(type: number, forWrite: boolean): HeaderMap | Status | null {
     if (type === MapType.HTTP_CALL_RESPONSE_HEADERS || type === MapType.HTTP_CALL_RESPONSE_TRAILERS) {
-      if (!this.callResponse) return Status.NOT_FOUND;
       if (forWrite) return Status.BAD_ARGUMENT;
+      if (!this.callResponse) return null;
       return type === MapType.HTTP_CALL_RESPONSE_HEADERS ? this.callResponse.headers : this.callResponse.trailers;
     }
-    return type >= 0 && type <= 7 ? Status.NOT_FOUND : Status.BAD_ARGUMENT;
+    // A root context has no stream maps (nor gRPC metadata): valid types, none here now.
+    return type >= 0 && type <= 7 ? null : Status.BAD_ARGUMENT;
   }
 
   buffer(type: number): AbiBuffer | Status {
@@ -416,15 +423,16 @@ export class Plugin implements ContextBinding, QueueOwner {
     return Status.BAD_ARGUMENT;
   }
 
-  continueStream(): Status {
-    return Status.BAD_ARGUMENT;
+  // A root context has no stream: Envoy answers these as no-ops (no filter callbacks to act on).
+  continueStream(stream: number): Status {
+    return streamTypeStatus(stream, false);
   }
 
-  closeStream(): Status {
-    return Status.BAD_ARGUMENT;
+  closeStream(stream: number): Status {
+    return streamTypeStatus(stream, true);
   }
 
   sendLocalResponse(): Status {
-    return Status.BAD_ARGUMENT;
+    return Status.OK;
   }
 }

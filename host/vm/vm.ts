@@ -358,8 +358,12 @@ export class WasmVm implements AbiHost {
     return ctx === NO_CONTEXT ? Status.NOT_FOUND : ctx.plugin.done();
   }
 
-  headerMap(type: number, forWrite: boolean): HeaderMap | Status {
+  headerMap(type: number, forWrite: boolean): HeaderMap | Status | null {
     return this.ctx().headerMap(type, forWrite);
+  }
+
+  inAccessLog(): boolean {
+    return this.ctx().inAccessLog?.() ?? false;
   }
 
   buffer(type: number): AbiBuffer | Status {

@@ -21,14 +21,45 @@ describe('hello-world plugin in the emulator', () => {
     ]);
   });
 
-  it('logs one line per request in on_log', async () => {
+  it('logs one line per request in on_log, from the properties the host derives from the stream', async () => {
     host = await HostEmulator.start({ wasm: plugin('hello-world') });
     const id = host.initHttpContext();
     host.callOnRequestHeaders(id, { ':method': 'POST', ':path': '/orders' }, true);
     host.callOnResponseHeaders(id, { ':status': '201' }, true);
-    expect(host.logs('info')).not.toContain('hello-world: POST /orders -> 201');
+    expect(host.logs('info')).toEqual([]);
     host.completeHttpContext(id);
-    expect(host.logs('info')).toContain('hello-world: POST /orders -> 201');
+    // request.method and request.path come from the request headers, response.code from :status,
+    // response.code_details is "via_upstream" for an upstream's response: as in the gateway and Envoy.
+    expect(host.logs('info')).toContain('hello-world: POST /orders -> 201 (via_upstream)');
+  });
+
+  it('a test may still set any property itself: stream properties win over derived ones', async () => {
+    host = await HostEmulator.start({ wasm: plugin('hello-world') });
+    const id = host.initHttpContext({ 'request.path': '/as-the-test-says' });
+    host.callOnRequestHeaders(id, { ':method': 'GET', ':path': '/real' }, true);
+    host.callOnResponseHeaders(id, { ':status': '200' }, true);
+    host.completeHttpContext(id);
+    expect(host.logs('info')).toContain('hello-world: GET /as-the-test-says -> 200 (via_upstream)');
+  });
+
+  it('a local reply stops the request and runs the response phases on the reply, as Envoy does', async () => {
+    host = await HostEmulator.start({ wasm: plugin('hello-world'), pluginConfig: { header: 'x-team', value: 'blue', deny_header: 'x-deny' } });
+    const id = host.initHttpContext();
+    // Stopped: the request goes no further (the plugin returns StopIteration; the host stops whatever it returns).
+    expect(host.callOnRequestHeaders(id, { ':method': 'GET', ':path': '/secret', 'x-deny': '1' }, true)).toBe(FilterResult.PAUSE);
+    expect(host.localResponse(id)).toMatchObject({ status: 403, details: 'denied by hello-world', body: Buffer.from('denied\n') });
+    // The plugin's onResponseHeaders already ran on the reply: its header is on the 403.
+    expect(host.currentResponseHeaders(id)).toEqual([
+      [':status', '403'],
+      ['content-type', 'text/plain'],
+      ['x-team', 'blue'],
+    ]);
+    expect(host.currentResponseBody(id).toString()).toBe('denied\n');
+    // The data plane runs no upstream response after a local reply; neither does the emulator.
+    expect(() => host!.callOnResponseHeaders(id, { ':status': '200' })).toThrow(/local reply/);
+    host.completeHttpContext(id);
+    // response.code_details as Envoy records it: whitespace replaced with "_".
+    expect(host.logs('info')).toContain('hello-world: GET /secret -> 403 (denied_by_hello-world)');
   });
 
   it('pings its upstream with proxy_http_call on every tick and logs the answer', async () => {

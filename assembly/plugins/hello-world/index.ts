@@ -1,12 +1,14 @@
 // hello-world: the smallest useful hookwire plugin, and the template for new ones.
 //  - adds a response header (name and value from the plugin configuration);
-//  - logs one line per request in on_log;
+//  - answers 403 itself (a local reply) when the request carries `deny_header`;
+//  - logs one line per request in on_log, from properties (request.method,
+//    request.path, response.code, response.code_details);
 //  - every `tick_ms`, pings an upstream cluster with proxy_http_call and logs the answer;
 //  - when unloaded (reload, configuration change, shutdown) with a ping in flight,
 //    waits for its answer before it goes: Envoy's proxy_on_done / proxy_done protocol.
 //    A plugin that holds data (a queue, a batch) flushes it the same way.
 // Configuration (JSON, every key optional):
-//   {"header": "x-hello", "value": "world", "ping_upstream": "", "ping_path": "/ping", "tick_ms": 0}
+//   {"header": "x-hello", "value": "world", "deny_header": "", "ping_upstream": "", "ping_path": "/ping", "tick_ms": 0}
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 // The SDK's proxy_on_done / proxy_on_delete abort for a root context (they look
 // it up among stream contexts): this file exports its own (at the end), which
@@ -21,7 +23,10 @@ import {
   Context,
   FilterHeadersStatusValues,
   get_buffer_bytes,
+  get_property,
+  GrpcStatusValues,
   BufferTypeValues,
+  send_local_response,
   log,
   LogLevelValues,
   makeHeaderPair,
@@ -38,6 +43,7 @@ import { jsonError, parseJsonString } from "../../event-hooks/json";
 class HelloConfig {
   header: string = "x-hello";
   value: string = "world";
+  denyHeader: string = "";
   pingUpstream: string = "";
   pingPath: string = "/ping";
   tickMs: i64 = 0;
@@ -74,6 +80,7 @@ class HelloRoot extends RootContext {
       const obj = <JSON.Obj>parsed;
       config.header = stringField(obj, "header", config.header);
       config.value = stringField(obj, "value", config.value);
+      config.denyHeader = stringField(obj, "deny_header", config.denyHeader);
       config.pingUpstream = stringField(obj, "ping_upstream", config.pingUpstream);
       config.pingPath = stringField(obj, "ping_path", config.pingPath);
       const tick = obj.getInteger("tick_ms");
@@ -123,7 +130,30 @@ function onPingResponse(origin: BaseContext, headers: u32, body_size: usize, tra
   log(LogLevelValues.info, "hello-world: ping " + status + " " + body);
 }
 
+/** A property as text ("" when the host has none: NOT_FOUND). Envoy's paths separate segments with NUL. */
+function property(path: string): string {
+  return String.UTF8.decode(get_property(path));
+}
+
+/** An integer property (8 bytes, little-endian), or -1 when the host has none. */
+function intProperty(path: string): i64 {
+  const b = get_property(path);
+  return b.byteLength == 8 ? load<i64>(changetype<usize>(b)) : -1;
+}
+
 class HelloStream extends Context {
+  onRequestHeaders(a: u32, end_of_stream: bool): FilterHeadersStatusValues {
+    const deny = (<HelloRoot>this.root_context).config.denyHeader;
+    if (deny.length > 0 && stream_context.headers.request.get(deny).length > 0) {
+      // The host answers 403 and stops the request here; the response phases
+      // (onResponseHeaders below) still run, on the reply. Its code details
+      // read back as "denied_by_hello-world" (Envoy turns whitespace into "_").
+      send_local_response(403, "denied by hello-world", String.UTF8.encode("denied\n"), [], <GrpcStatusValues>-1);
+      return FilterHeadersStatusValues.StopIteration;
+    }
+    return FilterHeadersStatusValues.Continue;
+  }
+
   onResponseHeaders(a: u32, end_of_stream: bool): FilterHeadersStatusValues {
     const root = <HelloRoot>this.root_context;
     stream_context.headers.response.add(root.config.header, root.config.value);
@@ -131,10 +161,11 @@ class HelloStream extends Context {
   }
 
   onLog(): void {
-    const method = stream_context.headers.request.get(":method");
-    const path = stream_context.headers.request.get(":path");
-    const status = stream_context.headers.response.get(":status");
-    log(LogLevelValues.info, "hello-world: " + method + " " + path + " -> " + status);
+    const method = property("request\0method");
+    const path = property("request\0path");
+    const status = intProperty("response\0code");
+    const details = property("response\0code_details");
+    log(LogLevelValues.info, "hello-world: " + method + " " + path + " -> " + status.toString() + " (" + details + ")");
   }
 }
 

@@ -166,19 +166,33 @@ describe.each(MAPS)('header map $map ($name)', ({ map, phase, drive, current }) 
 });
 
 describe('header maps: availability and bad arguments', () => {
-  it('answers NOT_FOUND for maps the stream does not have yet', async () => {
+  it('answers for maps the stream does not have yet as Envoy does: BAD_ARGUMENT, pairs empty, NOT_FOUND in on_log', async () => {
     const host = await startProbe([
       op('request_headers', 'get_value', 0, ':path'),
       op('request_headers', 'get_value', 1, 'x-t'),
       op('request_headers', 'get_value', 2, ':status'),
       op('request_headers', 'get_value', 3, 'x-t'),
+      op('request_headers', 'get_pairs', 2),
+      op('request_headers', 'size', 2),
+      op('request_headers', 'add', 2, 'x', 'y'),
+      op('request_headers', 'get_value', 6, ':status'),
       op('response_headers', 'get_value', 3, 'x-t'),
+      op('log', 'get_value', 1, 'x-t'),
+      op('log', 'get_pairs', 1),
     ]);
     const id = host.initHttpContext();
     host.callOnRequestHeaders(id, { ':path': '/a' });
-    expect(statuses(drain(host))).toEqual([Status.OK, Status.NOT_FOUND, Status.NOT_FOUND, Status.NOT_FOUND]);
+    const r = drain(host);
+    expect(statuses(r)).toEqual([Status.OK, Status.BAD_ARGUMENT, Status.BAD_ARGUMENT, Status.BAD_ARGUMENT, Status.OK, Status.BAD_ARGUMENT, Status.BAD_ARGUMENT, Status.BAD_ARGUMENT]);
+    // get_header_map_pairs lists an absent map as an empty one: (0, 0), nothing allocated.
+    expect([r[4]!.f.p, r[4]!.f.n]).toEqual(['0', '0']);
+    // A refused read leaves the return slots alone.
+    expect(r[1]!.f.p).toBe(String(SENTINEL));
     host.callOnResponseHeaders(id, { ':status': '200' });
-    expect(statuses(drain(host))).toEqual([Status.NOT_FOUND]);
+    expect(statuses(drain(host))).toEqual([Status.BAD_ARGUMENT]);
+    host.completeHttpContext(id);
+    // Envoy's access-log phase: an absent map reads as a missing header.
+    expect(statuses(drain(host, 'log'))).toEqual([Status.NOT_FOUND, Status.OK]);
   });
 
   it('answers BAD_ARGUMENT for a map type beyond the ABI (8, 99)', async () => {
@@ -199,7 +213,7 @@ describe('header maps: availability and bad arguments', () => {
       op('call_response', 'add', 6, 'x', 'y'),
       op('call_response', 'remove', 7, 'x'),
       op('call_response', 'get_value', 6, ':status'),
-    ]);
+    ], { upstreams: ['c'] });
     const id = host.initHttpContext();
     host.callOnRequestHeaders(id, { ':path': '/' });
     const [call] = host.httpCalls();

@@ -12,6 +12,7 @@ export const Status = {
   NOT_FOUND: 1,
   BAD_ARGUMENT: 2,
   INVALID_MEMORY_ACCESS: 6,
+  UNIMPLEMENTED: 12,
 } as const;
 
 /** What the guest finds in an untouched return slot (0xDEADBEEF). */

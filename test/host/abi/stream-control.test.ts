@@ -71,6 +71,26 @@ describe('proxy_continue_stream and proxy_close_stream', () => {
     expect(statuses(drain(host))).toEqual([Status.BAD_ARGUMENT, Status.BAD_ARGUMENT, Status.BAD_ARGUMENT, Status.BAD_ARGUMENT]);
     expect(host.streamControl(id)).toEqual({ continued: { request: 0, response: 0 }, closed: { request: false, response: false } });
   });
+
+  it('answers the network streams and a root context as Envoy does: no-op OK, continuing upstream UNIMPLEMENTED', async () => {
+    const host = await startProbe([
+      op('request_headers', 'continue', 2),
+      op('request_headers', 'continue', 3),
+      op('request_headers', 'close', 2),
+      op('request_headers', 'close', 3),
+      op('tick', 'continue', 0),
+      op('tick', 'close', 1),
+      op('tick', 'continue', 3),
+      op('tick', 'continue', 4),
+      op('tick', 'send_local', 403, 'x', 'y'),
+    ]);
+    const id = host.initHttpContext();
+    host.callOnRequestHeaders(id, { ':path': '/' });
+    expect(statuses(drain(host))).toEqual([Status.OK, Status.UNIMPLEMENTED, Status.OK, Status.OK]);
+    expect(host.streamControl(id)).toEqual({ continued: { request: 0, response: 0 }, closed: { request: false, response: false } });
+    host.plugin.tick();
+    expect(statuses(drain(host, 'tick'))).toEqual([Status.OK, Status.OK, Status.UNIMPLEMENTED, Status.BAD_ARGUMENT, Status.OK]);
+  });
 });
 
 describe('proxy_done', () => {

@@ -129,7 +129,7 @@ const SCENARIOS: Scenario[] = [
 
 describe.each(POLICIES)('failure policy %s', (policy) => {
   it.each(SCENARIOS)('handles a trap in $phase', async (sc) => {
-    const host = await startProbe({ request_headers: 'count', ...sc.config }, { failurePolicy: policy });
+    const host = await startProbe({ request_headers: 'count', ...sc.config }, { failurePolicy: policy, upstreams: ['backend'] });
     expect(countedStream(host)).toBe(1); // one stream before the trap
 
     const { stream, result } = sc.trigger(host);
@@ -285,7 +285,7 @@ describe('traps', () => {
   });
 
   it('never delivers an http call response to the VM that replaced the caller\'s VM', async () => {
-    const host = await startProbe({}, { failurePolicy: 'reload' });
+    const host = await startProbe({}, { failurePolicy: 'reload', upstreams: ['backend'] });
     const caller = host.initHttpContext();
     host.callOnRequestHeaders(caller, { ':path': '/', 'x-ops': 'call|backend;pause' });
     const [call] = host.httpCalls();

@@ -1,0 +1,255 @@
+/**
+ * The differential test of issue 15: one scripted probe (the abi-probe
+ * fixture: every host call reports its status and what it handed over) runs
+ * the same script through the real gateway (a real client, a real upstream)
+ * and in the HostEmulator, and the two records must be identical.
+ *
+ * The gateway run comes first; what the outside world gave it (the request
+ * headers as the filters saw them, the body chunks, the upstream's response,
+ * the http call's answer) is read back from its records and replayed into the
+ * emulator, phase by phase, in the order the gateway ran them. Everything the
+ * host computes (statuses, properties, local replies and the response phases
+ * they run, shared data, queues, metrics, http call results) must then come
+ * out the same. Intended differences are listed in the README's emulator
+ * section; none of them is exercised here.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { parsePairs } from '../../host/abi/memory.js';
+import { HostEmulator } from '../../host/testing/emulator.js';
+import { op, parseRecord, probeWasm, type Rec } from '../host/abi/probe.js';
+import { send, startGateway, until, type TestGateway } from '../helpers/gateway.js';
+import { fixture } from '../helpers/paths.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+const NUL = '\0';
+const prop = (...path: string[]) => path.join(NUL);
+
+let upstream: Upstream | undefined;
+let gw: TestGateway | undefined;
+let host: HostEmulator | undefined;
+
+afterEach(async () => {
+  host?.close();
+  host = undefined;
+  await gw?.close();
+  gw = undefined;
+  await upstream?.close();
+  upstream = undefined;
+});
+
+/** Run `script` as plugin "probe" on a fresh gateway (one plugin: ids and counters start as in a fresh emulator). */
+async function throughGateway(script: readonly string[], request: { path: string; method: string; headers: Record<string, string>; body?: string }) {
+  upstream = await startUpstream();
+  gw = await startGateway({
+    services: [{ name: 'probe-svc', url: upstream.url }],
+    routes: [{ name: 'r-probe', service: 'probe-svc', paths: ['/'], plugins: [{ name: 'probe', wasm: fixture('abi-probe'), configuration: script.join('\n') }] }],
+  });
+  const reply = await send(gw.url + request.path, { method: request.method, headers: request.headers, ...(request.body === undefined ? {} : { body: request.body }) });
+  const lines = gw.lines;
+  const probeLines = () => lines.filter((l) => l.plugin === 'probe' && l.msg.startsWith('R '));
+  // on_log runs once the response is over.
+  await until(() => probeLines().some((l) => l.msg.startsWith('R log args')));
+  return { reply, records: probeLines().map((l) => l.msg) };
+}
+
+const fromBytes = (latin1: string) => Buffer.from(latin1, 'latin1').toString('utf8');
+
+/** The first record of `op` after the args record at `i`, in the same phase. */
+function input(recs: Rec[], i: number, opName: string): Rec {
+  const phase = recs[i]!.phase;
+  for (let j = i + 1; j < recs.length && recs[j]!.phase === phase && recs[j]!.op !== 'args'; j++) {
+    if (recs[j]!.op === opName) return recs[j]!;
+  }
+  throw new Error(`the script reads no ${opName} in ${phase}: the replay needs it`);
+}
+
+function pairsOf(rec: Rec): Array<[string, string]> {
+  const flat = parsePairs(Buffer.from(rec.f.hex ?? '', 'hex'));
+  if (flat === null) throw new Error(`not a pairs map: ${rec.f.hex}`);
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < flat.length; i += 2) out.push([fromBytes(flat[i]!), fromBytes(flat[i + 1]!)]);
+  return out;
+}
+
+const bodyOf = (rec: Rec) => Buffer.from(rec.f.hex ?? '', 'hex');
+
+/**
+ * Replay the gateway's inputs into a fresh emulator, phase by phase in the
+ * gateway's order; response phases of a locally answered stream are not
+ * replayed (the emulator runs them itself, on the reply).
+ */
+async function throughEmulator(script: readonly string[], gatewayRecords: readonly string[], upstreams: string[]): Promise<string[]> {
+  host = await HostEmulator.start({ wasm: probeWasm(), name: 'probe', pluginConfig: script.join('\n'), upstreams, logLevel: 'info' });
+  const recs = gatewayRecords.map((m) => parseRecord(m)!);
+  let id = 0;
+  for (let i = 0; i < recs.length; i++) {
+    const r = recs[i]!;
+    if (r.op !== 'args') continue;
+    const eos = r.f.eos === '1';
+    switch (r.phase) {
+      case 'request_headers':
+        id = host.initHttpContext();
+        host.callOnRequestHeaders(id, pairsOf(input(recs, i, 'get_pairs')), eos);
+        break;
+      case 'request_body':
+        host.callOnRequestBody(id, bodyOf(input(recs, i, 'get_buffer')), eos, true);
+        break;
+      case 'call_response': {
+        const [call] = host.httpCalls();
+        host.respondToHttpCall(call!.token, { headers: pairsOf(input(recs, i, 'get_pairs')), body: bodyOf(input(recs, i, 'get_buffer')) });
+        break;
+      }
+      case 'response_headers':
+        if (host.localResponse(id) === null) host.callOnResponseHeaders(id, pairsOf(input(recs, i, 'get_pairs')), eos);
+        break;
+      case 'response_body':
+        if (host.localResponse(id) === null) host.callOnResponseBody(id, bodyOf(input(recs, i, 'get_buffer')), eos, true);
+        break;
+      case 'log':
+        host.completeHttpContext(id);
+        break;
+    }
+  }
+  return host.logs('info').filter((m) => m.startsWith('R '));
+}
+
+describe('the emulator answers as the gateway does (same script, same records)', () => {
+  it('every phase, headers, bodies, properties, http calls, shared data, queues and metrics', async () => {
+    const rh = 'request_headers';
+    const cr = 'call_response';
+    const script = [
+      op(rh, 'get_pairs', 0),
+      op(rh, 'get_value', 0, ':path'),
+      op(rh, 'get_property', prop('request', 'path')),
+      op(rh, 'get_property', prop('request', 'url_path')),
+      op(rh, 'get_property', prop('request', 'query')),
+      op(rh, 'get_property', prop('request', 'method')),
+      op(rh, 'get_property', prop('request', 'host')),
+      op(rh, 'get_property', prop('request', 'scheme')),
+      op(rh, 'get_property', prop('request', 'useragent')),
+      op(rh, 'get_property', prop('request', 'headers', 'x-probe-in')),
+      op(rh, 'get_property', prop('request', 'size')),
+      op(rh, 'get_property', prop('response', 'code')),
+      op(rh, 'get_property', prop('response', 'code_details')),
+      op(rh, 'get_property', prop('no', 'such', 'thing')),
+      op(rh, 'set_property', prop('my', 'key'), 'mine'),
+      op(rh, 'get_property', prop('my', 'key')),
+      op(rh, 'add', 0, 'x-added', '1'),
+      op(rh, 'replace', 0, 'x-probe-in', 'replaced'),
+      op(rh, 'remove', 0, 'x-gone'),
+      op(rh, 'size', 0),
+      op(rh, 'get_pairs', 2),
+      op(rh, 'get_value', 3, 'x'),
+      op(rh, 'get_buffer', 0, 0, 100),
+      op(rh, 'buffer_status', 0),
+      op(rh, 'get_buffer', 4, 0, 100),
+      op(rh, 'http_call', 'undeclared-cluster', 1000, '', ':method', 'GET', ':path', '/x', ':authority', 'a'),
+      op(rh, 'http_call', 'probe-svc', 5000, 'ping', ':method', 'POST', ':path', '/status/201', ':authority', 'probe'),
+      op(rh, 'set_shared', 'k', 'v1', 0),
+      op(rh, 'set_shared', 'k', 'v2', 999),
+      op(rh, 'get_shared', 'k'),
+      op(rh, 'get_shared', 'absent'),
+      op(rh, 'register_queue', 'q'),
+      op(rh, 'enqueue', 'last', 'item'),
+      op(rh, 'dequeue', 'last'),
+      op(rh, 'dequeue', 'last'),
+      op(rh, 'resolve_queue', 'no-such-vm', 'q'),
+      op(rh, 'enqueue', 777, 'x'),
+      op(rh, 'define_metric', 0, 'probe_counter'),
+      op(rh, 'increment_metric', 'last', 5),
+      op(rh, 'get_metric', 'last'),
+      op(rh, 'define_metric', 1, 'probe_gauge'),
+      op(rh, 'increment_metric', 'last', '-3'),
+      op(rh, 'get_metric', 'last'),
+      op(rh, 'define_metric', 2, 'probe_histogram'),
+      op(rh, 'record_metric', 'last', 7),
+      op(rh, 'get_metric', 999),
+      op(rh, 'continue', 9),
+      op(rh, 'log_level'),
+      op(rh, 'return', 1),
+      op(cr, 'get_pairs', 6),
+      op(cr, 'get_buffer', 4, 0, 1000),
+      op(cr, 'buffer_status', 4),
+      op(cr, 'get_pairs', 7),
+      op(cr, 'get_status'),
+      op(cr, 'get_pairs', 0),
+      op(cr, 'set_effective', 'origin'),
+      op(cr, 'get_value', 0, 'x-added'),
+      op(cr, 'add', 0, 'x-from-call', 'yes'),
+      op(cr, 'continue', 0),
+      op('request_body', 'get_buffer', 0, 0, 1000),
+      op('request_body', 'buffer_status', 0),
+      op('request_body', 'get_property', prop('request', 'size')),
+      op('request_body', 'get_property', prop('request', 'total_size')),
+      op('response_headers', 'get_pairs', 2),
+      op('response_headers', 'get_property', prop('response', 'code')),
+      op('response_headers', 'get_property', prop('response', 'code_details')),
+      op('response_headers', 'get_property', prop('response', 'headers', 'content-type')),
+      op('response_headers', 'get_property', prop('response', 'size')),
+      op('response_headers', 'get_value', 0, 'x-from-call'),
+      op('response_headers', 'add', 2, 'x-resp', '1'),
+      op('response_body', 'get_buffer', 1, 0, 100000),
+      op('response_body', 'buffer_status', 1),
+      op('response_body', 'get_property', prop('response', 'size')),
+      op('log', 'get_property', prop('response', 'code')),
+      op('log', 'get_property', prop('response', 'code_details')),
+      op('log', 'get_property', prop('response', 'size')),
+      op('log', 'get_property', prop('response', 'total_size')),
+      op('log', 'get_property', prop('request', 'total_size')),
+      op('log', 'get_value', 2, 'x-resp'),
+      op('log', 'add', 2, 'x-late', 'v'),
+      op('log', 'get_shared', 'k'),
+    ];
+    const g = await throughGateway(script, {
+      path: '/probe/path?a=1',
+      method: 'POST',
+      headers: { 'x-probe-in': 'in', 'x-gone': 'bye', 'user-agent': 'parity', 'content-type': 'text/plain' },
+      body: 'hello body',
+    });
+    expect(g.reply.status).toBe(200);
+    // The script did run through every phase in the gateway.
+    const phases = new Set(g.records.map((m) => m.split(' ')[1]));
+    expect([...phases]).toEqual(expect.arrayContaining(['configure', 'request_headers', 'call_response', 'request_body', 'response_headers', 'response_body', 'log']));
+    // The http call response map holds the upstream's headers as its HTTP/1 codec read them, hop-by-hop
+    // ones included (Envoy's client codec keeps them; only the connection manager strips them on the way
+    // to a client, and an http call does not pass it).
+    const callMap = pairsOf(g.records.map((m) => parseRecord(m)!).find((r) => r.phase === 'call_response' && r.op === 'get_pairs')!);
+    expect(callMap.map(([k]) => k)).toEqual(expect.arrayContaining([':status', 'connection', 'keep-alive']));
+    const e = await throughEmulator(script, g.records, ['probe-svc']);
+    expect(e).toEqual(g.records);
+  });
+
+  it('a local reply: iteration stops whatever the guest returns, the response phases run on the reply', async () => {
+    const rh = 'request_headers';
+    const script = [
+      op(rh, 'get_pairs', 0),
+      op(rh, 'send_local', 403, 'denied by\tprobe', 'no entry', 'x-why', 'because'),
+      op(rh, 'get_property', prop('response', 'code')),
+      op(rh, 'return', 0),
+      op('request_body', 'get_buffer', 0, 0, 100),
+      op('response_headers', 'get_pairs', 2),
+      op('response_headers', 'get_property', prop('response', 'code')),
+      op('response_headers', 'get_property', prop('response', 'code_details')),
+      op('response_headers', 'get_property', prop('response', 'size')),
+      op('response_headers', 'add', 2, 'x-on-reply', '1'),
+      op('response_body', 'get_buffer', 1, 0, 100),
+      op('response_body', 'get_property', prop('response', 'size')),
+      op('log', 'get_property', prop('response', 'code')),
+      op('log', 'get_property', prop('response', 'code_details')),
+      op('log', 'get_property', prop('response', 'size')),
+      op('log', 'get_property', prop('response', 'total_size')),
+      op('log', 'get_pairs', 2),
+    ];
+    const g = await throughGateway(script, { path: '/deny', method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'never read' });
+    expect(g.reply.status).toBe(403);
+    expect(g.reply.text).toBe('no entry');
+    expect(g.reply.headers['x-on-reply']).toBe('1');
+    const phases = g.records.filter((m) => m.includes(' args ')).map((m) => m.split(' ')[1]);
+    expect(phases).toEqual(['request_headers', 'response_headers', 'response_body', 'log']);
+    // Envoy's details: whitespace replaced with "_".
+    const details = Buffer.from('denied_by_probe').toString('hex');
+    expect(g.records.filter((m) => m.startsWith('R log get_property') && m.includes(` hex=${details} `))).toHaveLength(1);
+    const e = await throughEmulator(script, g.records, []);
+    expect(e).toEqual(g.records);
+  });
+});
