@@ -77,7 +77,7 @@ describe('deadline', () => {
       },
     ],
   ] as const)('stops a looping on_%s', async (_phase, callback, config, trigger) => {
-    const host = await startProbe(config, { limits: LIMITS, failurePolicy: 'reload' });
+    const host = await startProbe(config, { limits: LIMITS, failurePolicy: 'reload', upstreams: ['backend'] });
     const ms = timed(() => trigger(host));
     expect(ms).toBeLessThan(STOPPED_WITHIN_MS);
     expect(trapped(host)).toEqual([
