@@ -13,11 +13,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { LogLevelName } from '../abi/constants.js';
 import { loadConfigFile } from '../config/load.js';
-import type { HookwireConfig, Listener } from '../config/schema.js';
+import type { HookwireConfig, Listener, TlsConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { Runtime, type RuntimeEvent, type RuntimeOptions } from '../vm/runtime.js';
 import type { PluginLogRecord } from '../vm/logging.js';
@@ -25,6 +26,7 @@ import { GatewayClosedError, ListenError, ReloadError } from './errors.js';
 import { Generation, type RouteEntry } from './generation.js';
 import { GatewayMetrics } from './metrics.js';
 import { errorBody, hasExchange, serve, type StreamCore } from './stream.js';
+import { ListenerCertificates } from './tls.js';
 import { HttpCallDispatcher, PoolRegistry } from './upstream.js';
 
 export interface GatewayOptions {
@@ -50,6 +52,7 @@ export interface ListenerInfo {
   readonly address: string;
   readonly port: number;
   readonly url: string;
+  readonly tls: boolean;
 }
 
 export interface ReloadResult {
@@ -92,12 +95,32 @@ function runtimeLevel(level: HookwireConfig['log_level']): LogLevelName {
   return level === 'fatal' ? 'critical' : level;
 }
 
-export function listenerUrl(address: string, port: number): string {
-  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+export function listenerUrl(address: string, port: number, tls = false): string {
+  return `${tls ? 'https' : 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+/** Where to listen; without `tls` (embedders, tests), plaintext. */
+export type ListenerSpec = Pick<Listener, 'address' | 'port'> & { readonly tls?: TlsConfig | null };
+
+/** An HTTP server (node:http or node:https) whose certificates, if any, a SIGHUP re-reads. */
+export interface HttpListener {
+  readonly server: Server;
+  readonly certificates: ListenerCertificates | null;
+}
+
+/**
+ * The server for `listener`: node:https with its certificates when it has
+ * `tls` (TlsConfigError names a bad file), node:http otherwise.
+ */
+export function createListenerServer(listener: ListenerSpec, logger: Logger, handler: (req: IncomingMessage, res: ServerResponse) => void): HttpListener {
+  if (listener.tls == null) return { server: createServer(handler), certificates: null };
+  const certificates = ListenerCertificates.load(listener.tls, logger);
+  // node:https's Server is node:http's plus TLS (same request/response types).
+  return { server: createHttpsServer(certificates.serverOptions(), handler) as unknown as Server, certificates };
 }
 
 /** Listen on `listener`; ListenError (naming `what`) on failure. */
-export async function listen(server: Server, listener: Listener, what: string): Promise<ListenerInfo> {
+export async function listen(server: NetServer, listener: ListenerSpec, what: string): Promise<ListenerInfo> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new ListenError(what, listener.address, listener.port, { cause: err }));
     server.once('error', onError);
@@ -107,7 +130,8 @@ export async function listen(server: Server, listener: Listener, what: string): 
     });
   });
   const addr = server.address() as AddressInfo;
-  return { address: addr.address, port: addr.port, url: listenerUrl(addr.address, addr.port) };
+  const tls = listener.tls != null;
+  return { address: addr.address, port: addr.port, url: listenerUrl(addr.address, addr.port, tls), tls };
 }
 
 export class Gateway implements StreamCore {
@@ -131,6 +155,8 @@ export class Gateway implements StreamCore {
   /** Generations whose plugins are being unloaded (some may wait for proxy_done). */
   private readonly unloads = new Set<Promise<void>>();
   private readonly servers: Server[] = [];
+  /** The TLS listeners, whose certificates a SIGHUP re-reads. */
+  private readonly tlsListeners: HttpListener[] = [];
   private closing: Promise<void> | null = null;
   private drainWaiter: (() => void) | null = null;
   private reloadChain: Promise<unknown> = Promise.resolve();
@@ -179,8 +205,10 @@ export class Gateway implements StreamCore {
       gateway.current = await Generation.load(gateway.runtime, config, gateway.nextGeneration++, gateway.registry, gateway.metrics);
       if (options.listen ?? true) {
         for (const l of config.proxy.listen) {
-          const server = createServer(gateway.handler);
+          const listener = createListenerServer(l, gateway.logger, gateway.handler);
+          const server = listener.server;
           gateway.servers.push(server);
+          if (listener.certificates !== null) gateway.tlsListeners.push(listener);
           const info = await listen(server, l, 'proxy');
           gateway.listeners.push(info);
           gateway.logger.info({ url: info.url }, `proxy listening on ${info.url}`);
@@ -250,12 +278,19 @@ export class Gateway implements StreamCore {
    * Listener, admin and envoy_strict changes need a restart (logged).
    */
   reload(config: HookwireConfig): Promise<ReloadResult> {
-    const run = this.reloadChain.then(() => this.swap(config));
+    return this.queueSwap(config, []);
+  }
+
+  private queueSwap(config: HookwireConfig, switchCertificates: readonly (() => void)[]): Promise<ReloadResult> {
+    const run = this.reloadChain.then(() => this.swap(config, switchCertificates));
     this.reloadChain = run.catch(() => undefined);
     return run;
   }
 
-  /** Re-read the configuration file (SIGHUP) and reload it. */
+  /**
+   * Re-read the configuration file (SIGHUP) and reload it, and re-read the
+   * TLS listeners' certificate files: both change together, or nothing does.
+   */
   async reloadFromFile(path: string | null = this.configPath, prepare?: (file: HookwireConfig) => HookwireConfig): Promise<ReloadResult> {
     if (path === null) {
       const err = new ReloadError('config', this.generation, 'hookwire was started without a configuration file, there is nothing to re-read');
@@ -272,10 +307,18 @@ export class Gateway implements StreamCore {
       this.logger.error({ code: err.code, stage: err.stage }, err.message);
       throw err;
     }
-    return this.reload(config);
+    let switches: (() => void)[];
+    try {
+      switches = this.tlsListeners.map((l) => l.certificates!.prepareReload(l.server as unknown as { setSecureContext(o: object): void }));
+    } catch (cause) {
+      const err = new ReloadError('tls', this.generation, (cause as Error).message, { cause });
+      this.logger.error({ code: err.code, stage: err.stage }, err.message);
+      throw err;
+    }
+    return this.queueSwap(config, switches);
   }
 
-  private async swap(config: HookwireConfig): Promise<ReloadResult> {
+  private async swap(config: HookwireConfig, switchCertificates: readonly (() => void)[]): Promise<ReloadResult> {
     const previous = this.current;
     if (this.closing) throw new ReloadError('closed', previous.number, new GatewayClosedError('reload').message);
     let next: Generation;
@@ -291,8 +334,10 @@ export class Gateway implements StreamCore {
       throw new ReloadError('closed', previous.number, new GatewayClosedError('reload').message);
     }
     this.warnUnapplied(previous.config, config);
-    // The swap: new requests take the new router from here on.
+    // The swap: new requests take the new router from here on (and new handshakes the re-read certificates).
     this.current = next;
+    for (const switchOver of switchCertificates) switchOver();
+    if (switchCertificates.length > 0) this.logger.info({ listeners: switchCertificates.length }, 'TLS certificates reloaded');
     if (config.log_level !== previous.config.log_level) {
       this.logger.level = config.log_level;
       this.accessLog = this.logger.isLevelEnabled('info');
