@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { LogLevelName } from '../abi/constants.js';
 import { loadConfigFile } from '../config/load.js';
@@ -27,6 +28,7 @@ import { Generation, type RouteEntry } from './generation.js';
 import { GatewayMetrics } from './metrics.js';
 import { errorBody, hasExchange, serve, type StreamCore } from './stream.js';
 import { ListenerCertificates } from './tls.js';
+import { UpgradeStream } from './upgrade.js';
 import { HttpCallDispatcher, PoolRegistry } from './upstream.js';
 
 export interface GatewayOptions {
@@ -168,6 +170,9 @@ export class Gateway implements StreamCore {
    */
   private unloading = false;
   private readonly handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+  private readonly upgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.handleUpgrade(req, socket, head);
+  /** Upgraded connections (WebSocket) open now: shutdown closes them after the drain timeout. */
+  private readonly upgrades = new Set<UpgradeStream>();
   private readonly onRuntimeEvent: ((event: RuntimeEvent) => void) | null;
 
   private constructor(config: HookwireConfig, options: GatewayOptions) {
@@ -207,6 +212,7 @@ export class Gateway implements StreamCore {
         for (const l of config.proxy.listen) {
           const listener = createListenerServer(l, gateway.logger, gateway.handler);
           const server = listener.server;
+          server.on('upgrade', gateway.upgradeHandler);
           gateway.servers.push(server);
           if (listener.certificates !== null) gateway.tlsListeners.push(listener);
           const info = await listen(server, l, 'proxy');
@@ -260,6 +266,28 @@ export class Gateway implements StreamCore {
       const body = errorBody('An unexpected error occurred', requestId);
       res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, 'x-request-id': requestId, connection: 'close' });
       res.end(body);
+    }
+  }
+
+  /** An HTTP/1.1 Upgrade request (WebSocket): proxied as a tunnel, see upgrade.ts. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const gen = this.current;
+    gen.inflight++;
+    this.inflight++;
+    if (this.draining) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      this.streamDone(gen);
+      return;
+    }
+    try {
+      const stream = UpgradeStream.start(this, gen, req, socket, head);
+      if (stream !== null) {
+        this.upgrades.add(stream);
+        socket.once('close', () => this.upgrades.delete(stream));
+      }
+    } catch (err) {
+      this.logger.error({ err }, 'upgrade handling failed');
+      socket.destroy();
     }
   }
 
@@ -397,6 +425,8 @@ export class Gateway implements StreamCore {
     }
     if (this.inflight > 0) this.logger.warn({ inflight: this.inflight }, 'drain timeout: closing the remaining connections');
     for (const s of this.servers) s.closeAllConnections();
+    // Upgraded connections are no longer the HTTP server's: close them here.
+    for (const u of this.upgrades) u.destroy();
     await Promise.all(serversClosed);
     const left = Math.max(0, deadline - Date.now());
     for (const gen of this.retired) void this.release(gen, left);
