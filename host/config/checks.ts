@@ -61,7 +61,7 @@ const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-
 
 function checkListeners(doc: Raw, report: Report): void {
   const seen = new Map<string, string>();
-  const check = (raw: unknown, pointer: string, defaults: Omit<Listener, 'tls'>) => {
+  const check = (raw: unknown, pointer: string, defaults: Pick<Listener, 'address' | 'port'>) => {
     const obj = asObject(raw);
     if (!obj) return;
     const { address, port } = normalizeListener(obj, defaults);

@@ -26,6 +26,8 @@ export const DEFAULTS = deepFreeze({
     /** Listeners used when `proxy.listen` is absent. */
     listen: [PROXY_LISTENER],
     listener: PROXY_LISTENER,
+    /** A listener's `http2`: off, like Kong's proxy_listen without the http2 flag. */
+    http2: false,
     /** Bytes of request body a filter may make the proxy buffer (1 MiB); over it the client gets 413. */
     request_body_buffer_limit: 1_048_576,
     /** Bytes of response body a filter may make the proxy buffer (1 MiB); over it the client gets 502. */

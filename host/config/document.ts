@@ -106,7 +106,7 @@ function listenerDocument(l: Listener): DocObject {
 export function toDocument(config: HookwireConfig): DocObject {
   return {
     proxy: {
-      listen: config.proxy.listen.map(listenerDocument),
+      listen: config.proxy.listen.map((l) => ({ ...listenerDocument(l), http2: l.http2 })),
       request_body_buffer_limit: config.proxy.request_body_buffer_limit,
       response_body_buffer_limit: config.proxy.response_body_buffer_limit,
       drain_timeout_ms: config.proxy.drain_timeout_ms,

@@ -106,11 +106,12 @@ function normalizeAdmin(raw: Raw, baseDir: string): AdminConfig {
   };
 }
 
-export function normalizeListener(raw: Raw, defaults: Omit<Listener, 'tls'>, baseDir = '.'): Listener {
+export function normalizeListener(raw: Raw, defaults: Pick<Listener, 'address' | 'port'>, baseDir = '.'): Listener {
   return {
     address: (raw.address ?? defaults.address) as string,
     port: (raw.port ?? defaults.port) as number,
     tls: normalizeTls(asObject(raw.tls), baseDir),
+    http2: raw.http2 === true,
   };
 }
 

@@ -233,6 +233,7 @@ export const CONFIG_SCHEMA = {
         address: { ...address, default: DEFAULTS.proxy.listener.address },
         port: { ...port, default: DEFAULTS.proxy.listener.port },
         tls: { $ref: '#/definitions/tls' },
+        http2: { type: 'boolean', default: DEFAULTS.proxy.http2 },
       },
     },
     admin_listener: {
@@ -408,6 +409,8 @@ export interface Listener {
   readonly port: number;
   /** Null: plaintext. */
   readonly tls: TlsConfig | null;
+  /** HTTP/2 to clients: ALPN h2 (and HTTP/1.1) with tls, prior-knowledge h2c only without. Always false for admin. */
+  readonly http2: boolean;
 }
 
 export interface ProxyConfig {

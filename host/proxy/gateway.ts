@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { createSecureServer as createHttp2SecureServer, createServer as createHttp2Server, type Http2ServerRequest, type Http2Session } from 'node:http2';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
@@ -27,6 +28,7 @@ import { GatewayClosedError, ListenError, ReloadError } from './errors.js';
 import { Generation, type RouteEntry } from './generation.js';
 import { GatewayMetrics } from './metrics.js';
 import { errorBody, hasExchange, serve, type StreamCore } from './stream.js';
+import { adaptHttp2Request } from './http2.js';
 import { ListenerCertificates } from './tls.js';
 import { UpgradeStream } from './upgrade.js';
 import { HttpCallDispatcher, PoolRegistry } from './upstream.js';
@@ -102,12 +104,26 @@ export function listenerUrl(address: string, port: number, tls = false): string 
 }
 
 /** Where to listen; without `tls` (embedders, tests), plaintext. */
-export type ListenerSpec = Pick<Listener, 'address' | 'port'> & { readonly tls?: TlsConfig | null };
+export type ListenerSpec = Pick<Listener, 'address' | 'port'> & { readonly tls?: TlsConfig | null; readonly http2?: boolean };
 
 /** An HTTP server (node:http or node:https) whose certificates, if any, a SIGHUP re-reads. */
 export interface HttpListener {
   readonly server: Server;
   readonly certificates: ListenerCertificates | null;
+  /** HTTP/2 listeners: the open sessions (node:http2 servers have no closeAllConnections). Null for HTTP/1.1 ones. */
+  readonly sessions: Set<Http2Session> | null;
+}
+
+/** Stop taking requests on idle connections (HTTP/2: GOAWAY, streams in flight finish). */
+export function closeIdle(l: HttpListener): void {
+  if (l.sessions === null) l.server.closeIdleConnections();
+  else for (const s of l.sessions) s.close();
+}
+
+/** Close every connection now. */
+export function closeAll(l: HttpListener): void {
+  if (l.sessions === null) l.server.closeAllConnections();
+  else for (const s of l.sessions) s.destroy();
 }
 
 /**
@@ -115,10 +131,21 @@ export interface HttpListener {
  * `tls` (TlsConfigError names a bad file), node:http otherwise.
  */
 export function createListenerServer(listener: ListenerSpec, logger: Logger, handler: (req: IncomingMessage, res: ServerResponse) => void): HttpListener {
-  if (listener.tls == null) return { server: createServer(handler), certificates: null };
-  const certificates = ListenerCertificates.load(listener.tls, logger);
+  const certificates = listener.tls == null ? null : ListenerCertificates.load(listener.tls, logger);
+  if (listener.http2 === true) {
+    // HTTP/2's compatibility API gives request/response objects shaped like node:http's (see http2.ts).
+    const h2 = handler as unknown as Parameters<typeof createHttp2Server>[1];
+    const server = certificates === null ? createHttp2Server({}, h2) : createHttp2SecureServer({ ...certificates.serverOptions(), allowHTTP1: true }, h2);
+    const sessions = new Set<Http2Session>();
+    server.on('session', (session: Http2Session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+    });
+    return { server: server as unknown as Server, certificates, sessions };
+  }
+  if (certificates === null) return { server: createServer(handler), certificates: null, sessions: null };
   // node:https's Server is node:http's plus TLS (same request/response types).
-  return { server: createHttpsServer(certificates.serverOptions(), handler) as unknown as Server, certificates };
+  return { server: createHttpsServer(certificates.serverOptions(), handler) as unknown as Server, certificates, sessions: null };
 }
 
 /** Listen on `listener`; ListenError (naming `what`) on failure. */
@@ -156,7 +183,7 @@ export class Gateway implements StreamCore {
   private readonly retired = new Set<Generation>();
   /** Generations whose plugins are being unloaded (some may wait for proxy_done). */
   private readonly unloads = new Set<Promise<void>>();
-  private readonly servers: Server[] = [];
+  private readonly servers: HttpListener[] = [];
   /** The TLS listeners, whose certificates a SIGHUP re-reads. */
   private readonly tlsListeners: HttpListener[] = [];
   private closing: Promise<void> | null = null;
@@ -170,6 +197,11 @@ export class Gateway implements StreamCore {
    */
   private unloading = false;
   private readonly handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+  /** HTTP/2 listeners: HTTP/1.1 requests (ALPN fallback) as usual, HTTP/2 ones adapted first. */
+  private readonly http2Handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.httpVersionMajor === 2) adaptHttp2Request(req as unknown as Http2ServerRequest);
+    this.handle(req, res);
+  };
   private readonly upgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.handleUpgrade(req, socket, head);
   /** Upgraded connections (WebSocket) open now: shutdown closes them after the drain timeout. */
   private readonly upgrades = new Set<UpgradeStream>();
@@ -210,10 +242,10 @@ export class Gateway implements StreamCore {
       gateway.current = await Generation.load(gateway.runtime, config, gateway.nextGeneration++, gateway.registry, gateway.metrics);
       if (options.listen ?? true) {
         for (const l of config.proxy.listen) {
-          const listener = createListenerServer(l, gateway.logger, gateway.handler);
+          const listener = createListenerServer(l, gateway.logger, l.http2 ? gateway.http2Handler : gateway.handler);
           const server = listener.server;
           server.on('upgrade', gateway.upgradeHandler);
-          gateway.servers.push(server);
+          gateway.servers.push(listener);
           if (listener.certificates !== null) gateway.tlsListeners.push(listener);
           const info = await listen(server, l, 'proxy');
           gateway.listeners.push(info);
@@ -410,8 +442,8 @@ export class Gateway implements StreamCore {
     this.draining = true;
     // One budget for the whole drain: requests in flight, then plugins flushing on unload.
     const deadline = Date.now() + drainTimeoutMs;
-    const serversClosed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const s of this.servers) s.closeIdleConnections();
+    const serversClosed = this.servers.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
+    for (const l of this.servers) closeIdle(l);
     if (this.inflight > 0) {
       this.logger.info({ inflight: this.inflight, timeout_ms: drainTimeoutMs }, 'draining in-flight requests');
       await new Promise<void>((resolve) => {
@@ -424,7 +456,7 @@ export class Gateway implements StreamCore {
       this.drainWaiter = null;
     }
     if (this.inflight > 0) this.logger.warn({ inflight: this.inflight }, 'drain timeout: closing the remaining connections');
-    for (const s of this.servers) s.closeAllConnections();
+    for (const l of this.servers) closeAll(l);
     // Upgraded connections are no longer the HTTP server's: close them here.
     for (const u of this.upgrades) u.destroy();
     await Promise.all(serversClosed);

@@ -130,7 +130,8 @@ const RESOLVERS = new Map<string, Resolver>([
   ['request.useragent', (s) => bytes(s.requestHeaders.get('user-agent'))],
   ['request.time', (s) => s.startWallNs],
   ['request.id', (s) => s.requestId],
-  ['request.protocol', (s) => `HTTP/${s.req.httpVersion}`],
+  // Envoy's names: HTTP/1.0, HTTP/1.1, HTTP/2.
+  ['request.protocol', (s) => (s.req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/${s.req.httpVersion}`)],
   ['request.query', (s) => {
     const p = s.requestHeaders.get(':path') ?? '';
     const q = p.indexOf('?');
