@@ -12,6 +12,7 @@ import type { HeaderMap } from '../abi/header-map.js';
 import { serializePairs } from '../abi/memory.js';
 import { ByteString, type PropertyValue } from '../vm/properties.js';
 import type { RouteEntry } from './generation.js';
+import { TLS_ATTRIBUTES, tlsSocket } from './tls.js';
 import type { UpstreamTarget } from './upstream.js';
 
 /** What a stream exposes to the property lookup. */
@@ -158,6 +159,15 @@ const RESOLVERS = new Map<string, Resolver>([
   ['destination.address', (s) => destinationAddress(s.req.socket)],
   ['destination.port', (s) => s.req.socket.localPort],
   ['connection.id', (s) => connectionId(s.req.socket)],
+  // Envoy: TLS and a certificate presented by the client (verified or not); false on plaintext.
+  ['connection.mtls', (s) => {
+    const tls = tlsSocket(s.req.socket);
+    return tls !== null && tls.getPeerX509Certificate() !== undefined;
+  }],
+  ...[...TLS_ATTRIBUTES].map(([key, resolve]): [string, Resolver] => [key, (s) => {
+    const tls = tlsSocket(s.req.socket);
+    return tls === null ? undefined : resolve(tls);
+  }]),
   ['upstream.address', (s) => s.target?.address],
   ['xds.route_name', (s) => s.entry.resolved.route.name],
   ['hookwire.route_name', (s) => s.entry.resolved.route.name],

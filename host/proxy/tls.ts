@@ -159,6 +159,20 @@ export class ListenerCertificates {
   }
 }
 
+/** OpenSSL's texts of the verification failures a client certificate commonly meets. */
+const VERIFY_ERRORS: Readonly<Record<string, string>> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unable to verify the first certificate',
+  UNABLE_TO_GET_ISSUER_CERT: 'unable to get issuer certificate',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unable to get local issuer certificate',
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+  CERT_SIGNATURE_FAILURE: 'certificate signature failure',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in certificate chain',
+  CERT_REVOKED: 'certificate revoked',
+  INVALID_PURPOSE: 'unsupported certificate purpose',
+};
+
 /**
  * nginx's $ssl_client_verify, as Kong's http-log writes `request.tls.client_verify`:
  * "NONE" (no certificate sent), "SUCCESS", or "FAILED:<reason>".
@@ -167,5 +181,45 @@ export function clientVerify(socket: TLSSocket): string {
   if (socket.authorized) return 'SUCCESS';
   const peer = socket.getPeerCertificate();
   if (peer === null || Object.keys(peer).length === 0) return 'NONE';
-  return `FAILED:${String(socket.authorizationError ?? 'unknown')}`;
+  // nginx writes OpenSSL's text (X509_verify_cert_error_string); Node gives the code.
+  const reason = socket.authorizationError as unknown;
+  const code = reason instanceof Error ? ((reason as NodeJS.ErrnoException).code ?? reason.message) : String(reason ?? 'unknown');
+  return `FAILED:${VERIFY_ERRORS[code] ?? code}`;
 }
+
+// ---- Envoy's connection.* attributes of a TLS connection (properties.ts) ----
+
+/** The downstream socket when it is TLS, else null (the attributes are then not found; connection.mtls false). */
+export function tlsSocket(socket: unknown): TLSSocket | null {
+  return (socket as { encrypted?: boolean }).encrypted === true ? (socket as TLSSocket) : null;
+}
+
+/** A subject as Envoy formats it: RFC 2253, most specific first ("CN=client,O=Example"). */
+function rfc2253(cert: X509Certificate | undefined): string | undefined {
+  return cert === undefined ? undefined : cert.subject.split('\n').reverse().join(',');
+}
+
+function firstSan(cert: X509Certificate | undefined, kind: 'DNS:' | 'URI:'): string | undefined {
+  if (cert === undefined) return undefined;
+  for (const entry of (cert.subjectAltName ?? '').split(', ')) if (entry.startsWith(kind)) return entry.slice(kind.length);
+  return undefined;
+}
+
+const peer = (s: TLSSocket): X509Certificate | undefined => s.getPeerX509Certificate();
+const local = (s: TLSSocket): X509Certificate | undefined => s.getX509Certificate();
+
+/** Resolvers of the TLS attributes, by key; each gets the TLS socket. */
+export const TLS_ATTRIBUTES: ReadonlyMap<string, (s: TLSSocket) => string | boolean | undefined> = new Map<string, (s: TLSSocket) => string | boolean | undefined>([
+  ['connection.tls_version', (s) => s.getProtocol() ?? undefined],
+  ['connection.requested_server_name', (s) => (typeof s.servername === 'string' ? s.servername : undefined)],
+  ['connection.subject_local_certificate', (s) => rfc2253(local(s))],
+  ['connection.subject_peer_certificate', (s) => rfc2253(peer(s))],
+  ['connection.dns_san_local_certificate', (s) => firstSan(local(s), 'DNS:')],
+  ['connection.dns_san_peer_certificate', (s) => firstSan(peer(s), 'DNS:')],
+  ['connection.uri_san_local_certificate', (s) => firstSan(local(s), 'URI:')],
+  ['connection.uri_san_peer_certificate', (s) => firstSan(peer(s), 'URI:')],
+  ['connection.sha256_peer_certificate_digest', (s) => peer(s)?.fingerprint256.replaceAll(':', '').toLowerCase()],
+  // Kong's request.tls for http-log (nginx's $ssl_cipher, $ssl_client_verify); Envoy has no attribute for these.
+  ['hookwire.tls_cipher', (s) => s.getCipher()?.name],
+  ['hookwire.tls_client_verify', (s) => clientVerify(s)],
+]);

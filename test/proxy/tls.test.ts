@@ -11,6 +11,7 @@ import { loadConfigFile } from '../../host/config/load.js';
 import { ReloadError, TlsConfigError } from '../../host/proxy/errors.js';
 import { Gateway } from '../../host/proxy/gateway.js';
 import { memoryLogger, startApp, testConfig } from '../helpers/gateway.js';
+import { fixture } from '../helpers/paths.js';
 import { expiredCertificate, TestCa, type CertFiles } from '../helpers/tls.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -78,11 +79,27 @@ function servedFor(port: number, servername: string | undefined): Promise<string
   });
 }
 
+const TLS_PROPS = [
+  'connection.tls_version',
+  'connection.requested_server_name',
+  'connection.subject_peer_certificate',
+  'connection.subject_local_certificate',
+  'connection.dns_san_local_certificate',
+  'connection.sha256_peer_certificate_digest',
+  'hookwire.tls_cipher',
+  'hookwire.tls_client_verify',
+  'request.scheme',
+];
+
 function tlsDoc(tls: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   return {
     proxy: { listen: [{ address: '127.0.0.1', port: 0, tls }] },
     services: [{ name: 'echo', url: upstream.url }],
-    routes: [{ name: 'all', service: 'echo', paths: ['/'] }],
+    routes: [
+      { name: 'all', service: 'echo', paths: ['/'] },
+      // A filter that answers the TLS properties as response headers (x-prop-<key with "." as "-">).
+      { name: 'props', service: 'echo', paths: ['/props'], plugins: [{ name: 'props', wasm: fixture('proxy-filter'), configuration: { props: TLS_PROPS } }] },
+    ],
     ...extra,
   };
 }
@@ -235,11 +252,42 @@ describe('client certificates (mTLS)', () => {
     }
   });
 
-  it('verify_client "optional": requests without a certificate pass too', async () => {
+  it('verify_client "optional": requests without a certificate pass too; the TLS properties say what happened', async () => {
     const { gateway, url } = await startTls({ certificates: [alpha], verify_client: 'optional', client_ca: ca.cert });
+    const props = async (options: RequestOptions) => {
+      const u = new URL(url + '/props');
+      return new Promise<Record<string, string | string[] | undefined>>((resolve, reject) => {
+        const req = httpsRequest({ host: u.hostname, port: Number(u.port), path: u.pathname, ca: ca.read(ca.cert), agent: false, servername: 'alpha.test', ...options }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.headers));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    };
     try {
       expect((await get(url + '/opt', { servername: 'alpha.test' })).status).toBe(200);
       expect((await get(url + '/opt', { servername: 'alpha.test', cert: ca.read(client.cert), key: ca.read(client.key) })).status).toBe(200);
+
+      const withCert = await props({ cert: ca.read(client.cert), key: ca.read(client.key) });
+      expect(withCert).toMatchObject({
+        'x-prop-connection-tls_version': 'TLSv1.3',
+        'x-prop-connection-requested_server_name': 'alpha.test',
+        'x-prop-connection-subject_peer_certificate': 'CN=client-one',
+        'x-prop-connection-subject_local_certificate': 'CN=alpha.test',
+        'x-prop-connection-dns_san_local_certificate': 'alpha.test',
+        'x-prop-hookwire-tls_client_verify': 'SUCCESS',
+        'x-prop-request-scheme': 'https',
+      });
+      expect(withCert['x-prop-connection-sha256_peer_certificate_digest']).toMatch(/^[0-9a-f]{64}$/);
+      expect(withCert['x-prop-hookwire-tls_cipher']).toMatch(/^TLS_AES_/);
+
+      const without = await props({});
+      expect(without['x-prop-hookwire-tls_client_verify']).toBe('NONE');
+      expect(without['x-prop-connection-subject_peer_certificate']).toBe(''); // not found: the fixture adds it empty
+      const strangers = await props({ cert: ca.read(stranger.cert), key: ca.read(stranger.key) });
+      expect(strangers['x-prop-hookwire-tls_client_verify']).toBe('FAILED:unable to verify the first certificate');
+      expect(strangers['x-prop-connection-subject_peer_certificate']).toBe('CN=stranger');
     } finally {
       await gateway.close({ drainTimeoutMs: 1000 });
     }
