@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -99,11 +100,11 @@ export interface WsClient {
   close(): Promise<void>;
 }
 
-/** Open a WebSocket (or fail with the non-101 response head) through `url` (http). */
-export function openWebSocket(url: string, path: string, headers: Record<string, string> = {}): Promise<WsClient> {
+/** Open a WebSocket through `url` (http, or https with `tls` options: wss); resolves with any response head (101 or not). */
+export function openWebSocket(url: string, path: string, headers: Record<string, string> = {}, tls?: ConnectionOptions): Promise<WsClient> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(u.port), u.hostname);
+    const socket = u.protocol === 'https:' ? connectTls({ host: u.hostname, port: Number(u.port), ...tls }) : connect(Number(u.port), u.hostname);
     const key = Buffer.from('hookwire-ws-test').toString('base64');
     const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
     socket.write(`GET ${path} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`);

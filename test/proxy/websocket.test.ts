@@ -3,6 +3,7 @@
 // when the connection closes, and shutdown not waiting forever for an open WebSocket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, until, type TestGateway } from '../helpers/gateway.js';
+import { TestCa } from '../helpers/tls.js';
 import { fixture } from '../helpers/paths.js';
 import { openWebSocket, startWebSocketEcho, type EchoServer } from '../helpers/websocket.js';
 
@@ -80,6 +81,28 @@ describe('WebSocket through the proxy', () => {
     const ws = await openWebSocket(gw.url, '/nowhere');
     expect(ws.status).toBe(404);
     ws.socket.destroy();
+  });
+
+  it('wss: the same through a TLS listener, the filter sees :scheme https', async () => {
+    const ca = new TestCa();
+    const cert = ca.issue('ws', { cn: 'ws.test', dnsNames: ['ws.test'] });
+    const own = await startGateway({
+      proxy: { listen: [{ address: '127.0.0.1', port: 0, tls: { certificates: [cert] } }] },
+      services: [{ name: 'ws', url: echo.url }],
+      routes: [{ name: 'r', service: 'ws', paths: ['/'], plugins: [{ name: 'p', wasm: fixture('proxy-filter'), configuration: { props: ['request.scheme', 'connection.tls_version'] } }] }],
+    });
+    try {
+      const ws = await openWebSocket(own.url, '/secure', {}, { ca: ca.read(ca.cert), servername: 'ws.test' });
+      expect(ws.status).toBe(101);
+      expect(ws.head).toMatch(/\r\nx-prop-request-scheme: https\r\n/i);
+      expect(ws.head).toMatch(/\r\nx-prop-connection-tls_version: TLSv1\.3(\r\n|$)/i);
+      expect(echo.upgrades.at(-1)!['x-forwarded-proto']).toBe('https');
+      expect(await ws.roundTrip('secret')).toBe('echo: secret');
+      await ws.close();
+    } finally {
+      await own.close();
+      ca.remove();
+    }
   });
 
   it('shutdown closes WebSockets still open after the drain timeout', async () => {
