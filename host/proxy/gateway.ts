@@ -296,7 +296,10 @@ export class Gateway implements StreamCore {
       const requestId = randomUUID();
       this.logger.error({ err, request_id: requestId }, 'request handling failed');
       const body = errorBody('An unexpected error occurred', requestId);
-      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, 'x-request-id': requestId, connection: 'close' });
+      const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, 'x-request-id': requestId };
+      // HTTP/2 has no Connection header (node:http2 refuses one); its stream ends alone.
+      if (req.httpVersionMajor !== 2) headers.connection = 'close';
+      res.writeHead(500, headers);
       res.end(body);
     }
   }
