@@ -118,4 +118,18 @@ describe('HTTP/2 to clients', () => {
       session.close();
     }
   });
+
+  it('shutdown does not wait for an idle HTTP/2 session the client keeps open', async () => {
+    const own = await Gateway.start(
+      testConfig({ proxy: { listen: [{ address: '127.0.0.1', port: 0, http2: true }] }, services: [{ name: 'echo', url: upstream.url }], routes: [{ name: 'r', service: 'echo', paths: ['/'] }] }),
+      { logger: memoryLogger().logger },
+    );
+    const session = connect(own.listeners[0]!.url);
+    session.on('error', () => undefined);
+    expect((await h2Request(session, { ':method': 'GET', ':path': '/idle' })).headers[':status']).toBe(200);
+    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+    await own.close({ drainTimeoutMs: 1000 });
+    await goaway;
+    session.destroy();
+  });
 });
