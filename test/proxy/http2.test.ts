@@ -18,7 +18,7 @@ let gateway: Gateway;
 const filtered = {
   name: 'h2-filter',
   wasm: fixture('proxy-filter'),
-  configuration: { name: 'h2', request_header: 'x-h2-filter', request_value: 'seen', response_header: 'x-h2-resp', props: ['request.protocol', 'request.scheme', 'request.host', 'request.path'] },
+  configuration: { name: 'h2', request_header: 'x-h2-filter', request_value: 'seen', response_header: 'x-h2-resp', props: ['request.protocol', 'request.scheme', 'request.host', 'request.path', 'connection.tls_version', 'connection.requested_server_name'] },
 };
 
 beforeAll(async () => {
@@ -74,6 +74,9 @@ describe('HTTP/2 to clients', () => {
       expect(r.headers['x-prop-request-scheme']).toBe('https');
       expect(r.headers['x-prop-request-host']).toBe('api.h2.test');
       expect(r.headers['x-prop-request-path']).toBe('/h2/get?x=1');
+      // The TLS attributes through node:http2's socket proxy.
+      expect(r.headers['x-prop-connection-tls_version']).toBe('TLSv1.3');
+      expect(r.headers['x-prop-connection-requested_server_name']).toBe('h2.test');
       const echo = JSON.parse(r.body);
       // HTTP/1.1 upstream: no pseudo-headers, the service's Host, the filter's header.
       expect(echo.url).toBe('/h2/get?x=1');
