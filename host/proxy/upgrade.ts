@@ -14,7 +14,7 @@
  * HTTP/1.1 hot path carries no upgrade checks.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import { connect as connectTcp, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
@@ -33,10 +33,9 @@ const DROPPED = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forw
 /** The longest upstream response head read before the upgrade is given up (bytes). */
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
-const REASONS: Record<number, string> = { 101: 'Switching Protocols', 400: 'Bad Request', 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 function head(status: number, flat: readonly string[]): string {
-  let text = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Status'}\r\n`;
+  let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
   for (let i = 0; i < flat.length; i += 2) if (flat[i]!.charCodeAt(0) !== 58 /* : */) text += `${flat[i]}: ${flat[i + 1]}\r\n`;
   return text + '\r\n';
 }
@@ -240,6 +239,9 @@ export class UpgradeStream implements LiveRequest, StreamDelegate {
       this.upstreamHead(upstream, pending.subarray(0, end).toString('latin1'), pending.subarray(end + 4));
     };
     upstream.on('data', onData);
+    // Until the upstream answers: its connect and read timeouts (the tunnel itself has none, as in Envoy).
+    const service = this.entry.resolved.service;
+    upstream.setTimeout(service.connect_timeout_ms + service.read_timeout_ms, () => this.upstreamFailed('timeout: no response from the upstream', 504));
     upstream.on('error', (err) => this.upstreamFailed(`${(err as NodeJS.ErrnoException).code ?? 'error'}: ${err.message}`));
     upstream.on('close', () => {
       if (this.status === 0) this.upstreamFailed('upstream closed before answering');
@@ -247,18 +249,20 @@ export class UpgradeStream implements LiveRequest, StreamDelegate {
     });
   }
 
-  private upstreamFailed(reason: string): void {
+  private upstreamFailed(reason: string, status: 502 | 504 = 502): void {
     this.upstream?.destroy();
     if (this.status !== 0 || this.done) return;
-    this.core.logger.warn({ request_id: this.requestId, service: this.entry.resolved.service.name, reason }, 'upgrade: upstream failed');
-    this.codeDetails = 'upstream_reset_before_response_started';
-    const body = errorBody('An invalid response was received from the upstream server', this.requestId);
-    this.reply(502, ['content-type', 'application/json; charset=utf-8', 'content-length', String(body.length), 'connection', 'close'], body);
+    this.core.logger.warn({ request_id: this.requestId, service: this.entry.resolved.service.name, status, reason }, 'upgrade: upstream failed');
+    this.codeDetails = status === 504 ? 'upstream_response_timeout' : 'upstream_reset_before_response_started';
+    const message = status === 504 ? 'The upstream server is timing out' : 'An invalid response was received from the upstream server';
+    const body = errorBody(message, this.requestId);
+    this.reply(status, ['content-type', 'application/json; charset=utf-8', 'content-length', String(body.length), 'connection', 'close'], body);
   }
 
   /** The upstream's response head: a 101 runs the response header phase and opens the tunnel; anything else is passed on. */
   private upstreamHead(upstream: Socket, text: string, rest: Buffer): void {
     this.upstreamHeadAt = process.hrtime.bigint();
+    upstream.setTimeout(0);
     const lines = text.split('\r\n');
     const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0]!)?.[1] ?? 0);
     if (status === 0) {

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, until, type TestGateway } from '../helpers/gateway.js';
 import { TestCa } from '../helpers/tls.js';
 import { fixture } from '../helpers/paths.js';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { closedPort } from '../helpers/upstream.js';
 import { openWebSocket, startWebSocketEcho, type EchoServer } from '../helpers/websocket.js';
 
 let echo: EchoServer;
@@ -102,6 +104,35 @@ describe('WebSocket through the proxy', () => {
     } finally {
       await own.close();
       ca.remove();
+    }
+  });
+
+  it('an upstream that cannot be reached answers 502, one that does not answer 504 (connect + read timeout)', async () => {
+    const silent = new Set<Socket>();
+    const blackhole = createTcpServer((sock) => silent.add(sock));
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    const own = await startGateway({
+      services: [
+        { name: 'gone', url: `http://127.0.0.1:${await closedPort()}` },
+        { name: 'mute', url: `http://127.0.0.1:${(blackhole.address() as AddressInfo).port}`, connect_timeout_ms: 50, read_timeout_ms: 150 },
+      ],
+      routes: [
+        { name: 'gone', service: 'gone', paths: ['/gone'] },
+        { name: 'mute', service: 'mute', paths: ['/mute'] },
+      ],
+    });
+    try {
+      const gone = await openWebSocket(own.url, '/gone');
+      expect(gone.status).toBe(502);
+      gone.socket.destroy();
+      const mute = await openWebSocket(own.url, '/mute');
+      expect(mute.status).toBe(504);
+      expect(mute.head).toMatch(/^HTTP\/1\.1 504 Gateway Timeout\r\n/);
+      mute.socket.destroy();
+    } finally {
+      await own.close();
+      for (const sock of silent) sock.destroy();
+      await new Promise<void>((resolve) => blackhole.close(() => resolve()));
     }
   });
 
