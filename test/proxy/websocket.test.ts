@@ -89,7 +89,13 @@ describe('WebSocket through the proxy', () => {
     const ca = new TestCa();
     const cert = ca.issue('ws', { cn: 'ws.test', dnsNames: ['ws.test'] });
     const own = await startGateway({
-      proxy: { listen: [{ address: '127.0.0.1', port: 0, tls: { certificates: [cert] } }] },
+      proxy: {
+        listen: [
+          { address: '127.0.0.1', port: 0, tls: { certificates: [cert] } },
+          // HTTP/2 listener: WebSocket clients still come over HTTP/1.1 (ALPN fallback).
+          { address: '127.0.0.1', port: 0, http2: true, tls: { certificates: [cert] } },
+        ],
+      },
       services: [{ name: 'ws', url: echo.url }],
       routes: [{ name: 'r', service: 'ws', paths: ['/'], plugins: [{ name: 'p', wasm: fixture('proxy-filter'), configuration: { props: ['request.scheme', 'connection.tls_version'] } }] }],
     });
@@ -101,6 +107,10 @@ describe('WebSocket through the proxy', () => {
       expect(echo.upgrades.at(-1)!['x-forwarded-proto']).toBe('https');
       expect(await ws.roundTrip('secret')).toBe('echo: secret');
       await ws.close();
+      const overH2Listener = await openWebSocket(own.gateway.listeners[1]!.url, '/h2-listener', {}, { ca: ca.read(ca.cert), servername: 'ws.test' });
+      expect(overH2Listener.status).toBe(101);
+      expect(await overH2Listener.roundTrip('h1 on h2')).toBe('echo: h1 on h2');
+      await overH2Listener.close();
     } finally {
       await own.close();
       ca.remove();
