@@ -19,10 +19,10 @@
  * files under /ui/) to one public handler, for the paths no template matches.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Listener } from '../config/schema.js';
-import { listen, type ListenerInfo } from '../proxy/gateway.js';
+import { isLoopback } from '../config/checks.js';
+import { createListenerServer, listen, type HttpListener, type ListenerInfo, type ListenerSpec } from '../proxy/gateway.js';
 import { errorReply } from './http.js';
 import { bearerToken, tokenMatches } from './auth.js';
 
@@ -130,6 +130,7 @@ export class AdminServer {
   private readonly token: string | null;
   private readonly logger: Logger;
   private server: Server | null = null;
+  private listener: HttpListener | null = null;
   private inflight = 0;
   private idle: (() => void) | null = null;
   info: ListenerInfo | null = null;
@@ -200,8 +201,13 @@ export class AdminServer {
     return null;
   }
 
-  async listen(listener: Listener): Promise<ListenerInfo> {
-    const server = createServer((req, res) => {
+  /**
+   * Open the listener (HTTPS when it has `tls`; TlsConfigError names a bad
+   * file). Plaintext off loopback has passed the configuration checks only
+   * with admin.allow_plaintext_off_loopback, and is warned about here.
+   */
+  async listen(listener: ListenerSpec): Promise<ListenerInfo> {
+    const http = createListenerServer(listener, this.logger, (req, res) => {
       // handle() answers every failure itself; this catch is the last guard, so a request can never
       // become an unhandled rejection (which would end the process).
       this.handle(req, res).catch((err: unknown) => {
@@ -209,10 +215,27 @@ export class AdminServer {
         res.destroy();
       });
     });
-    this.server = server;
-    this.info = await listen(server, listener, 'admin');
+    this.listener = http;
+    this.server = http.server;
+    this.info = await listen(http.server, listener, 'admin');
     this.logger.info({ url: this.info.url }, `admin listening on ${this.info.url}`);
+    if (listener.tls == null && !isLoopback(listener.address)) {
+      this.logger.warn(
+        { address: listener.address, setting: 'admin.allow_plaintext_off_loopback' },
+        `admin API listens on ${listener.address} without TLS: the admin token travels in clear text (admin.allow_plaintext_off_loopback is true)`,
+      );
+    }
     return this.info;
+  }
+
+  /**
+   * Re-read the listener's certificate files (SIGHUP): TlsConfigError and
+   * nothing changed, or the switch to them (null when plaintext).
+   */
+  prepareCertificateReload(): (() => void) | null {
+    const l = this.listener;
+    if (l === null || l.certificates === null) return null;
+    return l.certificates.prepareReload(l.server as unknown as { setSecureContext(o: object): void });
   }
 
   /** Dispatch one request (the listener calls it; tests may too). Never rejects for a failed handler: it answers 500. */

@@ -27,6 +27,7 @@ import type { EventHooksConfig, HookwireConfig } from '../config/schema.js';
 import { EventHooks, EVENT_HOOKS_QUEUE } from '../hooks/service.js';
 import type { EventHooksOptions } from '../hooks/options.js';
 import { Gateway, type GatewayOptions, type ListenerInfo, type ReloadResult } from '../proxy/gateway.js';
+import { ReloadError } from '../proxy/errors.js';
 import type { RuntimeEvent } from '../vm/runtime.js';
 import { EntityStorage } from './storage.js';
 
@@ -196,7 +197,23 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
     hooks,
     storage,
     reload: applyChange,
-    reloadFromFile: () => gateway.reloadFromFile(undefined, (file) => storage.reloaded(file)),
+    async reloadFromFile() {
+      // The admin listener's certificates change with the proxy's and the configuration, or not at all.
+      let switchAdmin: (() => void) | null;
+      try {
+        switchAdmin = admin.prepareCertificateReload();
+      } catch (cause) {
+        const err = new ReloadError('tls', gateway.generation, (cause as Error).message, { cause });
+        logger.error({ code: err.code, stage: err.stage, listener: 'admin' }, err.message);
+        throw err;
+      }
+      const result = await gateway.reloadFromFile(undefined, (file) => storage.reloaded(file));
+      if (switchAdmin !== null) {
+        switchAdmin();
+        logger.info('admin TLS certificates reloaded');
+      }
+      return result;
+    },
     close(opts) {
       closing ??= (async () => {
         const drainMs = opts?.drainTimeoutMs ?? gateway.config.proxy.drain_timeout_ms;

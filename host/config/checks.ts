@@ -61,7 +61,7 @@ const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-
 
 function checkListeners(doc: Raw, report: Report): void {
   const seen = new Map<string, string>();
-  const check = (raw: unknown, pointer: string, defaults: Listener) => {
+  const check = (raw: unknown, pointer: string, defaults: Pick<Listener, 'address' | 'port'>) => {
     const obj = asObject(raw);
     if (!obj) return;
     const { address, port } = normalizeListener(obj, defaults);
@@ -77,22 +77,48 @@ function checkListeners(doc: Raw, report: Report): void {
   };
   const proxy = asObject(doc.proxy) ?? {};
   const listen = proxy.listen === undefined ? DEFAULTS.proxy.listen : asArray(proxy.listen);
-  listen.forEach((l, i) => check(l, `/proxy/listen/${i}`, DEFAULTS.proxy.listener));
-  check(asObject(asObject(doc.admin)?.listen) ?? {}, '/admin/listen', DEFAULTS.admin.listen);
+  listen.forEach((l, i) => {
+    check(l, `/proxy/listen/${i}`, DEFAULTS.proxy.listener);
+    checkTls(asObject(l)?.tls, `/proxy/listen/${i}/tls`, report);
+  });
+  const adminListen = asObject(asObject(doc.admin)?.listen) ?? {};
+  check(adminListen, '/admin/listen', DEFAULTS.admin.listen);
+  checkTls(adminListen.tls, '/admin/listen/tls', report);
 }
 
 function checkAdminToken(doc: Raw, report: Report): void {
   const admin = asObject(doc.admin) ?? {};
-  const address = asObject(admin.listen)?.address ?? DEFAULTS.admin.listen.address;
+  const listen = asObject(admin.listen);
+  const address = listen?.address ?? DEFAULTS.admin.listen.address;
   const token = admin.token ?? DEFAULTS.admin.token;
   // A wrong type or empty token is the schema's to report; here only "missing".
-  if (typeof address !== 'string' || address === '' || isLoopback(address) || token !== null) return;
-  report(
-    '/admin/token',
-    `must be a non-empty string when admin.listen.address is not a loopback address ` +
-      `(found no token, with address ${JSON.stringify(address)}); ` +
-      'anyone who can reach the admin API could reconfigure the gateway',
-  );
+  if (typeof address !== 'string' || address === '' || isLoopback(address)) return;
+  if (token === null) {
+    report(
+      '/admin/token',
+      `must be a non-empty string when admin.listen.address is not a loopback address ` +
+        `(found no token, with address ${JSON.stringify(address)}); ` +
+        'anyone who can reach the admin API could reconfigure the gateway',
+    );
+  }
+  // The token (and every entity) would cross the network in clear text.
+  if ((listen?.tls ?? null) === null && admin.allow_plaintext_off_loopback !== true) {
+    report(
+      '/admin/listen/tls',
+      `is required when admin.listen.address is not a loopback address (found none, with address ${JSON.stringify(address)}): ` +
+        'the admin token would travel in clear text; set admin.allow_plaintext_off_loopback: true to accept that (a TLS-terminating proxy in front)',
+    );
+  }
+}
+
+/** mTLS needs the CAs to verify client certificates against. */
+function checkTls(raw: unknown, pointer: string, report: Report): void {
+  const tls = asObject(raw);
+  if (!tls) return;
+  const verify = tls.verify_client ?? DEFAULTS.tls.verify_client;
+  if (verify !== 'off' && (tls.client_ca ?? null) === null) {
+    report(`${pointer}/client_ca`, `must name a PEM file of CA certificates when verify_client is ${JSON.stringify(verify)} (found none)`);
+  }
 }
 
 /** proxy_http_call literal targets: a real port, and never the admin listener (a plugin must not reconfigure the gateway). */

@@ -26,6 +26,8 @@ export const DEFAULTS = deepFreeze({
     /** Listeners used when `proxy.listen` is absent. */
     listen: [PROXY_LISTENER],
     listener: PROXY_LISTENER,
+    /** A listener's `http2`: off, like Kong's proxy_listen without the http2 flag. */
+    http2: false,
     /** Bytes of request body a filter may make the proxy buffer (1 MiB); over it the client gets 413. */
     request_body_buffer_limit: 1_048_576,
     /** Bytes of response body a filter may make the proxy buffer (1 MiB); over it the client gets 502. */
@@ -40,6 +42,23 @@ export const DEFAULTS = deepFreeze({
     listen: { address: LOCAL, port: 8001 },
     /** No token: only acceptable while the admin API listens on a loopback address. */
     token: null as string | null,
+    /**
+     * Off loopback the admin API needs TLS (the token would travel in clear
+     * text otherwise); true accepts plaintext there anyway (warned at start).
+     */
+    allow_plaintext_off_loopback: false,
+  },
+
+  /** A listener's `tls` section: null is plaintext. */
+  tls: {
+    /** TLS 1.2 and 1.3 (Node's own floor); "TLSv1.3" refuses 1.2 clients. */
+    min_version: 'TLSv1.2' as 'TLSv1.2' | 'TLSv1.3',
+    /** Null: Node's default cipher list (OpenSSL's secure defaults, no RC4/3DES/export). */
+    ciphers: null as string | null,
+    /** Client certificates (mTLS): "off" asks for none, "optional" verifies one if sent, "on" requires one. */
+    verify_client: 'off' as 'off' | 'optional' | 'on',
+    /** PEM file of the CAs client certificates must chain to (required unless verify_client is "off"). */
+    client_ca: null as string | null,
   },
 
   wasm: {

@@ -18,6 +18,7 @@ import type {
   ConsumerConfig,
   EventHooksConfig,
   HookwireConfig,
+  Listener,
   PluginConfig,
   RouteConfig,
   ServiceConfig,
@@ -99,16 +100,24 @@ function eventHooksDocument(e: EventHooksConfig): DocObject {
   return structuredClone(e) as unknown as DocObject;
 }
 
+function listenerDocument(l: Listener): DocObject {
+  return { address: l.address, port: l.port, tls: l.tls === null ? null : (structuredClone(l.tls) as unknown as DocObject) };
+}
+
 /** The explicit document of `config` (every workspace in `workspaces`, `default` first). */
 export function toDocument(config: HookwireConfig): DocObject {
   return {
     proxy: {
-      listen: config.proxy.listen.map((l) => ({ address: l.address, port: l.port })),
+      listen: config.proxy.listen.map((l) => ({ ...listenerDocument(l), http2: l.http2 })),
       request_body_buffer_limit: config.proxy.request_body_buffer_limit,
       response_body_buffer_limit: config.proxy.response_body_buffer_limit,
       drain_timeout_ms: config.proxy.drain_timeout_ms,
     },
-    admin: { listen: { address: config.admin.listen.address, port: config.admin.listen.port }, token: config.admin.token },
+    admin: {
+      listen: listenerDocument(config.admin.listen),
+      token: config.admin.token,
+      allow_plaintext_off_loopback: config.admin.allow_plaintext_off_loopback,
+    },
     wasm: { envoy_strict: config.wasm.envoy_strict, modules_dir: config.wasm.modules_dir },
     log_level: config.log_level,
     event_hooks: eventHooksDocument(config.event_hooks),

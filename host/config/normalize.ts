@@ -26,6 +26,7 @@ import type {
   RouteConfig,
   ServiceConfig,
   StorageConfig,
+  TlsConfig,
   WasmConfig,
   WorkspaceConfig,
 } from './schema.js';
@@ -75,8 +76,8 @@ export function normalize(root: Raw, ctx: NormalizeContext): HookwireConfig {
   return {
     source: ctx.source,
     base_dir: baseDir,
-    proxy: normalizeProxy(asObject(root.proxy) ?? {}),
-    admin: normalizeAdmin(asObject(root.admin) ?? {}),
+    proxy: normalizeProxy(asObject(root.proxy) ?? {}, baseDir),
+    admin: normalizeAdmin(asObject(root.admin) ?? {}, baseDir),
     wasm: normalizeWasm(asObject(root.wasm) ?? {}, baseDir),
     log_level: (root.log_level ?? DEFAULTS.log_level) as LogLevel,
     event_hooks: normalizeEventHooks(asObject(root.event_hooks) ?? {}, baseDir),
@@ -87,28 +88,48 @@ export function normalize(root: Raw, ctx: NormalizeContext): HookwireConfig {
   };
 }
 
-function normalizeProxy(raw: Raw): ProxyConfig {
+function normalizeProxy(raw: Raw, baseDir: string): ProxyConfig {
   const d = DEFAULTS.proxy;
   const listen = raw.listen === undefined ? d.listen : asArray(raw.listen);
   return {
-    listen: listen.map((l) => normalizeListener(asObject(l)!, d.listener)),
+    listen: listen.map((l) => normalizeListener(asObject(l)!, d.listener, baseDir)),
     request_body_buffer_limit: (raw.request_body_buffer_limit ?? d.request_body_buffer_limit) as number,
     response_body_buffer_limit: (raw.response_body_buffer_limit ?? d.response_body_buffer_limit) as number,
     drain_timeout_ms: (raw.drain_timeout_ms ?? d.drain_timeout_ms) as number,
   };
 }
 
-function normalizeAdmin(raw: Raw): AdminConfig {
+function normalizeAdmin(raw: Raw, baseDir: string): AdminConfig {
   return {
-    listen: normalizeListener(asObject(raw.listen) ?? {}, DEFAULTS.admin.listen),
+    listen: normalizeListener(asObject(raw.listen) ?? {}, DEFAULTS.admin.listen, baseDir),
     token: (raw.token ?? DEFAULTS.admin.token) as string | null,
+    allow_plaintext_off_loopback: (raw.allow_plaintext_off_loopback ?? DEFAULTS.admin.allow_plaintext_off_loopback) as boolean,
   };
 }
 
-export function normalizeListener(raw: Raw, defaults: Listener): Listener {
+export function normalizeListener(raw: Raw, defaults: Pick<Listener, 'address' | 'port'>, baseDir = '.'): Listener {
   return {
     address: (raw.address ?? defaults.address) as string,
     port: (raw.port ?? defaults.port) as number,
+    tls: normalizeTls(asObject(raw.tls), baseDir),
+    http2: raw.http2 === true,
+  };
+}
+
+/** File paths are resolved against the config file's directory. */
+function normalizeTls(raw: Raw | undefined, baseDir: string): TlsConfig | null {
+  if (raw === undefined) return null;
+  const d = DEFAULTS.tls;
+  const ca = (raw.client_ca ?? d.client_ca) as string | null;
+  return {
+    certificates: asArray(raw.certificates).map((c) => {
+      const pair = asObject(c) ?? {};
+      return { cert: resolve(baseDir, String(pair.cert)), key: resolve(baseDir, String(pair.key)) };
+    }),
+    min_version: (raw.min_version ?? d.min_version) as TlsConfig['min_version'],
+    ciphers: (raw.ciphers ?? d.ciphers) as string | null,
+    verify_client: (raw.verify_client ?? d.verify_client) as TlsConfig['verify_client'],
+    client_ca: ca === null ? null : resolve(baseDir, ca),
   };
 }
 

@@ -102,6 +102,7 @@ export const CONFIG_SCHEMA = {
         listen: { $ref: '#/definitions/admin_listener' },
         // Presence on non-loopback addresses is checked in load.ts.
         token: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.admin.token },
+        allow_plaintext_off_loopback: { type: 'boolean', default: DEFAULTS.admin.allow_plaintext_off_loopback },
       },
     },
     wasm: {
@@ -236,6 +237,8 @@ export const CONFIG_SCHEMA = {
       properties: {
         address: { ...address, default: DEFAULTS.proxy.listener.address },
         port: { ...port, default: DEFAULTS.proxy.listener.port },
+        tls: { $ref: '#/definitions/tls' },
+        http2: { type: 'boolean', default: DEFAULTS.proxy.http2 },
       },
     },
     admin_listener: {
@@ -244,6 +247,32 @@ export const CONFIG_SCHEMA = {
       properties: {
         address: { ...address, default: DEFAULTS.admin.listen.address },
         port: { ...port, default: DEFAULTS.admin.listen.port },
+        tls: { $ref: '#/definitions/tls' },
+      },
+    },
+    tls: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['certificates'],
+      default: null,
+      properties: {
+        certificates: {
+          type: 'array',
+          minItems: 1,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['cert', 'key'],
+            properties: {
+              cert: { type: 'string', minLength: 1, maxLength: LIMITS.location },
+              key: { type: 'string', minLength: 1, maxLength: LIMITS.location },
+            },
+          },
+        },
+        min_version: { type: 'string', enum: ['TLSv1.2', 'TLSv1.3'], default: DEFAULTS.tls.min_version },
+        ciphers: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.tls.ciphers },
+        verify_client: { type: 'string', enum: ['off', 'optional', 'on'], default: DEFAULTS.tls.verify_client },
+        client_ca: { type: ['string', 'null'], minLength: 1, maxLength: LIMITS.location, default: DEFAULTS.tls.client_ca },
       },
     },
     workspace: {
@@ -379,9 +408,24 @@ export const CONFIG_SCHEMA = {
 // deep-frozen, hence `readonly` throughout.
 // ---------------------------------------------------------------------------
 
+/** A listener's TLS settings; file paths are absolute. */
+export interface TlsConfig {
+  /** PEM certificate (chain) and key files; the first is served when SNI names none of them. */
+  readonly certificates: readonly { readonly cert: string; readonly key: string }[];
+  readonly min_version: 'TLSv1.2' | 'TLSv1.3';
+  /** OpenSSL cipher list (TLS 1.2), or null for Node's default. */
+  readonly ciphers: string | null;
+  readonly verify_client: 'off' | 'optional' | 'on';
+  readonly client_ca: string | null;
+}
+
 export interface Listener {
   readonly address: string;
   readonly port: number;
+  /** Null: plaintext. */
+  readonly tls: TlsConfig | null;
+  /** HTTP/2 to clients: ALPN h2 (and HTTP/1.1) with tls, prior-knowledge h2c only without. Always false for admin. */
+  readonly http2: boolean;
 }
 
 export interface ProxyConfig {
@@ -394,6 +438,8 @@ export interface ProxyConfig {
 export interface AdminConfig {
   readonly listen: Listener;
   readonly token: string | null;
+  /** Off loopback without TLS: accepted (warned at start) only when true. */
+  readonly allow_plaintext_off_loopback: boolean;
 }
 
 export interface WasmConfig {

@@ -5,7 +5,7 @@
 import { HookwireError } from '../errors.js';
 
 /** Why a reload was refused; the previous configuration keeps serving. */
-export type ReloadStage = 'config' | 'plugins' | 'listeners' | 'closed';
+export type ReloadStage = 'config' | 'tls' | 'plugins' | 'listeners' | 'closed';
 
 /**
  * A reload (SIGHUP or Gateway.reload) failed. Nothing changed: the previous
@@ -39,5 +39,19 @@ export class ListenError extends HookwireError {
 export class GatewayClosedError extends HookwireError {
   constructor(what: string) {
     super('HW_ERR_GATEWAY_CLOSED', `${what}: the gateway is closed or closing`);
+  }
+}
+
+/**
+ * A listener's certificate, key or CA file cannot be used: unreadable, not
+ * PEM, or a key that does not belong to its certificate. `file` is the file
+ * at fault. At start the listener does not open; on SIGHUP the certificates
+ * already loaded keep serving.
+ */
+export class TlsConfigError extends HookwireError {
+  readonly file: string;
+  constructor(file: string, reason: string, options?: { cause?: unknown }) {
+    super('HW_ERR_TLS_CONFIG', `${file}: ${reason}`, options);
+    this.file = file;
   }
 }

@@ -13,11 +13,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { createSecureServer as createHttp2SecureServer, createServer as createHttp2Server, type Http2ServerRequest, type Http2Session } from 'node:http2';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { LogLevelName } from '../abi/constants.js';
 import { loadConfigFile } from '../config/load.js';
-import type { HookwireConfig, Listener } from '../config/schema.js';
+import type { HookwireConfig, Listener, TlsConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { Runtime, type RuntimeEvent, type RuntimeOptions } from '../vm/runtime.js';
 import type { PluginLogRecord } from '../vm/logging.js';
@@ -25,6 +28,9 @@ import { GatewayClosedError, ListenError, ReloadError } from './errors.js';
 import { Generation, type RouteEntry } from './generation.js';
 import { GatewayMetrics } from './metrics.js';
 import { errorBody, hasExchange, serve, type StreamCore } from './stream.js';
+import { adaptHttp2Request } from './http2.js';
+import { ListenerCertificates } from './tls.js';
+import { UpgradeStream } from './upgrade.js';
 import { HttpCallDispatcher, PoolRegistry } from './upstream.js';
 
 export interface GatewayOptions {
@@ -50,6 +56,7 @@ export interface ListenerInfo {
   readonly address: string;
   readonly port: number;
   readonly url: string;
+  readonly tls: boolean;
 }
 
 export interface ReloadResult {
@@ -92,12 +99,57 @@ function runtimeLevel(level: HookwireConfig['log_level']): LogLevelName {
   return level === 'fatal' ? 'critical' : level;
 }
 
-export function listenerUrl(address: string, port: number): string {
-  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+export function listenerUrl(address: string, port: number, tls = false): string {
+  return `${tls ? 'https' : 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+/** Where to listen; without `tls` (embedders, tests), plaintext. */
+export type ListenerSpec = Pick<Listener, 'address' | 'port'> & { readonly tls?: TlsConfig | null; readonly http2?: boolean };
+
+/** An HTTP server (node:http or node:https) whose certificates, if any, a SIGHUP re-reads. */
+export interface HttpListener {
+  readonly server: Server;
+  readonly certificates: ListenerCertificates | null;
+  /** HTTP/2 listeners: the open sessions (node:http2 servers have no closeAllConnections). Null for HTTP/1.1 ones. */
+  readonly sessions: Set<Http2Session> | null;
+}
+
+/** Stop taking requests on idle connections (HTTP/2: GOAWAY, streams in flight finish). */
+export function closeIdle(l: HttpListener): void {
+  if (l.sessions === null) l.server.closeIdleConnections();
+  else for (const s of l.sessions) s.close();
+}
+
+/** Close every connection now. */
+export function closeAll(l: HttpListener): void {
+  if (l.sessions === null) l.server.closeAllConnections();
+  else for (const s of l.sessions) s.destroy();
+}
+
+/**
+ * The server for `listener`: node:https with its certificates when it has
+ * `tls` (TlsConfigError names a bad file), node:http otherwise.
+ */
+export function createListenerServer(listener: ListenerSpec, logger: Logger, handler: (req: IncomingMessage, res: ServerResponse) => void): HttpListener {
+  const certificates = listener.tls == null ? null : ListenerCertificates.load(listener.tls, logger);
+  if (listener.http2 === true) {
+    // HTTP/2's compatibility API gives request/response objects shaped like node:http's (see http2.ts).
+    const h2 = handler as unknown as Parameters<typeof createHttp2Server>[1];
+    const server = certificates === null ? createHttp2Server({}, h2) : createHttp2SecureServer({ ...certificates.serverOptions(), allowHTTP1: true }, h2);
+    const sessions = new Set<Http2Session>();
+    server.on('session', (session: Http2Session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+    });
+    return { server: server as unknown as Server, certificates, sessions };
+  }
+  if (certificates === null) return { server: createServer(handler), certificates: null, sessions: null };
+  // node:https's Server is node:http's plus TLS (same request/response types).
+  return { server: createHttpsServer(certificates.serverOptions(), handler) as unknown as Server, certificates, sessions: null };
 }
 
 /** Listen on `listener`; ListenError (naming `what`) on failure. */
-export async function listen(server: Server, listener: Listener, what: string): Promise<ListenerInfo> {
+export async function listen(server: NetServer, listener: ListenerSpec, what: string): Promise<ListenerInfo> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new ListenError(what, listener.address, listener.port, { cause: err }));
     server.once('error', onError);
@@ -107,7 +159,8 @@ export async function listen(server: Server, listener: Listener, what: string): 
     });
   });
   const addr = server.address() as AddressInfo;
-  return { address: addr.address, port: addr.port, url: listenerUrl(addr.address, addr.port) };
+  const tls = listener.tls != null;
+  return { address: addr.address, port: addr.port, url: listenerUrl(addr.address, addr.port, tls), tls };
 }
 
 export class Gateway implements StreamCore {
@@ -130,7 +183,9 @@ export class Gateway implements StreamCore {
   private readonly retired = new Set<Generation>();
   /** Generations whose plugins are being unloaded (some may wait for proxy_done). */
   private readonly unloads = new Set<Promise<void>>();
-  private readonly servers: Server[] = [];
+  private readonly servers: HttpListener[] = [];
+  /** The TLS listeners, whose certificates a SIGHUP re-reads. */
+  private readonly tlsListeners: HttpListener[] = [];
   private closing: Promise<void> | null = null;
   private drainWaiter: (() => void) | null = null;
   private reloadChain: Promise<unknown> = Promise.resolve();
@@ -142,6 +197,14 @@ export class Gateway implements StreamCore {
    */
   private unloading = false;
   private readonly handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+  /** HTTP/2 listeners: HTTP/1.1 requests (ALPN fallback) as usual, HTTP/2 ones adapted first. */
+  private readonly http2Handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.httpVersionMajor === 2) adaptHttp2Request(req as unknown as Http2ServerRequest);
+    this.handle(req, res);
+  };
+  private readonly upgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.handleUpgrade(req, socket, head);
+  /** Upgraded connections (WebSocket) open now: shutdown closes them after the drain timeout. */
+  private readonly upgrades = new Set<UpgradeStream>();
   private readonly onRuntimeEvent: ((event: RuntimeEvent) => void) | null;
   /** A reload backoff the embedder fixed (GatewayOptions.runtime), else wasm.reload_backoff_ms of the serving config. */
   private readonly reloadBackoffOverride: number | null;
@@ -183,8 +246,11 @@ export class Gateway implements StreamCore {
       gateway.current = await Generation.load(gateway.runtime, config, gateway.nextGeneration++, gateway.registry, gateway.metrics);
       if (options.listen ?? true) {
         for (const l of config.proxy.listen) {
-          const server = createServer(gateway.handler);
-          gateway.servers.push(server);
+          const listener = createListenerServer(l, gateway.logger, l.http2 ? gateway.http2Handler : gateway.handler);
+          const server = listener.server;
+          server.on('upgrade', gateway.upgradeHandler);
+          gateway.servers.push(listener);
+          if (listener.certificates !== null) gateway.tlsListeners.push(listener);
           const info = await listen(server, l, 'proxy');
           gateway.listeners.push(info);
           gateway.logger.info({ url: info.url }, `proxy listening on ${info.url}`);
@@ -234,8 +300,33 @@ export class Gateway implements StreamCore {
       const requestId = randomUUID();
       this.logger.error({ err, request_id: requestId }, 'request handling failed');
       const body = errorBody('An unexpected error occurred', requestId);
-      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, 'x-request-id': requestId, connection: 'close' });
+      const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, 'x-request-id': requestId };
+      // HTTP/2 has no Connection header (node:http2 refuses one); its stream ends alone.
+      if (req.httpVersionMajor !== 2) headers.connection = 'close';
+      res.writeHead(500, headers);
       res.end(body);
+    }
+  }
+
+  /** An HTTP/1.1 Upgrade request (WebSocket): proxied as a tunnel, see upgrade.ts. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const gen = this.current;
+    gen.inflight++;
+    this.inflight++;
+    if (this.draining) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      this.streamDone(gen);
+      return;
+    }
+    try {
+      const stream = UpgradeStream.start(this, gen, req, socket, head);
+      if (stream !== null) {
+        this.upgrades.add(stream);
+        socket.once('close', () => this.upgrades.delete(stream));
+      }
+    } catch (err) {
+      this.logger.error({ err }, 'upgrade handling failed');
+      socket.destroy();
     }
   }
 
@@ -254,12 +345,19 @@ export class Gateway implements StreamCore {
    * Listener, admin and envoy_strict changes need a restart (logged).
    */
   reload(config: HookwireConfig): Promise<ReloadResult> {
-    const run = this.reloadChain.then(() => this.swap(config));
+    return this.queueSwap(config, []);
+  }
+
+  private queueSwap(config: HookwireConfig, switchCertificates: readonly (() => void)[]): Promise<ReloadResult> {
+    const run = this.reloadChain.then(() => this.swap(config, switchCertificates));
     this.reloadChain = run.catch(() => undefined);
     return run;
   }
 
-  /** Re-read the configuration file (SIGHUP) and reload it. */
+  /**
+   * Re-read the configuration file (SIGHUP) and reload it, and re-read the
+   * TLS listeners' certificate files: both change together, or nothing does.
+   */
   async reloadFromFile(path: string | null = this.configPath, prepare?: (file: HookwireConfig) => HookwireConfig): Promise<ReloadResult> {
     if (path === null) {
       const err = new ReloadError('config', this.generation, 'hookwire was started without a configuration file, there is nothing to re-read');
@@ -276,10 +374,18 @@ export class Gateway implements StreamCore {
       this.logger.error({ code: err.code, stage: err.stage }, err.message);
       throw err;
     }
-    return this.reload(config);
+    let switches: (() => void)[];
+    try {
+      switches = this.tlsListeners.map((l) => l.certificates!.prepareReload(l.server as unknown as { setSecureContext(o: object): void }));
+    } catch (cause) {
+      const err = new ReloadError('tls', this.generation, (cause as Error).message, { cause });
+      this.logger.error({ code: err.code, stage: err.stage }, err.message);
+      throw err;
+    }
+    return this.queueSwap(config, switches);
   }
 
-  private async swap(config: HookwireConfig): Promise<ReloadResult> {
+  private async swap(config: HookwireConfig, switchCertificates: readonly (() => void)[]): Promise<ReloadResult> {
     const previous = this.current;
     if (this.closing) throw new ReloadError('closed', previous.number, new GatewayClosedError('reload').message);
     let next: Generation;
@@ -295,9 +401,11 @@ export class Gateway implements StreamCore {
       throw new ReloadError('closed', previous.number, new GatewayClosedError('reload').message);
     }
     this.warnUnapplied(previous.config, config);
-    // The swap: new requests take the new router from here on.
+    // The swap: new requests take the new router from here on (and new handshakes the re-read certificates).
     this.current = next;
     this.runtime.reloadBackoffMs = this.reloadBackoffOverride ?? config.wasm.reload_backoff_ms;
+    for (const switchOver of switchCertificates) switchOver();
+    if (switchCertificates.length > 0) this.logger.info({ listeners: switchCertificates.length }, 'TLS certificates reloaded');
     if (config.log_level !== previous.config.log_level) {
       this.logger.level = config.log_level;
       this.accessLog = this.logger.isLevelEnabled('info');
@@ -342,8 +450,8 @@ export class Gateway implements StreamCore {
     this.draining = true;
     // One budget for the whole drain: requests in flight, then plugins flushing on unload.
     const deadline = Date.now() + drainTimeoutMs;
-    const serversClosed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const s of this.servers) s.closeIdleConnections();
+    const serversClosed = this.servers.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
+    for (const l of this.servers) closeIdle(l);
     if (this.inflight > 0) {
       this.logger.info({ inflight: this.inflight, timeout_ms: drainTimeoutMs }, 'draining in-flight requests');
       await new Promise<void>((resolve) => {
@@ -356,7 +464,9 @@ export class Gateway implements StreamCore {
       this.drainWaiter = null;
     }
     if (this.inflight > 0) this.logger.warn({ inflight: this.inflight }, 'drain timeout: closing the remaining connections');
-    for (const s of this.servers) s.closeAllConnections();
+    for (const l of this.servers) closeAll(l);
+    // Upgraded connections are no longer the HTTP server's: close them here.
+    for (const u of this.upgrades) u.destroy();
     await Promise.all(serversClosed);
     const left = Math.max(0, deadline - Date.now());
     for (const gen of this.retired) void this.release(gen, left);

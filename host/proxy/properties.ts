@@ -13,6 +13,7 @@ import { serializePairs } from '../abi/memory.js';
 import { ByteString, type PropertyValue } from '../vm/properties.js';
 import { headerProperty, STREAM_RESOLVERS, type StreamFacts } from '../vm/stream-properties.js';
 import type { RouteEntry } from './generation.js';
+import { TLS_ATTRIBUTES, tlsSocket } from './tls.js';
 import type { UpstreamTarget } from './upstream.js';
 
 /** What a stream exposes to the property lookup (the traffic-derived part is StreamFacts, shared with the emulator). */
@@ -109,7 +110,8 @@ const RESOLVERS = new Map<string, Resolver>([
   ...STREAM_RESOLVERS,
   ['request.time', (s) => s.startWallNs],
   ['request.id', (s) => s.requestId],
-  ['request.protocol', (s) => `HTTP/${s.req.httpVersion}`],
+  // Envoy's names: HTTP/1.0, HTTP/1.1, HTTP/2.
+  ['request.protocol', (s) => (s.req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/${s.req.httpVersion}`)],
   ['request.duration', (s) => (s.endMono > 0n ? s.endMono : process.hrtime.bigint()) - s.startMono],
   ['response.backend_latency', (s) => {
     const ns = s.backendLatency();
@@ -120,6 +122,15 @@ const RESOLVERS = new Map<string, Resolver>([
   ['destination.address', (s) => destinationAddress(s.req.socket)],
   ['destination.port', (s) => s.req.socket.localPort],
   ['connection.id', (s) => connectionId(s.req.socket)],
+  // Envoy: TLS and a certificate presented by the client (verified or not); false on plaintext.
+  ['connection.mtls', (s) => {
+    const tls = tlsSocket(s.req.socket);
+    return tls !== null && tls.getPeerX509Certificate() !== undefined;
+  }],
+  ...[...TLS_ATTRIBUTES].map(([key, resolve]): [string, Resolver] => [key, (s) => {
+    const tls = tlsSocket(s.req.socket);
+    return tls === null ? undefined : resolve(tls);
+  }]),
   ['upstream.address', (s) => s.target?.address],
   ['xds.route_name', (s) => s.entry.resolved.route.name],
   ['hookwire.route_name', (s) => s.entry.resolved.route.name],

@@ -74,6 +74,11 @@ function connectionNamed(value: string): string[] {
   return out;
 }
 
+/** "https" on a TLS listener (a TLSSocket says `encrypted`), else "http". */
+function schemeOf(req: IncomingMessage): string {
+  return (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+}
+
 /**
  * Serve one request with `gen` (already counted in its inflight). Reads the
  * raw headers once: forwarded headers (hop-by-hop, Host, Expect dropped;
@@ -132,7 +137,7 @@ export function serve(core: StreamCore, gen: Generation, req: IncomingMessage, r
     }
   }
   const remote = req.socket.remoteAddress ?? '';
-  fwd.push('x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`, 'x-forwarded-proto', 'http');
+  fwd.push('x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`, 'x-forwarded-proto', schemeOf(req));
   if (host !== undefined) fwd.push('x-forwarded-host', host);
   if (requestId === undefined) {
     requestId = randomUUID();
@@ -479,7 +484,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     this.hasBody = hasBody;
     this.originalAuthority = authority;
     // Envoy's request map: pseudo-headers first, Host folded into :authority.
-    const flat = [':authority', authority, ':path', req.url!, ':method', req.method!, ':scheme', 'http'];
+    const flat = [':authority', authority, ':path', req.url!, ':method', req.method!, ':scheme', schemeOf(req)];
     for (let i = 0; i < fwd.length; i += 2) flat.push(fwd[i]!.toLowerCase(), fwd[i + 1]!);
     this.requestHeaders = new HeaderMap(flat);
   }

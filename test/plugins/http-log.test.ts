@@ -182,6 +182,25 @@ describe('http-log: the log entry', () => {
     expect(Object.keys(entry.latencies)).toEqual(['kong', 'proxy', 'request', 'receive']);
   });
 
+  it("writes Kong's request.tls (version, cipher, client_verify) last in request, on TLS connections only", async () => {
+    ({ host } = await start({}));
+    const tls = { 'connection.tls_version': 'TLSv1.3', 'hookwire.tls_cipher': 'TLS_AES_256_GCM_SHA384', 'hookwire.tls_client_verify': 'SUCCESS' };
+    // One at a time: each entry is sent before the next (a call in flight holds the queue).
+    const entry = (props: Props): Json => {
+      request(host!, props);
+      const call = onlyCall(host!);
+      host!.respondToHttpCall(call.token, { status: 200 });
+      return body(call);
+    };
+    const withTls = entry(tls);
+    const plaintext = entry({ ...tls, 'request.scheme': 'http' });
+    const envoy = entry({ 'connection.tls_version': 'TLSv1.2' }); // Envoy: no cipher or client_verify attribute
+    expect(withTls!.request.tls).toEqual({ version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', client_verify: 'SUCCESS' });
+    expect(Object.keys(withTls!.request)).toEqual(['id', 'uri', 'url', 'querystring', 'method', 'headers', 'size', 'tls']);
+    expect(plaintext!.request).not.toHaveProperty('tls');
+    expect(envoy!.request.tls).toEqual({ version: 'TLSv1.2', cipher: null, client_verify: null });
+  });
+
   it("takes the entities from hookwire.entities (one map) when the host offers it, ids and names from the map only", async () => {
     ({ host } = await start({}));
     const single: Props = {};

@@ -50,6 +50,9 @@ const P_UPSTREAM_URI = propertyPath("hookwire.upstream_uri");
 const P_UPSTREAM_STATUS = propertyPath("hookwire.upstream_status");
 const P_XDS_ROUTE_NAME = propertyPath("xds.route_name");
 const P_XDS_CLUSTER_NAME = propertyPath("xds.cluster_name");
+const P_TLS_VERSION = propertyPath("connection.tls_version");
+const P_TLS_CIPHER = propertyPath("hookwire.tls_cipher");
+const P_TLS_CLIENT_VERIFY = propertyPath("hookwire.tls_client_verify");
 
 const HTTPS = String.UTF8.encode("https");
 const HOST_KEY = String.UTF8.encode("host");
@@ -94,6 +97,10 @@ const K_SOURCE = new JsonKey("source");
 const K_STARTED_AT = new JsonKey("started_at");
 const K_STATUS = new JsonKey("status");
 const K_TRIES = new JsonKey("tries");
+const K_TLS = new JsonKey("tls");
+const K_VERSION = new JsonKey("version");
+const K_CIPHER = new JsonKey("cipher");
+const K_CLIENT_VERIFY = new JsonKey("client_verify");
 const K_UPSTREAM_STATUS = new JsonKey("upstream_status");
 const K_UPSTREAM_URI = new JsonKey("upstream_uri");
 const K_URI = new JsonKey("uri");
@@ -195,6 +202,9 @@ const statusCode = new Slice();
 const source = new Slice();
 const upstream = new Slice();
 const upstreamUri = new Slice();
+const tlsVersion = new Slice();
+const tlsCipher = new Slice();
+const tlsClientVerify = new Slice();
 const upstreamStatus = new Slice();
 const hostName = new Slice();
 const tmp = new Slice();
@@ -263,6 +273,12 @@ function splitHost(h: Slice, out: Slice): i64 {
   if (h.len > 0 && load<u8>(p) == 0x5b) out.set(p, indexOfByte(p, h.len, 0x5d) + 1);
   else out.set(p, indexOfByte(p, h.len, 0x3a));
   return port;
+}
+
+/** A string, or null when the host has no such property (Envoy has no cipher or client_verify attribute). */
+function strOrNull(w: JsonWriter, v: Slice): void {
+  if (!v.ok) w.nul();
+  else w.strBytes(v.ptr, v.len);
 }
 
 function strOr(w: JsonWriter, v: Slice): void {
@@ -525,6 +541,14 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
   upstream.fromRead(readProperty(P_UPSTREAM_ADDRESS));
   upstreamUri.fromRead(readProperty(P_UPSTREAM_URI));
   upstreamStatus.fromRead(readProperty(P_UPSTREAM_STATUS));
+  // Kong's request.tls: only on TLS connections (plaintext requests make no extra host call);
+  // connection.tls_version says the host knows the connection (an https :scheme alone may come from a header).
+  const https = scheme.ok && scheme.equals(HTTPS);
+  if (https) {
+    tlsVersion.fromRead(readProperty(P_TLS_VERSION));
+    tlsCipher.fromRead(readProperty(P_TLS_CIPHER));
+    tlsClientVerify.fromRead(readProperty(P_TLS_CLIENT_VERIFY));
+  }
 
   const ident = identity;
   addressHost(source, ident.clientIp);
@@ -580,6 +604,14 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
     if (scalarKey(w, s, K_METHOD)) strOr(w, method);
     if (objectKey(w, s, K_HEADERS)) writeHeaders(w, requestPairs, sub, true);
     if (scalarKey(w, s, K_SIZE)) w.int(requestSize);
+    if (https && tlsVersion.ok && objectKey(w, s, K_TLS)) {
+      const t = sub;
+      w.beginObject();
+      if (scalarKey(w, t, K_VERSION)) strOrNull(w, tlsVersion);
+      if (scalarKey(w, t, K_CIPHER)) strOrNull(w, tlsCipher);
+      if (scalarKey(w, t, K_CLIENT_VERIFY)) strOrNull(w, tlsClientVerify);
+      finish(w, t);
+    }
     finish(w, s);
   }
 

@@ -27,6 +27,7 @@ proxy:
 admin:
   listen: {address: 0.0.0.0, port: 9001}
   token: s3cret
+  allow_plaintext_off_loopback: true
 wasm:
   modules_dir: plugins
 log_level: debug
@@ -234,10 +235,10 @@ describe('parseConfig: full valid document', () => {
     expect(limit).toMatchObject({ root_id: '', vm_id: 'shared', allow_unknown_imports: true });
     expect(cfg.workspaces[1]!.plugins[0]!.failure_policy).toBe('fail_open');
     expect(cfg.log_level).toBe('debug');
-    expect(cfg.admin).toEqual({ listen: { address: '0.0.0.0', port: 9001 }, token: 's3cret' });
+    expect(cfg.admin).toEqual({ listen: { address: '0.0.0.0', port: 9001, tls: null, http2: false }, token: 's3cret', allow_plaintext_off_loopback: true });
     expect(cfg.proxy.listen).toEqual([
-      { address: '127.0.0.1', port: 8000 },
-      { address: '::1', port: 8443 },
+      { address: '127.0.0.1', port: 8000, tls: null, http2: false },
+      { address: '::1', port: 8443, tls: null, http2: false },
     ]);
   });
 
@@ -334,8 +335,8 @@ describe('output is deep-frozen', () => {
 describe('defaultConfig', () => {
   it('listens on 127.0.0.1:8000 (proxy) and 127.0.0.1:8001 (admin) with nothing configured', () => {
     const cfg = defaultConfig();
-    expect(cfg.proxy.listen).toEqual([{ address: '127.0.0.1', port: 8000 }]);
-    expect(cfg.admin).toEqual({ listen: { address: '127.0.0.1', port: 8001 }, token: null });
+    expect(cfg.proxy.listen).toEqual([{ address: '127.0.0.1', port: 8000, tls: null, http2: false }]);
+    expect(cfg.admin).toEqual({ listen: { address: '127.0.0.1', port: 8001, tls: null, http2: false }, token: null, allow_plaintext_off_loopback: false });
     expect(cfg.routes).toEqual([]);
     expect(cfg.plugins).toEqual([]);
     expect(cfg.workspaces.map((w) => [w.name, w.services.length, w.routes.length])).toEqual([['default', 0, 0]]);
@@ -686,15 +687,16 @@ describe('cross-field errors', () => {
   });
 
   it('requires an admin token when the admin API listens off loopback', () => {
-    const issues = objIssues({ admin: { listen: { address: '0.0.0.0' } } });
+    const issues = objIssues({ admin: { listen: { address: '0.0.0.0' }, allow_plaintext_off_loopback: true } });
     expect(issues).toHaveLength(1);
     expect(issues[0]!.path).toBe('/admin/token');
     expect(issues[0]!.message).toMatch(/^must be a non-empty string when admin.listen.address is not a loopback address \(found no token, with address "0.0.0.0"\)/);
-    expect(objIssues({ admin: { listen: { address: '10.1.2.3', port: 8001 }, token: null } })[0]!.path).toBe(
+    expect(objIssues({ admin: { listen: { address: '10.1.2.3', port: 8001 }, token: null } }).map((i) => i.path)).toEqual([
       '/admin/token',
-    );
-    const withToken = validateConfigObject({ admin: { listen: { address: '0.0.0.0' }, token: 't0k' } }, 't');
-    expect(withToken.admin).toEqual({ listen: { address: '0.0.0.0', port: 8001 }, token: 't0k' });
+      '/admin/listen/tls',
+    ]);
+    const withToken = validateConfigObject({ admin: { listen: { address: '0.0.0.0' }, token: 't0k', allow_plaintext_off_loopback: true } }, 't');
+    expect(withToken.admin).toEqual({ listen: { address: '0.0.0.0', port: 8001, tls: null, http2: false }, token: 't0k', allow_plaintext_off_loopback: true });
   });
 
   it('needs no admin token on loopback addresses', () => {
