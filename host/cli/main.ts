@@ -185,15 +185,15 @@ async function configCommand(args: readonly string[], path: string | null, json:
   let store: EntityStore | null = null;
   try {
     const { config, document } = await loadConfigDocument(path);
-    store = openEntityStore(config);
+    store = await openEntityStore(config);
     if (store === null) {
       io.err(`hookwire config ${sub}: ${config.source} has storage.kind off (DB-less): the file itself is the truth, there is no store`);
       return 1;
     }
-    const stored = store.load();
+    const stored = await store.load();
     if (sub === 'export') {
       if (stored === null) {
-        io.err(`hookwire config export: ${config.storage.path} holds no entities yet (the first start seeds it from the configuration file)`);
+        io.err(`hookwire config export: ${store.location} holds no entities yet (the first start seeds it from the configuration file)`);
         return 1;
       }
       const doc = compactDocument({ ...stored.entities });
@@ -203,15 +203,17 @@ async function configCommand(args: readonly string[], path: string | null, json:
     // Import: only what `start` would accept, plugins configured included.
     await configurePlugins(config, document);
     const incoming = entitiesOf(config);
-    store.save(incoming, stored?.version ?? null);
+    await store.save(incoming, stored?.version ?? null);
     const before = stored ? describeCounts(countEntities(stored.entities)) : 'an empty store';
-    io.out(`imported ${describeCounts(countEntities(incoming))} into ${config.storage.path} (replacing ${before}); send SIGHUP to a running gateway to serve them`);
+    io.out(`imported ${describeCounts(countEntities(incoming))} into ${store.location} (replacing ${before}); ${
+        config.storage.kind === 'postgres' ? 'running nodes serve them within a moment' : 'send SIGHUP to a running gateway to serve them'
+      }`);
     return 0;
   } catch (err) {
     io.err((err as Error).message);
     return 1;
   } finally {
-    store?.close();
+    await store?.close();
   }
 }
 

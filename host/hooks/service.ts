@@ -155,6 +155,12 @@ export class EventHooks {
         random: options.random ?? Math.random,
         owner: `${process.pid}-${randomBytes(4).toString('hex')}`,
         hook: (id) => this.hooks.get(id),
+        hookNotLoadedYet: this.store.watch
+          ? () => {
+              this.reloadHooks();
+              return true;
+            }
+          : undefined,
         disableHook: (id, reason) => this.disable(id, reason),
       },
       d,
@@ -169,6 +175,39 @@ export class EventHooks {
     for (const h of await this.store.loadHooks()) this.hooks.set(h.id, h);
     this.reindex();
     for (const s of await this.store.loadSources()) if (!this.registry.isBuiltIn(s.source)) this.registry.publish(s.source, s.event, s.spec);
+  }
+
+  private reloading: Promise<void> | null = null;
+  private reloadAgain = false;
+
+  /**
+   * Another node changed the hooks or published sources (shared stores):
+   * reload both. Coalesced: changes arriving during a reload cause one more.
+   */
+  private reloadHooks(): void {
+    if (this.closing) return;
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = (async () => {
+      do {
+        this.reloadAgain = false;
+        const hooks = await this.store.loadHooks();
+        const ids = new Set(hooks.map((h) => h.id));
+        for (const id of this.hooks.keys()) if (!ids.has(id)) this.throttle.forget(id);
+        this.hooks.clear();
+        for (const h of hooks) this.hooks.set(h.id, h);
+        this.reindex();
+        for (const src of await this.store.loadSources()) if (!this.registry.isBuiltIn(src.source)) this.registry.publish(src.source, src.event, src.spec);
+      } while (this.reloadAgain && !this.closing);
+    })()
+      .catch((err: unknown) => {
+        if (!this.closing) this.logger.error({ err }, 'event hooks: reloading the hooks another node changed failed');
+      })
+      .finally(() => {
+        this.reloading = null;
+      });
   }
 
   private reindex(): void {
@@ -191,6 +230,8 @@ export class EventHooks {
   async start(): Promise<void> {
     this.live('start');
     await this.ready;
+    // A shared store: hooks created, changed or deleted on another node are matched here too.
+    if (this.store.watch) await this.store.watch(() => this.reloadHooks());
     await this.dispatcher.start();
     if (!this.sweeper) {
       this.sweeper = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
