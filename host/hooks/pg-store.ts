@@ -441,9 +441,11 @@ export class PgEventHookStore implements EventHookStore {
           });
         }
         if (rows.length < req.limit) {
+          // This node's own running leases are not "due": it reports their outcomes itself. Other nodes' count (they may die).
           const n = await c.query<{ due: number | null }>(
-            `SELECT MIN(next_attempt_at) AS due FROM hookwire_deliveries WHERE state = 'pending' AND origin = $1`,
-            [req.origin],
+            `SELECT MIN(next_attempt_at) AS due FROM hookwire_deliveries WHERE state = 'pending' AND origin = $1
+             AND NOT (COALESCE(lease_owner = $2, false) AND next_attempt_at > $3)`,
+            [req.origin, owner, nowMs],
           );
           nextDue.set(req.origin, n.rows[0]?.due ?? null);
         }
