@@ -7,14 +7,22 @@
  * describe block); each test gets its own database (`createDatabase`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 
-export const PG_BIN = process.env.HOOKWIRE_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+/** The server binaries: HOOKWIRE_PG_BIN, else the newest Debian postgresql-N installed. */
+export const PG_BIN = process.env.HOOKWIRE_PG_BIN ?? debianBin();
+
+function debianBin(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))) : [];
+  versions.sort((a, b) => Number(b) - Number(a));
+  return join(root, versions[0] ?? '15', 'bin');
+}
 
 export interface PgCluster {
   port: number;
