@@ -670,7 +670,8 @@ export class PgEventHookStore implements EventHookStore {
         const prev = r.rows[0]!;
         const fresh = prev.fired_at === 0;
         const snoozed = !fresh && d.snoozeMs > 0 && nowMs - prev.fired_at < d.snoozeMs;
-        const unchanged = !fresh && d.onChange && prev.digest === d.digest;
+        // on_change alone compares digests; with snooze too, the key holds the digest and the window decides.
+        const unchanged = !fresh && d.onChange && d.snoozeMs === 0 && prev.digest === d.digest;
         const fire = !snoozed && !unchanged;
         if (fire) await c.query('UPDATE hookwire_throttle SET digest = $3, fired_at = $4 WHERE hook_id = $1 AND key = $2', [d.hookId, d.key, d.digest, nowMs]);
         out.push(fire);

@@ -33,8 +33,8 @@ import { applyHookPatch, validateHookInput, type ValidHookInput } from './schema
 import { SourceRegistry, wasmEventOf, type CrudOperation, CRUD_OPERATIONS } from './sources.js';
 import { SqliteStore } from './sqlite-store.js';
 import { SsrfPolicy, systemLookup } from './ssrf.js';
-import type { EventHookStore, NewEvent, PublishedSource } from './store.js';
-import { Throttle } from './throttle.js';
+import type { EventHookStore, NewDelivery, NewEvent, PublishedSource, ThrottleDecision } from './store.js';
+import { Throttle, throttleKey } from './throttle.js';
 import { Transport } from './transport.js';
 import type {
   CircuitSnapshot,
@@ -119,6 +119,8 @@ export class EventHooks {
   private readonly transport: Transport;
   private readonly dispatcher: Dispatcher;
   private readonly hooks = new Map<string, EventHook>();
+  /** Deliveries whose on_change / snooze verdict the shared store gives at commit. */
+  private readonly sharedThrottle = new WeakMap<NewDelivery, ThrottleDecision>();
   private bySource = new Map<string, EventHook[]>();
   private readonly ready: Promise<void>;
   private batch: AcceptBatch | null = null;
@@ -556,13 +558,20 @@ export class EventHooks {
     if (!(CRUD_OPERATIONS as readonly string[]).includes(operation)) {
       throw new EventRejectedError('crud', `${entity}:${operation}`, `source 'crud' has no '${entity}:${operation}' event`);
     }
-    const { events, results } = this.crudEvents(entity, operation, row, oldRow);
+    const { events, results, byResult } = this.crudEvents(entity, operation, row, oldRow);
     await this.commitCounted(events, results.length);
+    // A shared store may have throttled some deliveries at commit.
+    if (this.store.admitThrottled) byResult.forEach((ev, i) => (results[i]!.deliveries = ev?.deliveries.length ?? 0));
     return results;
   }
 
   /** The three events of a change, in Kong's order; `results` has one entry per event, delivered or not. */
-  private crudEvents(entity: string, operation: CrudOperation, row: unknown, oldRow: unknown): { events: NewEvent[]; results: EmitResult[] } {
+  private crudEvents(
+    entity: string,
+    operation: CrudOperation,
+    row: unknown,
+    oldRow: unknown,
+  ): { events: NewEvent[]; results: EmitResult[]; byResult: (NewEvent | null)[] } {
     this.registry.addCrudEntity(entity);
     const data: Record<string, unknown> = { operation, entity: stripNulls(row), schema: entity };
     if (operation === 'update' && oldRow) data.old_entity = stripNulls(oldRow);
@@ -570,6 +579,7 @@ export class EventHooks {
     const now = this.clock.now();
     const events: NewEvent[] = [];
     const results: EmitResult[] = [];
+    const byResult: (NewEvent | null)[] = [];
     for (const [source, event] of [
       ['crud', entity],
       ['crud', `${entity}:${operation}`],
@@ -578,9 +588,10 @@ export class EventHooks {
       this.counters.eventsReceived++;
       const ev = this.prepare(source, event, data, json, null, now);
       if (ev) events.push(ev);
+      byResult.push(ev);
       results.push({ event_id: ev?.id ?? eventId(now), deliveries: ev?.deliveries.length ?? 0 });
     }
-    return { events, results };
+    return { events, results, byResult };
   }
 
   /** A host/vm runtime event as an event of the `wasm` source (pass as RuntimeOptions.onEvent). Never throws. */
@@ -664,6 +675,8 @@ export class EventHooks {
     }
     try {
       await this.commit(events, published);
+      // A shared store may have throttled some (on_change / snooze across nodes).
+      if (this.store.admitThrottled) result.deliveries = events.reduce((n, e) => n + e.deliveries.length, 0);
       this.counters.eventsAccepted += result.accepted;
     } catch (err) {
       this.logger.error({ err, records: records.length }, 'event hooks: storing ingested records failed');
@@ -727,6 +740,13 @@ export class EventHooks {
       if (!h.enabled || (h.event !== null && h.event !== event)) continue;
       if (h.on_change === true || (h.snooze ?? 0) > 0) {
         dg ??= digest(data, this.registry.spec(source, event)?.unique);
+        if (this.store.admitThrottled) {
+          // Decided by the shared store for every node, just before the commit (admitShared).
+          const d = { id: deliveryId(now), hookId: h.id, origin: originOf(h, source, event, data) };
+          this.sharedThrottle.set(d, { hookId: h.id, key: throttleKey(h, source, event, dg), digest: dg, onChange: h.on_change === true, snoozeMs: (h.snooze ?? 0) * 1000 });
+          deliveries.push(d);
+          continue;
+        }
         const verdict = this.throttle.admit(h, source, event, dg, now);
         if (verdict !== 'fire') {
           if (verdict === 'snoozed') this.counters.throttledSnooze++;
@@ -753,11 +773,43 @@ export class EventHooks {
   }
 
   /**
+   * Shared stores: on_change / snooze for the cluster. Removes, in place, the
+   * deliveries the store throttles, and the events left with none.
+   */
+  private async admitShared(events: NewEvent[]): Promise<void> {
+    const decisions: ThrottleDecision[] = [];
+    const of: NewDelivery[] = [];
+    for (const e of events) {
+      for (const d of e.deliveries) {
+        const decision = this.sharedThrottle.get(d);
+        if (decision) {
+          decisions.push(decision);
+          of.push(d);
+        }
+      }
+    }
+    if (decisions.length === 0) return;
+    const verdicts = await this.store.admitThrottled!(decisions, this.clock.now());
+    const dropped = new Set<NewDelivery>();
+    verdicts.forEach((fire, i) => {
+      if (fire) return;
+      dropped.add(of[i]!);
+      if (decisions[i]!.snoozeMs > 0) this.counters.throttledSnooze++;
+      else this.counters.throttledOnChange++;
+      this.logger.debug({ event_hook: decisions[i]!.hookId, verdict: decisions[i]!.snoozeMs > 0 ? 'snoozed' : 'unchanged' }, 'ignoring event_hooks event');
+    });
+    if (dropped.size === 0) return;
+    for (const e of events) e.deliveries = e.deliveries.filter((d) => !dropped.has(d));
+    for (let i = events.length - 1; i >= 0; i--) if (events[i]!.deliveries.length === 0) events.splice(i, 1);
+  }
+
+  /**
    * Group commit: everything accepted in one event-loop turn is written in
    * one transaction; each caller resolves once it is committed.
    */
-  private commit(events: NewEvent[], published: PublishedSource[]): Promise<void> {
-    if (events.length === 0 && published.length === 0) return Promise.resolve();
+  private async commit(events: NewEvent[], published: PublishedSource[]): Promise<void> {
+    if (this.store.admitThrottled) await this.admitShared(events);
+    if (events.length === 0 && published.length === 0) return;
     if (!this.batch) {
       this.batch = { events: [], published: [], waiters: [] };
       setImmediate(() => void this.flushAccept());
