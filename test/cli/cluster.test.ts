@@ -94,6 +94,13 @@ async function ingestAcross(admins: string[], n: number): Promise<void> {
   }
 }
 
+/** The node's hookwire_event_hooks_deliveries_succeeded_total. */
+function succeeded(metrics: string): number {
+  const m = /^hookwire_event_hooks_deliveries_succeeded_total (\d+)$/m.exec(metrics);
+  if (!m) throw new Error(`no deliveries_succeeded_total in /metrics:\n${metrics}`);
+  return Number(m[1]);
+}
+
 /** A webhook hook on `orders/paid` created through `admin`, and seen by every other node. */
 async function hookOn(admin: string, others: string[], url: string): Promise<string> {
   const r = await post(`${admin}/event-hooks`, { source: 'orders', event: 'paid', handler: 'webhook', config: { url } });
@@ -140,6 +147,11 @@ describe('two hookwire nodes on one PostgreSQL', () => {
     expect(new Set(ids).size).toBe(N);
     const ns = new Set(r.received.map((x) => (JSON.parse(x.body.toString()) as { n: number }).n));
     expect(ns.size).toBe(N);
+    // Both nodes delivered, and their counts add up to N (none sent twice).
+    const sent = await Promise.all([a, b].map(async (x) => succeeded((await send(`${x.admin}/metrics`)).text)));
+    console.log(`delivered by node A: ${sent[0]}, by node B: ${sent[1]}`);
+    expect(sent[0]! + sent[1]!).toBe(N);
+    expect(Math.min(...sent)).toBeGreaterThan(0);
   });
 
   it(`kill -9 of node A halfway through ${N} events: none lost, a repeat only with the same webhook-id`, async () => {
