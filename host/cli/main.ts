@@ -38,8 +38,8 @@ Commands:
                        configure every plugin (on_vm_start, on_configure) with no listener or call out
   inspect FILE.wasm    print a proxy-wasm module's ABI version, imports, exports and Envoy
                        compatibility (--json for the manifest form); exit 1 if Envoy would refuse it
-  config import -c FILE  replace the stored entities (storage.path) with FILE's; a running gateway
-                       serves them after SIGHUP
+  config import -c FILE  replace the stored entities (storage.path or storage.url) with FILE's; a
+                       running gateway serves them after SIGHUP (PostgreSQL: every node, at once)
   config export -c FILE  print the stored entities as a configuration document (YAML; --json)
   openapi              print the Admin API's OpenAPI 3.1 document (docs/openapi.json)
   help                 show this text
