@@ -7,11 +7,11 @@
  * same webhook-id. N is 1,000 by default, HOOKWIRE_CLUSTER_EVENTS=5000 for
  * the issue's full figure.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type Server } from '../helpers/cli.js';
+import { runCli, startServer, type Server } from '../helpers/cli.js';
 import { send } from '../helpers/gateway.js';
 import { usePostgres } from '../helpers/postgres.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -183,5 +183,45 @@ describe('two hookwire nodes on one PostgreSQL', () => {
     expect(byId.size).toBe(N);
     expect([...byId.values()].every((bodies) => bodies.size === 1)).toBe(true);
     console.log(`kill -9 halfway: ${N} delivered, ${ids.length - N} repeated (same webhook-id)`);
+  });
+});
+
+describe('the commands on PostgreSQL', () => {
+  it('config export prints the shared entities; config import replaces them and running nodes serve them', async () => {
+    const url = await pgc.cluster.createDatabase('e2e');
+    const file = await clusterConfig(url);
+    const a = await node(file);
+    expect((await post(`${a.admin}/routes`, { name: 'live', service: { name: 'echo' }, paths: ['/live'] })).status).toBe(201);
+    const exported = await runCli(['config', 'export', '-c', file, '--json'], dir);
+    expect(exported.code).toBe(0);
+    const doc = JSON.parse(exported.stdout) as { routes: { name: string }[] };
+    expect(doc.routes.map((r) => r.name).sort()).toEqual(['live', 'seeded']);
+    const other = join(dir, `import-${Date.now()}.yaml`);
+    const text = (await readFile(file, 'utf8')).replace('paths: [/seeded]', 'paths: [/imported]');
+    await writeFile(other, text);
+    const imported = await runCli(['config', 'import', '-c', other], dir);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stdout).toContain('running nodes serve them within a moment');
+    expect(imported.stdout).not.toContain('secret');
+    await waitUntil(async () => (await send(`${a.proxy}/imported`)).status === 200, 10_000, 'the imported route on the running node');
+    expect((await send(`${a.proxy}/live`)).status).toBe(404);
+  });
+
+  it('an unreachable database: start exits 1 with HW_ERR_POSTGRES_STORE, naming it without the password', async () => {
+    const file = join(dir, 'unreachable.yaml');
+    const port = pgc.cluster.port + 1;
+    await writeFile(
+      file,
+      `admin: {listen: {address: 127.0.0.1, port: 0}}
+proxy: {listen: [{address: 127.0.0.1, port: 0}]}
+storage: {kind: postgres, url: "postgres://hw:s3cret@127.0.0.1:${port}/none", pool: {connect_timeout_ms: 2000}}
+`,
+    );
+    const r = await runCli(['start', '-c', file], dir, 20_000);
+    expect(r.code).toBe(1);
+    const out = r.stdout + r.stderr;
+    expect(out).toContain('HW_ERR_POSTGRES_STORE');
+    expect(out).toContain(`127.0.0.1:${port}/none`);
+    expect(out).not.toContain('s3cret');
   });
 });
