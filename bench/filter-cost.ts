@@ -9,7 +9,7 @@
  * benchmark does.
  *
  *   npm run build && tsc -p bench/tsconfig.json
- *   node dist/bench/filter-cost.js [--rounds 11] [--requests 44000] [--event-hooks] [a.wasm,b.wasm,...]
+ *   node dist/bench/filter-cost.js [--rounds 11] [--requests 44000] [--event-hooks] [--guard on|off|both] [a.wasm,b.wasm,...]
  *
  * With several modules (e.g. two builds of the same plugin), each is loaded
  * in its own VM and the rounds alternate between them, so that the machine's
@@ -19,6 +19,10 @@
  * collector that answers 200); modules that ignore configuration do not mind.
  * Reported per module: the median and the minimum over rounds of the process
  * CPU time (user + system) per request, in µs.
+ *
+ * --guard: modules run with the deadline and memory guard (host/vm/instrument.ts,
+ * "on", the default, as the gateway runs them), as compiled ("off"), or each
+ * both ways in alternating rounds ("both": what the guard costs).
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,8 +37,11 @@ const { values, positionals } = parseArgs({
     rounds: { type: 'string', default: '11' },
     requests: { type: 'string', default: '44000' },
     'event-hooks': { type: 'boolean', default: false },
+    guard: { type: 'string', default: 'on' },
   },
 });
+if (!['on', 'off', 'both'].includes(values.guard!)) throw new Error(`--guard: on, off or both, not ${values.guard}`);
+const GUARDS: boolean[] = values.guard === 'both' ? [true, false] : [values.guard === 'on'];
 const ROUNDS = Math.max(3, Number(values.rounds));
 const REQUESTS = Math.max(ROUNDS * 100, Number(values.requests));
 const EVENT_HOOKS = values['event-hooks'];
@@ -59,7 +66,9 @@ async function main(): Promise<void> {
 
   let posts = 0;
   let events = 0;
-  const runtime = new Runtime({
+  const makeRuntime = (guarded: boolean) => new Runtime({
+    // null: modules run as compiled; undefined: the default limits (the guard on).
+    ...(guarded ? {} : { limits: null }),
     logLevel: 'warn',
     defer: (fn: () => void) => queueMicrotask(fn),
     httpCalls: {
@@ -70,15 +79,20 @@ async function main(): Promise<void> {
       },
     },
   });
-  if (EVENT_HOOKS) runtime.queues.consume('hookwire_event_hooks', 'event_hooks', () => void events++);
+  const runtimes = GUARDS.map(makeRuntime);
+  if (EVENT_HOOKS) for (const runtime of runtimes) runtime.queues.consume('hookwire_event_hooks', 'event_hooks', () => void events++);
   const configuration = JSON.stringify({
     http_endpoint: 'http://collector/logs',
     queue: { max_batch_size: 100, max_coalescing_delay: 1 },
     event_hooks: EVENT_HOOKS,
   });
   const plugins: Plugin[] = [];
+  const labels: string[] = [];
   for (const [i, wasm] of MODULES.entries()) {
-    plugins.push(await runtime.loadPlugin({ name: `filter-${i}`, vmId: `filter-${i}`, wasm, configuration }));
+    for (const [g, runtime] of runtimes.entries()) {
+      plugins.push(await runtime.loadPlugin({ name: `filter-${i}`, vmId: `filter-${i}`, wasm, configuration }));
+      labels.push(`${wasm.replace(ROOT + '/', '')}${GUARDS.length > 1 ? (GUARDS[g] ? ' (guard on)' : ' (guard off)') : ''}`);
+    }
   }
 
   // What a stream exposes to property lookups (host/proxy/properties.ts LiveRequest), for one route.
@@ -144,17 +158,35 @@ async function main(): Promise<void> {
   for (const plugin of plugins) await round(plugin, 3000); // warm-up: the engine tiers the code up
   const results = plugins.map(() => [] as number[]);
   const perRound = Math.floor(REQUESTS / ROUNDS);
-  for (let r = 0; r < ROUNDS; r++) for (const [i, plugin] of plugins.entries()) results[i]!.push(await round(plugin, perRound));
+  // Every other round runs the modules in reverse order, so that no module always follows the same
+  // one (and inherits its garbage to collect).
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = [...plugins.keys()];
+    if (r % 2 === 1) order.reverse();
+    for (const i of order) results[i]!.push(await round(plugins[i]!, perRound));
+  }
 
-  console.log(`${ROUNDS} rounds x ${perRound} requests per module${EVENT_HOOKS ? ', event hooks on' : ''}; CPU µs per request`);
+  const guardNote = GUARDS.length > 1 ? '' : GUARDS[0] ? ', guard on' : ', guard off';
+  console.log(`${ROUNDS} rounds x ${perRound} requests per module${EVENT_HOOKS ? ', event hooks on' : ''}${guardNote}; CPU µs per request`);
   console.log('| module | median | min |');
   console.log('| --- | --- | --- |');
-  for (const [i, wasm] of MODULES.entries()) {
-    const xs = results[i]!.sort((a, b) => a - b);
-    console.log(`| ${wasm.replace(ROOT + '/', '')} | ${xs[xs.length >> 1]!.toFixed(2)} | ${xs[0]!.toFixed(2)} |`);
+  // Per-round ratios before sorting: rounds alternate, so a pair shares the machine's load.
+  const guardCost: string[] = [];
+  if (GUARDS.length > 1) {
+    for (const [m, wasm] of MODULES.entries()) {
+      const on = results[m * 2]!;
+      const off = results[m * 2 + 1]!;
+      const ratios = on.map((x, r) => x / off[r]!).sort((a, b) => a - b);
+      guardCost.push(`${wasm.replace(ROOT + '/', '')}: guard on/off, median of per-round ratios ${((ratios[ratios.length >> 1]! - 1) * 100).toFixed(1)} %`);
+    }
+  }
+  for (const [i, label] of labels.entries()) {
+    const xs = [...results[i]!].sort((a, b) => a - b);
+    console.log(`| ${label} | ${xs[xs.length >> 1]!.toFixed(2)} | ${xs[0]!.toFixed(2)} |`);
   }
   console.log(`(${posts} batches posted${EVENT_HOOKS ? `, ${events} event records consumed` : ''})`);
-  runtime.close();
+  for (const line of guardCost) console.log(line);
+  for (const runtime of runtimes) runtime.close();
 }
 
 await main();

@@ -118,6 +118,15 @@ export function setTickPeriod(ms: u32): bool {
   return imports.proxy_set_tick_period_milliseconds(ms) == WasmResultValues.Ok;
 }
 
+/**
+ * proxy_done: a root context that returned false from proxy_on_done (to
+ * finish work before it is unloaded) reports that it has finished; the host
+ * then deletes it. Call it from a root callback (tick, http call response).
+ */
+export function rootDone(): bool {
+  return imports.proxy_done() == WasmResultValues.Ok;
+}
+
 /** proxy_http_call with serialized pairs; returns the status, the token in `httpCallToken`. */
 export let httpCallToken: u32 = 0;
 

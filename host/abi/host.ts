@@ -81,6 +81,8 @@ export interface AbiHost {
   getMetric(id: number): bigint | Status;
 
   callForeignFunction(name: string, args: Buffer): Uint8Array | Status;
+  /** A guest call was refused by one of the host's bounds (counted per VM). */
+  boundHit(bound: 'header_map' | 'buffer'): void;
   /** gRPC is not implemented by this host; these return UNIMPLEMENTED (logged once). */
   unimplemented(name: string): Status;
 }

@@ -8,6 +8,7 @@
  * INVALID_MEMORY_ACCESS instead of a host exception.
  */
 import { AbiVersion, Status } from './constants.js';
+import type { HeaderMap } from './header-map.js';
 import type { AbiHost } from './host.js';
 import { MemoryAccessError } from './memory.js';
 import { createWasi, WASI_MODULES } from './wasi.js';
@@ -90,6 +91,27 @@ function isStatus(v: unknown): v is Status {
   return typeof v === 'number';
 }
 
+/** Bounds on what guest edits may make a header map or buffer hold (listed with the others in host/vm/limits.ts). */
+export const HEADER_MAP_MAX_BYTES = 1024 * 1024;
+export const HEADER_MAP_MAX_ENTRIES = 1024;
+export const BUFFER_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Whether adding `name: value` keeps `map` within its bounds. */
+function fits(map: HeaderMap, name: string, value: string): boolean {
+  if (name.length + value.length > HEADER_MAP_MAX_BYTES) return false;
+  if (map.flat.length >= HEADER_MAP_MAX_ENTRIES * 2) return false;
+  return map.byteSize + name.length + value.length <= HEADER_MAP_MAX_BYTES;
+}
+
+/**
+ * A header edit a stream could not carry: `:status` must stay a three-digit
+ * code (100..999), or the response could not be sent and every reader of
+ * `response.code` (another plugin, another VM) would see garbage.
+ */
+function badPseudoValue(name: string, value: string): boolean {
+  return name === ':status' && !/^[1-9][0-9]{2}$/.test(value);
+}
+
 /** env.* functions for the given ABI version, keyed by import name. */
 export function createEnvImports(host: AbiHost): Record<string, HostFn> {
   const m = () => host.memory;
@@ -142,6 +164,11 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
       const buf = host.buffer(type);
       if (isStatus(buf)) return buf;
       if (!buf.writable) return Status.BAD_ARGUMENT;
+      if ((len >>> 0) > BUFFER_MAX_BYTES || buf.bytes().byteLength + (len >>> 0) > BUFFER_MAX_BYTES) {
+        m().check(ptr >>> 0, len >>> 0);
+        host.boundHit('buffer');
+        return Status.BAD_ARGUMENT;
+      }
       return buf.set(start >>> 0, length >>> 0, m().copy(ptr, len));
     },
 
@@ -166,7 +193,16 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
       if (isStatus(map)) return map;
       const flat = m().readPairs(ptr, len);
       if (flat === null) return Status.BAD_ARGUMENT;
-      for (let i = 0; i < flat.length; i += 2) flat[i] = flat[i]!.toLowerCase();
+      let bytes = 0;
+      for (let i = 0; i < flat.length; i += 2) {
+        flat[i] = flat[i]!.toLowerCase();
+        if (badPseudoValue(flat[i]!, flat[i + 1]!)) return Status.BAD_ARGUMENT;
+        bytes += flat[i]!.length + flat[i + 1]!.length;
+      }
+      if (bytes > HEADER_MAP_MAX_BYTES || flat.length > HEADER_MAP_MAX_ENTRIES * 2) {
+        host.boundHit('header_map');
+        return Status.BAD_ARGUMENT;
+      }
       map.setAll(flat);
       return Status.OK;
     },
@@ -188,13 +224,29 @@ export function createEnvImports(host: AbiHost): Record<string, HostFn> {
     proxy_add_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
       const map = host.headerMap(type, true);
       if (isStatus(map)) return map;
-      map.add(m().latin1(kPtr, kLen).toLowerCase(), m().latin1(vPtr, vLen));
+      const name = m().latin1(kPtr, kLen).toLowerCase();
+      const value = m().latin1(vPtr, vLen);
+      if (badPseudoValue(name, value)) return Status.BAD_ARGUMENT;
+      if (!fits(map, name, value)) {
+        host.boundHit('header_map');
+        return Status.BAD_ARGUMENT;
+      }
+      map.add(name, value);
       return Status.OK;
     },
     proxy_replace_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
       const map = host.headerMap(type, true);
       if (isStatus(map)) return map;
-      map.replace(m().latin1(kPtr, kLen).toLowerCase(), m().latin1(vPtr, vLen));
+      const name = m().latin1(kPtr, kLen).toLowerCase();
+      const value = m().latin1(vPtr, vLen);
+      if (badPseudoValue(name, value)) return Status.BAD_ARGUMENT;
+      // A replacement may shrink the map: only a value that grows it is checked.
+      const old = map.get(name);
+      if ((old === undefined || value.length > old.length) && !fits(map, name, value)) {
+        host.boundHit('header_map');
+        return Status.BAD_ARGUMENT;
+      }
+      map.replace(name, value);
       return Status.OK;
     },
     proxy_remove_header_map_value(type: number, kPtr: number, kLen: number) {

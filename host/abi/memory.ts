@@ -236,7 +236,7 @@ export class GuestMemory {
       // Guest allocators align to 8 or more: one typed-array store instead of Buffer's BigInt arithmetic.
       this.int64View()[ptr >>> 3] = value;
     } else {
-      buf.writeBigInt64LE(typeof value === 'bigint' ? value : BigInt(Math.trunc(value)), ptr);
+      buf.writeBigInt64LE(toInt64(value), ptr);
     }
     this.setResult(retPtr, retLen, ptr, 8);
   }
@@ -259,7 +259,9 @@ export class GuestMemory {
   givePairs(retPtr: number, retLen: number, map: HeaderMap): void {
     this.check(retPtr >>> 0, 4);
     this.check(retLen >>> 0, 4);
-    const f = map.flat;
+    // A shallow copy (the strings are immutable): the guest's malloc runs guest
+    // code, which may edit this very map; what is written must be what was sized.
+    const f = map.flat.slice();
     const n = f.length >> 1;
     if (n === 0) {
       this.setResult(retPtr, retLen, 0, 0);
@@ -274,7 +276,11 @@ export class GuestMemory {
 
   /** Read a pairs-format map the guest passed as (ptr, len). */
   readPairs(ptr: number, len: number): string[] | null {
-    if ((len >>> 0) === 0) return [];
+    if ((len >>> 0) === 0) {
+      // Empty, but still a range: a pointer past the end is a bad access (as in proxy-wasm-cpp-host).
+      this.check(ptr >>> 0, 0);
+      return [];
+    }
     return parsePairs(this.view_(ptr, len));
   }
 
@@ -335,6 +341,12 @@ function writePairsAligned(buf: Buffer, u32: Uint32Array, at: number, flat: read
 
 /** Strings shorter than this are copied by a JS loop (cheaper than a call into the Buffer binding). */
 const SHORT_STRING = 48;
+
+/** Any number as a 64-bit integer that cannot throw: NaN and infinities become 0, larger values wrap. */
+export function toInt64(value: number | bigint): bigint {
+  if (typeof value === 'bigint') return BigInt.asIntN(64, value);
+  return Number.isFinite(value) ? BigInt.asIntN(64, BigInt(Math.trunc(value))) : 0n;
+}
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;

@@ -6,42 +6,87 @@
  */
 import { randomFillSync } from 'node:crypto';
 import type { AbiHost } from './host.js';
+import { MemoryAccessError } from './memory.js';
 
 export const WASI_MODULES = ['wasi_snapshot_preview1', 'wasi_unstable'] as const;
 
 const ERRNO_SUCCESS = 0;
 const ERRNO_BADF = 8;
+/** A pointer outside the guest's memory (proxy-wasm-cpp-host answers it so, and does not trap). */
+const ERRNO_FAULT = 21;
 const ERRNO_INVAL = 28;
 const ERRNO_NOSYS = 52;
 const FILETYPE_CHARACTER_DEVICE = 2;
 
 type WasiFn = (...args: any[]) => number | void;
 
+/**
+ * Longest stdout/stderr line logged, in characters; the rest of a longer line
+ * is dropped (and counted in the line). Also the most bytes of one fd_write
+ * that are decoded at all.
+ */
+export const MAX_STDIO_LINE = 16 * 1024;
+
+/** A WASI call's error: a guest range outside its memory is EFAULT; anything else goes on. */
+function fault(err: unknown): number {
+  if (err instanceof MemoryAccessError) return ERRNO_FAULT;
+  throw err;
+}
+
+/** Wrap so an out-of-bounds pointer answers EFAULT instead of trapping the guest. */
+function faultToErrno(fn: WasiFn): WasiFn {
+  return (...args: any[]) => {
+    try {
+      return fn(...args);
+    } catch (err) {
+      return fault(err);
+    }
+  };
+}
+
+function capped(line: string): string {
+  return line.length <= MAX_STDIO_LINE ? line : `${line.slice(0, MAX_STDIO_LINE)}... (${line.length - MAX_STDIO_LINE} more characters dropped)`;
+}
+
 export function createWasi(host: AbiHost): Record<string, WasiFn> {
   const m = () => host.memory;
-  // Text written without a trailing newline waits here until the line completes.
+  // Text written without a trailing newline waits here until the line completes, up to MAX_STDIO_LINE.
   const pending: Record<number, string> = { 1: '', 2: '' };
 
   function emit(fd: number, text: string): void {
     const all = pending[fd] + text;
     const lines = all.split('\n');
-    pending[fd] = lines.pop()!;
-    for (const line of lines) host.stdio(fd, line);
+    let rest = lines.pop()!;
+    for (const line of lines) host.stdio(fd, capped(line));
+    // A line that outgrows the cap is logged now rather than held without bound.
+    if (rest.length > MAX_STDIO_LINE) {
+      host.stdio(fd, capped(rest));
+      rest = '';
+    }
+    pending[fd] = rest;
   }
 
-  return {
+  const fns: Record<string, WasiFn> = {
     fd_write(fd: number, iovs: number, iovsLen: number, retWritten: number): number {
       if (fd !== 1 && fd !== 2) return ERRNO_BADF;
+      const mem = m();
+      iovs >>>= 0;
+      iovsLen >>>= 0;
+      mem.check(retWritten >>> 0, 4);
+      mem.check(iovs, 0);
       let total = 0;
       let text = '';
       for (let i = 0; i < iovsLen; i++) {
-        const ptr = m().u32(iovs + i * 8);
-        const len = m().u32(iovs + i * 8 + 4);
-        text += m().utf8(ptr, len);
+        const ptr = mem.u32(iovs + i * 8);
+        const len = mem.u32(iovs + i * 8 + 4);
+        mem.check(ptr, len);
+        // Decode no more than a line's cap per write: the rest is counted as written, not kept.
+        const room = MAX_STDIO_LINE + 1 - text.length;
+        if (room > 0) text += mem.utf8(ptr, Math.min(len, room));
         total += len;
       }
       emit(fd, text);
-      m().setU32(retWritten, total);
+      mem.setU32(retWritten, total);
       return ERRNO_SUCCESS;
     },
     proc_exit(code: number): void {
@@ -99,4 +144,6 @@ export function createWasi(host: AbiHost): Record<string, WasiFn> {
     poll_oneoff: (): number => ERRNO_NOSYS,
     sched_yield: (): number => ERRNO_SUCCESS,
   };
+  for (const name of Object.keys(fns)) if (name !== 'proc_exit') fns[name] = faultToErrno(fns[name]!);
+  return fns;
 }

@@ -8,19 +8,23 @@
  * /consumers, /plugins (and their `/{workspace}/...` forms), JSON in and
  * out; plus /config, /openapi.json, /metrics and /status.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { compactDocument, toDocument } from '../config/document.js';
 import type { EventHooksConfig } from '../config/schema.js';
 import { WebhookRequestError, EventHookValidationError } from '../errors.js';
+import { splitRecordArray } from '../hooks/batch.js';
 import type { EventHooks } from '../hooks/service.js';
 import { EVENT_HOOK_PATCH_SCHEMA, EVENT_HOOK_SCHEMA, HANDLER_CONFIG_SCHEMAS } from '../hooks/schemas.js';
-import type { MetricSample, Page as HooksPage } from '../hooks/types.js';
+import type { StoredDeliveryState } from '../hooks/store.js';
+import type { HandlerName, MetricSample, Page as HooksPage } from '../hooks/types.js';
 import type { Gateway } from '../proxy/gateway.js';
-import { ConfigEntities, DEFAULT_WORKSPACE, pageSize, type EntityKind } from './entities.js';
-import { AdminHttpError, notFound, readBody, readObject, schemaViolation } from './http.js';
+import { ConfigEntities, DEFAULT_WORKSPACE, pageSize, pluginFormSchema, type EntityKind, type View } from './entities.js';
+import { bearerToken, tokenMatches } from './auth.js';
+import { AdminHttpError, notFound, readBody, readObject, schemaViolation, type FormSchema } from './http.js';
+import type { CoercionSchema } from './form.js';
+import { VALIDATE_PLUGIN_ROUTE } from './plugin-schema.js';
 import { inputSchema, pageSchema, VIEWS } from './schemas.js';
 import type { AdminServer, RouteParams } from './server.js';
 
@@ -255,6 +259,9 @@ const TOO_LARGE_DOC = json('The body is too large', ref('Error'));
 const UNAVAILABLE_DOC = json('hookwire is shutting down', ref('Error'));
 
 const SIZE_QUERY = { name: 'size', description: 'items per page, 1-1000 (default 100)', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } };
+/** The stored states a delivery list can be filtered by. */
+const DELIVERY_STATES = ['pending', 'succeeded', 'failed'] as const;
+const STATE_QUERY = { name: 'state', description: 'only deliveries in this state (pending includes those in flight)', schema: { type: 'string', enum: [...DELIVERY_STATES] } };
 const OFFSET_QUERY = { name: 'offset', description: 'the `offset` of the previous page', schema: { type: 'string' } };
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -283,24 +290,21 @@ function listReply(req: ApiRequest, path: string, page: HooksPage<unknown>, size
   return { status: 200, body: { data: page.data, ...nextLink(req, path, size, page.offset) } };
 }
 
-/** The JSON object body (400 for anything else; no body: 400, or `{}` when `optional`). */
-function objectBody(req: ApiRequest, options: { optional?: boolean } = {}): Promise<Record<string, unknown>> {
+/**
+ * The object body: JSON, or a Kong form body whose strings `formSchema`
+ * types (400 for anything else; no body: 400, or `{}` when `optional`).
+ */
+function objectBody(req: ApiRequest, options: { optional?: boolean; formSchema?: FormSchema } = {}): Promise<Record<string, unknown>> {
   return readObject(req.req, BODY_LIMIT, options);
 }
 
-/** Bearer token check in constant time whatever the lengths (both sides hashed first). */
-export function tokenMatches(given: string | undefined, expected: string): boolean {
-  if (given === undefined) return false;
-  const a = createHash('sha256').update(given, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
-  return timingSafeEqual(a, b);
-}
+/** Form fields as strings, untyped (free-form data, Kong's `config` text of POST /config). */
+const FORM_STRINGS: FormSchema = {};
 
-function bearer(req: IncomingMessage): string | undefined {
-  const auth = req.headers.authorization;
-  if (typeof auth !== 'string') return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(auth);
-  return m ? m[1]!.trim() : undefined;
+/** An event hook's fields with the config schema of `handler` (a form body's types depend on it, as Kong's plugin subschemas). */
+function hookFormSchema(handler: unknown): CoercionSchema {
+  const config = typeof handler === 'string' && Object.hasOwn(HANDLER_CONFIG_SCHEMAS, handler) ? HANDLER_CONFIG_SCHEMAS[handler as HandlerName] : undefined;
+  return { type: 'object', properties: { ...(EVENT_HOOK_SCHEMA.properties as Record<string, CoercionSchema>), ...(config ? { config } : {}) } };
 }
 
 function escapeLabel(v: string): string {
@@ -334,8 +338,13 @@ const ENTITY_DOCS: Record<EntityKind, { one: string; key: string; title: string;
 const LIVE =
   'The change is applied to the serving configuration: it is validated as a whole, the gateway reloads it (plugins are started before they ' +
   'take traffic; a plugin that refuses its configuration answers 400 and the previous configuration keeps serving), then crud events are ' +
-  'emitted (crud/<entity>, crud/<entity>:<operation>, dao:crud/<operation>). Admin API changes live in memory until restart: GET /config ' +
-  'returns the document to save.';
+  'emitted (crud/<entity>, crud/<entity>:<operation>, dao:crud/<operation>). With a store (storage.kind sqlite, the default) the change is ' +
+  'stored before it is acknowledged; DB-less (storage.kind off) entity writes answer 405.';
+
+/** What types a form body of `kind` (plugins: with the plugin's configuration schema). */
+function entityFormSchema(ctx: AdminContext, kind: EntityKind): FormSchema {
+  return kind === 'plugins' ? (fields) => pluginFormSchema(fields, ctx.gateway.config) : inputSchema(kind, false);
+}
 
 function entityRoutes(kind: EntityKind): ApiRoute[] {
   const d = ENTITY_DOCS[kind];
@@ -374,7 +383,7 @@ function entityRoutes(kind: EntityKind): ApiRoute[] {
       body: { schema: ref(`${d.one}Input`), required: true },
       responses: { 201: json(`The ${d.key}`, entity), ...writeErrors, 404: NOT_FOUND_DOC, 409: json('The name is taken', ref('SchemaViolation')) },
       async handle(ctx, req) {
-        return { status: 201, body: await ctx.entities.create(kind, req.workspace, await objectBody(req)) };
+        return { status: 201, body: await ctx.entities.create(kind, req.workspace, await objectBody(req, { formSchema: entityFormSchema(ctx, kind) })) };
       },
     },
     {
@@ -400,7 +409,7 @@ function entityRoutes(kind: EntityKind): ApiRoute[] {
       body: { schema: ref(`${d.one}Patch`), required: true },
       responses: { 200: json(`The ${d.key}`, entity), ...writeErrors, 404: NOT_FOUND_DOC, 409: json('The name is taken', ref('SchemaViolation')) },
       async handle(ctx, req) {
-        return { status: 200, body: await ctx.entities.update(kind, req.workspace, req.params[d.key]!, await objectBody(req)) };
+        return { status: 200, body: await ctx.entities.update(kind, req.workspace, req.params[d.key]!, await objectBody(req, { formSchema: entityFormSchema(ctx, kind) })) };
       },
     },
     {
@@ -414,7 +423,7 @@ function entityRoutes(kind: EntityKind): ApiRoute[] {
       body: { schema: ref(`${d.one}Patch`), required: true },
       responses: { 200: json(`The ${d.key}`, entity), ...writeErrors, 404: NOT_FOUND_DOC, 409: json('The name is taken', ref('SchemaViolation')) },
       async handle(ctx, req) {
-        const { view } = await ctx.entities.upsert(kind, req.workspace, req.params[d.key]!, await objectBody(req));
+        const { view } = await ctx.entities.upsert(kind, req.workspace, req.params[d.key]!, await objectBody(req, { formSchema: entityFormSchema(ctx, kind) }));
         return { status: 200, body: view };
       },
     },
@@ -469,7 +478,7 @@ function eventHookRoutes(): ApiRoute[] {
       responses: { 201: json('The event hook', ref('EventHook')), 400: BAD_REQUEST_DOC, 404: NOT_FOUND_DOC, 413: TOO_LARGE_DOC, 415: UNSUPPORTED_DOC, 503: UNAVAILABLE_DOC },
       async handle(ctx, req) {
         const hooks = hooksOf(ctx);
-        return { status: 201, body: await hooks.createHook(await objectBody(req)) };
+        return { status: 201, body: await hooks.createHook(await objectBody(req, { formSchema: (f) => hookFormSchema(f.handler) })) };
       },
     },
     {
@@ -538,7 +547,9 @@ function eventHookRoutes(): ApiRoute[] {
       responses: { 200: json('The event hook', ref('EventHook')), 400: BAD_REQUEST_DOC, 404: NOT_FOUND_DOC, 413: TOO_LARGE_DOC, 415: UNSUPPORTED_DOC, 503: UNAVAILABLE_DOC },
       async handle(ctx, req) {
         const hooks = hooksOf(ctx);
-        return { status: 200, body: await hooks.updateHook(req.params.id!, await objectBody(req)) };
+        // A PATCH names the handler only to change it: else the hook's own handler types the config.
+        const formSchema: FormSchema = async (f) => hookFormSchema(f.handler ?? (await hooks.getHook(req.params.id!).catch(() => null))?.handler);
+        return { status: 200, body: await hooks.updateHook(req.params.id!, await objectBody(req, { formSchema })) };
       },
     },
     {
@@ -574,7 +585,7 @@ function eventHookRoutes(): ApiRoute[] {
       },
       async handle(ctx, req) {
         const hooks = hooksOf(ctx);
-        return { status: 200, body: await hooks.test(req.params.id!, await objectBody(req, { optional: true })) };
+        return { status: 200, body: await hooks.test(req.params.id!, await objectBody(req, { optional: true, formSchema: FORM_STRINGS })) };
       },
     },
     {
@@ -598,6 +609,30 @@ function eventHookRoutes(): ApiRoute[] {
           throw err;
         }
         return { status: 200, text: '', contentType: 'text/plain; charset=utf-8' };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/event-hooks/deliveries',
+      operationId: 'listDeliveries',
+      summary: "List every hook's deliveries",
+      description:
+        'Across hooks, newest first, each with its attempts and `hook_id` (within event_hooks.retention_ms); `state` keeps one state (pending includes deliveries in flight, shown as delivering).',
+      tags,
+      query: [SIZE_QUERY, OFFSET_QUERY, STATE_QUERY],
+      responses: { 200: json('A page of deliveries', pageSchema(ref('Delivery'))), 400: BAD_REQUEST_DOC, 404: NOT_FOUND_DOC },
+      async handle(ctx, req) {
+        const p = hookPageRequest(req);
+        const state = req.query.get('state');
+        if (state !== null && !(DELIVERY_STATES as readonly string[]).includes(state)) {
+          throw schemaViolation([{ path: '/state', message: `must be one of ${DELIVERY_STATES.join(', ')} (found ${JSON.stringify(state)})` }]);
+        }
+        const page = await hooksOf(ctx).allDeliveries(p, state as StoredDeliveryState | null);
+        const reply = listReply(req, '/event-hooks/deliveries', page, p.size);
+        // The next page keeps the filter.
+        const body = reply.body as { next: string | null };
+        if (state !== null && body.next !== null) body.next += `&state=${state}`;
+        return reply;
       },
     },
     {
@@ -650,7 +685,7 @@ const INGEST: ApiRoute = {
   operationId: 'ingestEvents',
   summary: 'Ingest plugin event records (the Envoy forwarder)',
   description:
-    'A JSON array of wire records (docs/event-wire-format.md: publish and emit, v1). Authenticated by `event_hooks.ingest_token` only (not the admin token). 200 once the batch is stored, even when some records were refused (they are counted and listed); 5xx when it could not be stored, so the forwarder retries.',
+    'A JSON array of wire records (docs/event-wire-format.md: publish and emit, v1), at most `event_hooks.ingest_max_events` of them. Authenticated by `event_hooks.ingest_token` only (not the admin token). 200 once the batch is stored, even when some records were refused (they are counted and listed); 5xx when it could not be stored, so the forwarder retries.',
   tags: ['event-hooks'],
   public: true,
   security: 'ingest',
@@ -660,24 +695,24 @@ const INGEST: ApiRoute = {
     400: json('The body is not a JSON array', ref('Error')),
     401: json('Missing or wrong bearer token', ref('Error')),
     404: json('Ingest is disabled (no event_hooks.ingest_token, or event hooks disabled)', ref('Error')),
-    413: TOO_LARGE_DOC,
+    413: json('The body is larger than event_hooks.ingest_body_limit, or has more than event_hooks.ingest_max_events records', ref('Error')),
     503: json('The batch could not be stored (retry)', ref('IngestResult')),
   },
   async handle(ctx, req) {
     const token = ctx.eventHooks.ingest_token;
     if (!ctx.hooks || token === null) throw notFound();
-    if (!tokenMatches(bearer(req.req), token)) {
+    if (!tokenMatches(bearerToken(req.req), token)) {
       req.req.resume();
       throw new AdminHttpError(401, { message: 'Unauthorized: send the ingest token (Authorization: Bearer <token>)' }, { 'www-authenticate': 'Bearer' });
     }
     const raw = await readBody(req.req, ctx.eventHooks.ingest_body_limit);
-    let records: unknown;
-    try {
-      records = JSON.parse(raw.toString('utf8'));
-    } catch (err) {
-      throw new AdminHttpError(400, `Cannot parse JSON body: ${(err as Error).message}`);
+    // Split, not parsed whole: a large batch must not hold the event loop (and the proxy) for long.
+    const batch = await splitRecordArray(raw, ctx.eventHooks.ingest_max_events);
+    if (!batch.ok && batch.error === 'too_many') {
+      throw new AdminHttpError(413, `The batch has more than ${batch.max} records (event_hooks.ingest_max_events): send at most ${batch.max} per request`);
     }
-    if (!Array.isArray(records)) throw new AdminHttpError(400, 'The body must be a JSON array of event records');
+    if (!batch.ok) throw new AdminHttpError(400, batch.reason);
+    const records = batch.records;
     if (ctx.hooks.closed) throw new AdminHttpError(503, { message: 'event hooks service is closed' }, { 'retry-after': '1' });
     const result = await ctx.hooks.ingest(records);
     // ingest() never throws; `stored: false` (store failure, service closing) means retry, so nothing is lost.
@@ -776,7 +811,7 @@ function operationalRoutes(): ApiRoute[] {
         503: UNAVAILABLE_DOC,
       },
       async handle(ctx, req) {
-        return { status: 201, body: await ctx.entities.replaceEntities(await objectBody(req)) };
+        return { status: 201, body: await ctx.entities.replaceEntities(await objectBody(req, { formSchema: FORM_STRINGS })) };
       },
     },
     {
@@ -789,6 +824,67 @@ function operationalRoutes(): ApiRoute[] {
       async handle() {
         const { openApiDocument } = await import('./openapi.js');
         return { status: 200, body: openApiDocument() };
+      },
+    },
+  ];
+}
+
+/**
+ * Kong's nested endpoints: `/services/{service}/routes`,
+ * `/services/{service}/plugins` and `/routes/{route}/plugins` list the
+ * entities attached to the parent and create them attached to it (the
+ * path's parent wins over a `service` / `route` in the body).
+ */
+function nestedRoutes(parent: 'services' | 'routes', kind: 'routes' | 'plugins'): ApiRoute[] {
+  const p = ENTITY_DOCS[parent];
+  const d = ENTITY_DOCS[kind];
+  const ref1 = parent === 'services' ? 'service' : 'route';
+  const collection = `/${parent}/{${p.key}}/${kind}`;
+  const tags = [d.title];
+  const params = { [p.key]: p.keyDoc };
+  const attached = (owner: View) => (v: View) => {
+    const r = v[ref1] as { id?: string } | null | undefined;
+    return r?.id === owner.id;
+  };
+  return [
+    {
+      method: 'GET',
+      path: collection,
+      operationId: `list${d.one}sOf${p.one}`,
+      summary: `List the ${d.title} of a ${p.key}`,
+      tags,
+      params,
+      query: [SIZE_QUERY, OFFSET_QUERY],
+      responses: { 200: json(`A page of ${d.title}`, pageSchema(ref(d.one))), 400: BAD_REQUEST_DOC, 404: NOT_FOUND_DOC },
+      async handle(ctx, req) {
+        const owner = ctx.entities.get(parent, req.workspace, req.params[p.key]!);
+        const page = ctx.entities.list(kind, req.workspace, req.query, attached(owner));
+        return { status: 200, body: { data: page.data, ...nextLink(req, collection.replace(`{${p.key}}`, encodeURIComponent(req.params[p.key]!)), pageSize(req.query), page.offset) } };
+      },
+    },
+    {
+      method: 'POST',
+      path: collection,
+      operationId: `create${d.one}Of${p.one}`,
+      summary: `Create a ${d.key} attached to a ${p.key}`,
+      description: `As POST /${kind}, with \`${ref1}\` set to the ${p.key} of the path.`,
+      tags,
+      params,
+      body: { schema: ref(`${d.one}Input`), required: true },
+      responses: {
+        201: json(`The ${d.key}`, ref(d.one)),
+        400: BAD_REQUEST_DOC,
+        404: NOT_FOUND_DOC,
+        409: json('The name is taken', ref('SchemaViolation')),
+        413: TOO_LARGE_DOC,
+        415: UNSUPPORTED_DOC,
+        503: UNAVAILABLE_DOC,
+      },
+      async handle(ctx, req) {
+        const body = await objectBody(req, { formSchema: entityFormSchema(ctx, kind) });
+        const owner = ctx.entities.get(parent, req.workspace, req.params[p.key]!);
+        body[ref1] = { id: owner.id as string };
+        return { status: 201, body: await ctx.entities.create(kind, req.workspace, body) };
       },
     },
   ];
@@ -817,13 +913,19 @@ function withWorkspaceCheck(r: ApiRoute): ApiRoute {
 
 /** Every route of the Admin API, in documentation order. */
 export function adminRoutes(): ApiRoute[] {
-  const entities = (['services', 'routes', 'consumers', 'plugins'] as const).flatMap(entityRoutes);
+  const entities = [
+    ...(['services', 'routes', 'consumers', 'plugins'] as const).flatMap(entityRoutes),
+    ...nestedRoutes('services', 'routes'),
+    ...nestedRoutes('services', 'plugins'),
+    ...nestedRoutes('routes', 'plugins'),
+  ];
   const hooks = eventHookRoutes();
   return [
     ...hooks,
     INGEST,
     ...hooks.map((r) => withWorkspaceCheck(inWorkspace(r))),
     ...entities,
+    VALIDATE_PLUGIN_ROUTE,
     ...entities.map(inWorkspace),
     ...operationalRoutes(),
   ];

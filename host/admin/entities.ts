@@ -22,7 +22,10 @@ import { parse as parseYaml } from 'yaml';
 import { compactDocument, configurationValue, toDocument, type DocObject } from '../config/document.js';
 import { ENTITY_KEYS } from '../config/entities.js';
 import { stableId, type EntityType } from '../config/ids.js';
-import { validateConfigObject } from '../config/load.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PACKAGE_ROOT, validateConfigObject } from '../config/load.js';
+import { ENTITY_NAME_PATTERN } from '../config/schema.js';
 import type {
   ConsumerConfig,
   HookwireConfig,
@@ -35,7 +38,8 @@ import type {
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import type { ReloadResult } from '../proxy/gateway.js';
 import { AdminHttpError, notFound, schemaViolation } from './http.js';
-import { entityIssues, type EntityKind } from './schemas.js';
+import type { CoercionSchema } from './form.js';
+import { entityIssues, inputSchema, type EntityKind } from './schemas.js';
 
 export type { EntityKind } from './schemas.js';
 export type CrudOperation = 'create' | 'update' | 'delete';
@@ -131,6 +135,7 @@ export function pluginView(p: LocatedPlugin): View {
     failure_policy: plugin.failure_policy,
     allow_unknown_imports: plugin.allow_unknown_imports,
     enabled: plugin.enabled,
+    limits: plugin.limits,
   };
 }
 
@@ -223,6 +228,65 @@ function bodyObject(body: unknown): DocObject {
   return body === undefined ? {} : (body as DocObject);
 }
 
+/**
+ * A plugin body written as for Kong: `config` is Kong's word for
+ * `configuration`, and `name` without `wasm` names the plugin type: the
+ * module `<name>.wasm` in wasm.modules_dir or among the shipped plugins
+ * (dist/), with `instance_name` (Kong 3.x) as the instance's name when given.
+ */
+export function kongPluginBody(b: DocObject, config: HookwireConfig, resolveModule = true): DocObject {
+  const out: DocObject = Object.assign(Object.create(null) as DocObject, b);
+  if (Object.hasOwn(out, 'config')) {
+    if (Object.hasOwn(out, 'configuration')) throw schemaViolation([{ path: '/config', message: 'give either config (Kong\'s name) or configuration, not both' }]);
+    out.configuration = out.config;
+    delete out.config;
+  }
+  if (resolveModule && out.wasm === undefined && typeof out.name === 'string' && ENTITY_NAME.test(out.name)) {
+    const module = shippedModule(out.name, config);
+    if (module === undefined) {
+      throw schemaViolation([{ path: '/wasm', message: `is missing, and no module ${out.name}.wasm is in ${moduleDirs(config).join(' or ')} (give wasm: the .wasm file of the plugin)` }]);
+    }
+    out.wasm = module;
+    if (typeof out.instance_name === 'string') out.name = out.instance_name;
+  }
+  delete out.instance_name;
+  return out;
+}
+
+const ENTITY_NAME = new RegExp(ENTITY_NAME_PATTERN);
+
+function moduleDirs(config: HookwireConfig): string[] {
+  return [config.wasm.modules_dir, join(PACKAGE_ROOT, 'dist')].filter((d): d is string => d !== null);
+}
+
+/** The module of plugin type `name`: `<name>.wasm` in wasm.modules_dir, else among the shipped plugins. */
+function shippedModule(name: string, config: HookwireConfig): string | undefined {
+  return moduleDirs(config)
+    .map((d) => join(d, `${name}.wasm`))
+    .find((f) => existsSync(f));
+}
+
+/**
+ * What types a plugin's form fields: the entity's input schema, with the
+ * plugin's own configuration schema (its manifest's `config_schema`, beside
+ * the module) under `configuration` / `config`, as Kong types `config.*` by
+ * the plugin's schema. Without a manifest the configuration stays strings.
+ */
+export function pluginFormSchema(fields: Record<string, unknown>, config: HookwireConfig): CoercionSchema {
+  const base = inputSchema('plugins', false) as CoercionSchema;
+  let wasm: string | undefined;
+  if (typeof fields.wasm === 'string') wasm = resolve(config.wasm.modules_dir ?? config.base_dir, fields.wasm);
+  else if (typeof fields.name === 'string' && ENTITY_NAME.test(fields.name)) wasm = shippedModule(fields.name, config);
+  if (wasm === undefined || !wasm.endsWith('.wasm')) return base;
+  let schema: CoercionSchema | undefined;
+  try {
+    schema = (JSON.parse(readFileSync(`${wasm.slice(0, -'.wasm'.length)}.manifest.json`, 'utf8')) as { config_schema?: CoercionSchema }).config_schema;
+  } catch {
+    return base; // no manifest beside the module: a module built elsewhere
+  }
+  return schema ? { ...base, properties: { ...base.properties, configuration: schema, config: schema } } : base;
+}
+
 function pick(body: DocObject, keys: readonly string[]): DocObject {
   const out: DocObject = {};
   for (const k of keys) if (body[k] !== undefined) out[k] = body[k];
@@ -232,7 +296,7 @@ function pick(body: DocObject, keys: readonly string[]): DocObject {
 const SERVICE_FIELDS = ['name', 'url', 'urls', 'connect_timeout_ms', 'read_timeout_ms', 'pool_size'];
 const ROUTE_FIELDS = ['name', 'hosts', 'paths', 'methods', 'strip_path'];
 const CONSUMER_FIELDS = ['username', 'custom_id'];
-const PLUGIN_FIELDS = ['name', 'wasm', 'root_id', 'vm_id', 'configuration', 'vm_configuration', 'failure_policy', 'allow_unknown_imports', 'enabled'];
+const PLUGIN_FIELDS = ['name', 'wasm', 'root_id', 'vm_id', 'configuration', 'vm_configuration', 'failure_policy', 'allow_unknown_imports', 'enabled', 'limits'];
 
 export class ConfigEntities {
   private chain: Promise<unknown> = Promise.resolve();
@@ -248,10 +312,12 @@ export class ConfigEntities {
     return { ws: config.workspaces[index]!, index };
   }
 
-  list(kind: EntityKind, workspace: string, query: URLSearchParams): Page {
+  /** A page of the workspace's entities of `kind` (those `only` accepts, when given). */
+  list(kind: EntityKind, workspace: string, query: URLSearchParams, only?: (view: View) => boolean): Page {
     const config = this.host.config();
     const { ws, index } = this.workspace(config, workspace);
-    return paginate(this.views(kind, config, ws, index), query);
+    const views = this.views(kind, config, ws, index);
+    return paginate(only ? views.filter(only) : views, query);
   }
 
   get(kind: EntityKind, workspace: string, key: string): View {
@@ -312,7 +378,7 @@ export class ConfigEntities {
   /** POST: 201 with the entity. */
   create(kind: EntityKind, workspace: string, body: unknown): Promise<View> {
     return this.serialized(async () => {
-      const b = bodyObject(body);
+      const b = kind === 'plugins' ? kongPluginBody(bodyObject(body), this.host.config()) : bodyObject(body);
       const issues = entityIssues(kind, b, true);
       if (issues.length) throw schemaViolation(issues);
       const config = this.host.config();
@@ -328,7 +394,8 @@ export class ConfigEntities {
   /** PATCH: 200 with the entity; 404 when absent. */
   update(kind: EntityKind, workspace: string, key: string, body: unknown): Promise<View> {
     return this.serialized(async () => {
-      const b = bodyObject(body);
+      // A PATCH's name is a rename, never a plugin type: only `config` is Kong's word here.
+      const b = kind === 'plugins' ? kongPluginBody(bodyObject(body), this.host.config(), false) : bodyObject(body);
       const issues = entityIssues(kind, b, false);
       if (issues.length) throw schemaViolation(issues);
       const config = this.host.config();
@@ -350,7 +417,7 @@ export class ConfigEntities {
    */
   upsert(kind: EntityKind, workspace: string, key: string, body: unknown): Promise<{ view: View; created: boolean }> {
     return this.serialized(async () => {
-      const b = { ...bodyObject(body) };
+      const b = kind === 'plugins' ? kongPluginBody({ ...bodyObject(body) }, this.host.config()) : { ...bodyObject(body) };
       const config = this.host.config();
       const { ws, index } = this.workspace(config, workspace);
       const existing = this.find(kind, config, ws, index, key);

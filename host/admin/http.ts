@@ -21,6 +21,7 @@ import {
   type ConfigIssue,
 } from '../errors.js';
 import { inputCopy, InputShapeError, MAX_INPUT_DEPTH, PROTO_KEY } from '../input.js';
+import { coerceForm, FormBodyError, isFormType, parseForm, type CoercionSchema } from './form.js';
 import { GatewayClosedError, ReloadError } from '../proxy/errors.js';
 
 export interface ErrorReply {
@@ -188,17 +189,35 @@ export function safeBody(value: unknown): unknown {
   }
 }
 
+/** Where a form body's strings get their types: the JSON Schema of the body, or of a body that depends on it. */
+export type FormSchema = CoercionSchema | ((fields: Record<string, unknown>) => CoercionSchema | undefined | Promise<CoercionSchema | undefined>);
+
 /**
- * The body parsed as JSON; `undefined` when there is none. 415 for a
- * content type other than JSON, 400 when the text is not JSON, is nested too
- * deep or has a `__proto__` key (see safeBody). Other body formats (Kong's
- * form bodies) would be parsed here, by content type, into the same shape.
+ * The body parsed by its content type; `undefined` when there is none.
+ * JSON as is; Kong's form bodies (urlencoded, multipart) with their keys
+ * nested and their values coerced by `formSchema` (form.ts). 415 for any
+ * other content type, 400 when the text does not parse, is nested too deep
+ * or has a `__proto__` key (see safeBody).
  */
-export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+export async function readJson(req: IncomingMessage, limit: number, formSchema?: FormSchema): Promise<unknown> {
   const body = await readBody(req, limit);
   if (body.length === 0) return undefined;
-  if (!isJsonType(req.headers['content-type'])) {
-    throw new AdminHttpError(415, `Unsupported content type ${JSON.stringify(req.headers['content-type'])}: send application/json`);
+  const contentType = req.headers['content-type'];
+  if (formSchema !== undefined && isFormType(contentType)) {
+    let fields: Record<string, unknown>;
+    try {
+      fields = await parseForm(body, contentType!);
+    } catch (err) {
+      if (err instanceof FormBodyError) throw new AdminHttpError(400, err.message);
+      throw err;
+    }
+    // Checked before coercion: the schema may be chosen by a field's value (a hook's handler).
+    const checked = safeBody(fields) as Record<string, unknown>;
+    return coerceForm(checked, typeof formSchema === 'function' ? await formSchema(checked) : formSchema);
+  }
+  if (!isJsonType(contentType)) {
+    const accepted = formSchema === undefined ? 'application/json' : 'application/json, application/x-www-form-urlencoded or multipart/form-data';
+    throw new AdminHttpError(415, `Unsupported content type ${JSON.stringify(contentType)}: send ${accepted}`);
   }
   let value: unknown;
   try {
@@ -220,8 +239,12 @@ function describe(value: unknown): string {
  * for null, an array, a scalar, and for no body at all unless `optional`
  * (then `{}`).
  */
-export async function readObject(req: IncomingMessage, limit: number, options: { optional?: boolean } = {}): Promise<Record<string, unknown>> {
-  const value = await readJson(req, limit);
+export async function readObject(
+  req: IncomingMessage,
+  limit: number,
+  options: { optional?: boolean; formSchema?: FormSchema } = {},
+): Promise<Record<string, unknown>> {
+  const value = await readJson(req, limit, options.formSchema);
   if (value === undefined && options.optional) return Object.create(null) as Record<string, unknown>;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new AdminHttpError(400, { name: 'invalid body', message: `the body must be a JSON object (found ${describe(value)})` });

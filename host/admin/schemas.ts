@@ -75,6 +75,8 @@ export const PLUGIN_INPUT = {
     },
     service: reference(true),
     route: reference(true),
+    config: { description: "Kong's name for `configuration` (give one of the two)" },
+    instance_name: { type: 'string', minLength: 1, description: 'Kong 3.x: with `name` naming the plugin type (no `wasm`), the name of this instance' },
   },
 } as const;
 
@@ -158,6 +160,7 @@ export const VIEWS: Record<EntityKind, Schema> = {
       failure_policy: { type: 'string' },
       allow_unknown_imports: { type: 'boolean' },
       enabled: { type: 'boolean' },
+      limits: { type: 'object', description: "the plugin's own call_deadline_ms, start_deadline_ms, max_memory_mb (null: the wasm section's)" },
     },
   },
 };

@@ -14,13 +14,17 @@
  * `Authorization: Bearer <token>` or `Hookwire-Admin-Token: <token>`,
  * except on routes registered as `public` (the ingest endpoint checks its
  * own token).
+ *
+ * `mount(prefix, handler)` hands a whole subtree (the dashboard's static
+ * files under /ui/) to one public handler, for the paths no template matches.
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Listener } from '../config/schema.js';
 import { listen, type ListenerInfo } from '../proxy/gateway.js';
 import { errorReply } from './http.js';
+import { bearerToken, tokenMatches } from './auth.js';
 
 export type RouteParams = Readonly<Record<string, string>>;
 
@@ -121,7 +125,9 @@ export class AdminServer {
   /** Templates by segment count, most specific first. */
   private readonly templates = new Map<number, Template[]>();
   private readonly byPath = new Map<string, Template>();
-  private readonly token: Buffer | null;
+  /** Public subtrees: a path equal to `prefix` or under `prefix/` goes to the handler. */
+  private readonly mounts: { prefix: string; handler: AdminHandler }[] = [];
+  private readonly token: string | null;
   private readonly logger: Logger;
   private server: Server | null = null;
   private inflight = 0;
@@ -129,7 +135,7 @@ export class AdminServer {
   info: ListenerInfo | null = null;
 
   constructor(options: AdminServerOptions) {
-    this.token = options.token === null ? null : Buffer.from(options.token, 'utf8');
+    this.token = options.token;
     this.logger = options.logger;
   }
 
@@ -153,6 +159,14 @@ export class AdminServer {
     }
     if (t.methods.has(method)) throw new TypeError(`admin route ${method} ${path} is already registered`);
     t.methods.set(method, { handler, public: options.public ?? false });
+    return this;
+  }
+
+  /** Serve every path equal to `prefix` or under `prefix/` that no route template matches with `handler`, without the admin token. */
+  mount(prefix: string, handler: AdminHandler): this {
+    if (!/^\/[^/{}]+$/.test(prefix)) throw new TypeError(`admin mount ${prefix} must be one literal segment ("/ui")`);
+    if (this.mounts.some((m) => m.prefix === prefix)) throw new TypeError(`admin mount ${prefix} is already registered`);
+    this.mounts.push({ prefix, handler });
     return this;
   }
 
@@ -211,7 +225,14 @@ export class AdminServer {
         sendJson(res, 400, { message: `Bad request target ${JSON.stringify(clip(req.url ?? ''))}: send a path starting with a single "/"` }, { connection: 'close' });
         return;
       }
-      const found = this.match(url.pathname);
+      const target = url;
+      const found = this.match(target.pathname);
+      // Templates first: `/ui/services` is workspace "ui"'s API (token required), not a page.
+      const mount = found ? undefined : this.mounts.find((m) => target.pathname === m.prefix || target.pathname.startsWith(`${m.prefix}/`));
+      if (mount) {
+        await mount.handler(req, res, url, {});
+        return;
+      }
       const method = req.method ?? 'GET';
       const entry = found ? (found.template.methods.get(method) ?? (method === 'HEAD' ? found.template.methods.get('GET') : undefined)) : undefined;
       if (!entry?.public && !this.authorized(req)) {
@@ -245,11 +266,8 @@ export class AdminServer {
 
   private authorized(req: IncomingMessage): boolean {
     if (this.token === null) return true;
-    const auth = req.headers.authorization;
-    const given = auth?.startsWith('Bearer ') ? auth.slice(7) : req.headers['hookwire-admin-token'];
-    if (typeof given !== 'string') return false;
-    const bytes = Buffer.from(given, 'utf8');
-    return bytes.length === this.token.length && timingSafeEqual(bytes, this.token);
+    const header = req.headers['hookwire-admin-token'];
+    return tokenMatches(bearerToken(req) ?? (typeof header === 'string' ? header : undefined), this.token);
   }
 
   /** Stop accepting connections; requests being handled get up to `graceMs` (default 0) to finish. */

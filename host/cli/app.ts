@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { registerAdminApi } from '../admin/api.js';
 import { ConfigEntities } from '../admin/entities.js';
 import { AdminServer } from '../admin/server.js';
+import { registerUi } from '../admin/ui.js';
 import { MEMORY_STORE } from '../config/normalize.js';
 import type { EventHooksConfig, HookwireConfig } from '../config/schema.js';
 import { EventHooks, EVENT_HOOKS_QUEUE } from '../hooks/service.js';
@@ -215,6 +216,7 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
     },
   });
   registerAdminApi(admin, { gateway, hooks, entities, admin, logger, eventHooks: config.event_hooks });
+  registerUi(admin);
 
   let adminListener: ListenerInfo;
   try {

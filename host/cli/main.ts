@@ -15,6 +15,7 @@ import { stringify as toYaml } from 'yaml';
 import { compactDocument } from '../config/document.js';
 import { countEntities, describeCounts, entitiesOf } from '../config/entities.js';
 import type { EntityStore } from '../config/entity-store.js';
+import { Watchdog } from '../vm/watchdog.js';
 import { startHookwire } from './app.js';
 import { openEntityStore } from './storage.js';
 import { configurePlugins } from './validate.js';
@@ -270,6 +271,10 @@ async function start(path: string | null, io: Io): Promise<number> {
     return 1;
   }
 
+  // Off by default: a stall past wasm.watchdog_ms ends the process (see host/vm/watchdog.ts).
+  const watchdog = config.wasm.watchdog_ms > 0 ? new Watchdog(config.wasm.watchdog_ms) : null;
+  if (watchdog) logger.info({ watchdog_ms: watchdog.limitMs }, 'watchdog on');
+
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string, exitCode = 0) => {
@@ -281,7 +286,10 @@ async function start(path: string | null, io: Io): Promise<number> {
       stopping = true;
       logger.info({ signal, inflight: app.gateway.inflight }, 'shutting down');
       app.close().then(
-        () => flush().then(() => resolve(exitCode)),
+        () => flush().then(async () => {
+          await watchdog?.stop();
+          resolve(exitCode);
+        }),
         (err) => {
           logger.error({ err }, 'shutdown failed');
           void flush().then(() => resolve(1));

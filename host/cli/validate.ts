@@ -46,7 +46,7 @@ export async function configurePlugins(config: HookwireConfig, document: unknown
       try {
         // One generation, as `start` loads them (plugins naming one vm_id share its VM); a
         // plugin that refuses is reported and the next one still checked.
-        await runtime.loadPlugin(pluginSpec(p, module, 1));
+        await runtime.loadPlugin(pluginSpec(p, module, 1, config.wasm));
       } catch (err) {
         if (!(err instanceof PluginStartError)) throw err;
         issues.push({ path: pointers.get(p.name) ?? '', message: err.message });

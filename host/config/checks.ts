@@ -30,6 +30,7 @@ export function checkDocument(root: unknown, ctx: CheckContext): ConfigIssue[] {
 
   checkListeners(doc, report);
   checkAdminToken(doc, report);
+  checkHttpCallTargets(doc, report);
   checkEventHooks(doc, report);
   checkStorage(doc, report);
 
@@ -102,6 +103,24 @@ function checkAdminToken(doc: Raw, report: Report): void {
       `(found no token, with address ${JSON.stringify(address)}); ` +
       'anyone who can reach the admin API could reconfigure the gateway',
   );
+}
+
+/** proxy_http_call literal targets: a real port, and never the admin listener (a plugin must not reconfigure the gateway). */
+function checkHttpCallTargets(doc: Raw, report: Report): void {
+  const targets = asArray(asObject(doc.wasm)?.http_call_targets);
+  const admin = normalizeListener(asObject(asObject(doc.admin)?.listen) ?? {}, DEFAULTS.admin.listen);
+  targets.forEach((t, i) => {
+    if (typeof t !== 'string') return;
+    const colon = t.lastIndexOf(':');
+    const host = t.slice(0, colon).replace(/^\[|\]$/g, '').toLowerCase();
+    const port = Number(t.slice(colon + 1));
+    const adminHost = String(admin.address).toLowerCase();
+    const sameHost = host === adminHost || (isLoopback(host) && isLoopback(adminHost)) || adminHost === '0.0.0.0' || adminHost === '::';
+    if (!(port >= 1 && port <= 65535)) report(`/wasm/http_call_targets/${i}`, `port must be 1..65535 (found ${JSON.stringify(t)})`);
+    else if (port === admin.port && sameHost) {
+      report(`/wasm/http_call_targets/${i}`, `${JSON.stringify(t)} is the admin listener: plugins may not call the Admin API`);
+    }
+  });
 }
 
 // --- event hooks ---------------------------------------------------------------
@@ -311,6 +330,9 @@ function checkPlugins(root: Raw, groups: WorkspaceGroup[], ctx: CheckContext, re
     if (typeof mine === 'boolean' && typeof theirs === 'boolean' && mine !== theirs) {
       report(`${pointer}/allow_unknown_imports`, `${shared} but has a different allow_unknown_imports`);
     }
+    // The memory cap belongs to the VM, so its plugins must agree on it (null: the wasm section's).
+    const cap = (d: typeof doc) => (d.limits as { max_memory_mb?: unknown } | undefined)?.max_memory_mb ?? null;
+    if (cap(doc) !== cap(first.doc)) report(`${pointer}/limits/max_memory_mb`, `${shared} but has a different limits.max_memory_mb`);
   }
 }
 

@@ -47,6 +47,21 @@ export const DEFAULTS = deepFreeze({
     envoy_strict: false,
     /** Null: relative plugin `wasm` paths are resolved against the config file's directory. */
     modules_dir: null as string | null,
+    /**
+     * Literal "host:port" targets proxy_http_call may reach besides the
+     * configured services (non-strict mode only). Empty: clusters only.
+     */
+    http_call_targets: [] as readonly string[],
+    /** Longest a stream, tick, timer, queue or http-call callback may run before the guest is stopped (0: no deadline). */
+    call_deadline_ms: 100,
+    /** The same for _start/_initialize, on_vm_start and on_configure, which may parse a configuration. */
+    start_deadline_ms: 2_000,
+    /** Largest memory of one VM; a guest's memory.grow past it fails (0: only the engine's 4 GiB). */
+    max_memory_mb: 256,
+    /** Failure policy "reload": least time between two reloads of a VM (Envoy: reload_config.backoff). */
+    reload_backoff_ms: 1_000,
+    /** A stalled event loop (a host bug, not a guest: guests have deadlines) ends the process after this long (0: no watchdog). */
+    watchdog_ms: 0,
   },
 
   /** One of trace, debug, info, warn, error, fatal. */
@@ -85,6 +100,8 @@ export const DEFAULTS = deepFreeze({
     ingest_token: null as string | null,
     /** Largest ingest batch body (32 MiB: 100 records of up to 256 KiB, and then some). */
     ingest_body_limit: 33_554_432,
+    /** Most records in one ingest batch (the forwarder sends 100): a batch is worked through in slices, this bounds the whole. */
+    ingest_max_events: 10_000,
     /** The SSRF allowlist is empty: webhooks reach public addresses only. */
     allow_hosts: [] as readonly string[],
     allow_cidrs: [] as readonly string[],
@@ -147,5 +164,7 @@ export const DEFAULTS = deepFreeze({
     /** Unknown imports are refused at load time unless explicitly allowed. */
     allow_unknown_imports: false,
     enabled: true,
+    /** Per-plugin call_deadline_ms / start_deadline_ms / max_memory_mb; null: the `wasm` section's. */
+    limits: { call_deadline_ms: null as number | null, start_deadline_ms: null as number | null, max_memory_mb: null as number | null },
   },
 });

@@ -53,6 +53,8 @@ export function pluginDocument(p: PluginConfig): DocObject {
   doc.failure_policy = p.failure_policy;
   doc.allow_unknown_imports = p.allow_unknown_imports;
   doc.enabled = p.enabled;
+  const limits = Object.fromEntries(Object.entries(p.limits).filter(([, v]) => v !== null));
+  if (Object.keys(limits).length > 0) doc.limits = limits;
   return doc;
 }
 

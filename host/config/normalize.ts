@@ -19,6 +19,7 @@ import type {
   Listener,
   LogLevel,
   PluginConfig,
+  PluginLimits,
   PluginScope,
   ProxyConfig,
   ResolvedRoute,
@@ -116,6 +117,12 @@ function normalizeWasm(raw: Raw, baseDir: string): WasmConfig {
   return {
     envoy_strict: (raw.envoy_strict ?? DEFAULTS.wasm.envoy_strict) as boolean,
     modules_dir: dir === null ? null : resolve(baseDir, dir),
+    http_call_targets: [...((raw.http_call_targets ?? DEFAULTS.wasm.http_call_targets) as string[])],
+    call_deadline_ms: (raw.call_deadline_ms ?? DEFAULTS.wasm.call_deadline_ms) as number,
+    start_deadline_ms: (raw.start_deadline_ms ?? DEFAULTS.wasm.start_deadline_ms) as number,
+    max_memory_mb: (raw.max_memory_mb ?? DEFAULTS.wasm.max_memory_mb) as number,
+    reload_backoff_ms: (raw.reload_backoff_ms ?? DEFAULTS.wasm.reload_backoff_ms) as number,
+    watchdog_ms: (raw.watchdog_ms ?? DEFAULTS.wasm.watchdog_ms) as number,
   };
 }
 
@@ -151,6 +158,7 @@ function normalizeEventHooks(raw: Raw, baseDir: string): EventHooksConfig {
     synchronous: pick(raw, 'synchronous', d.synchronous),
     ingest_token: pick(raw, 'ingest_token', d.ingest_token),
     ingest_body_limit: pick(raw, 'ingest_body_limit', d.ingest_body_limit),
+    ingest_max_events: pick(raw, 'ingest_max_events', d.ingest_max_events),
     allow_hosts: [...pick(raw, 'allow_hosts', d.allow_hosts)],
     allow_cidrs: [...pick(raw, 'allow_cidrs', d.allow_cidrs)],
     ping_on_change: pick(raw, 'ping_on_change', d.ping_on_change),
@@ -259,5 +267,15 @@ function normalizePlugin(raw: Raw, scope: PluginScope, workspace: string | null,
     failure_policy: (raw.failure_policy ?? d.failure_policy) as FailurePolicy,
     allow_unknown_imports: (raw.allow_unknown_imports ?? d.allow_unknown_imports) as boolean,
     enabled: (raw.enabled ?? d.enabled) as boolean,
+    limits: normalizePluginLimits(asObject(raw.limits) ?? {}),
+  };
+}
+
+function normalizePluginLimits(raw: Raw): PluginLimits {
+  const d = DEFAULTS.plugin.limits;
+  return {
+    call_deadline_ms: (raw.call_deadline_ms ?? d.call_deadline_ms) as number | null,
+    start_deadline_ms: (raw.start_deadline_ms ?? d.start_deadline_ms) as number | null,
+    max_memory_mb: (raw.max_memory_mb ?? d.max_memory_mb) as number | null,
   };
 }

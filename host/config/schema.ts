@@ -114,6 +114,16 @@ export const CONFIG_SCHEMA = {
       properties: {
         envoy_strict: { type: 'boolean', default: DEFAULTS.wasm.envoy_strict },
         modules_dir: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.wasm.modules_dir },
+        http_call_targets: {
+          type: 'array',
+          items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):[0-9]{1,5}$' },
+          default: DEFAULTS.wasm.http_call_targets,
+        },
+        call_deadline_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.wasm.call_deadline_ms },
+        start_deadline_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.wasm.start_deadline_ms },
+        max_memory_mb: { type: 'integer', minimum: 0, maximum: 4096, default: DEFAULTS.wasm.max_memory_mb },
+        reload_backoff_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.wasm.reload_backoff_ms },
+        watchdog_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.wasm.watchdog_ms },
       },
     },
     log_level: { type: 'string', enum: LOG_LEVELS, default: DEFAULTS.log_level },
@@ -176,6 +186,7 @@ export const CONFIG_SCHEMA = {
         // Presence decides whether POST /event-hooks/ingest exists.
         ingest_token: { type: ['string', 'null'], minLength: 1, default: DEFAULTS.event_hooks.ingest_token },
         ingest_body_limit: { type: 'integer', minimum: 2, maximum: 1_073_741_824, default: DEFAULTS.event_hooks.ingest_body_limit },
+        ingest_max_events: { type: 'integer', minimum: 1, maximum: 1_000_000, default: DEFAULTS.event_hooks.ingest_max_events },
         allow_hosts: {
           type: 'array',
           uniqueItems: true,
@@ -375,6 +386,16 @@ export const CONFIG_SCHEMA = {
         failure_policy: { type: 'string', enum: FAILURE_POLICIES, default: DEFAULTS.plugin.failure_policy },
         allow_unknown_imports: { type: 'boolean', default: DEFAULTS.plugin.allow_unknown_imports },
         enabled: { type: 'boolean', default: DEFAULTS.plugin.enabled },
+        limits: {
+          type: 'object',
+          additionalProperties: false,
+          description: "this plugin's deadlines and memory cap; absent or null fields take the wasm section's",
+          properties: {
+            call_deadline_ms: { type: ['integer', 'null'], minimum: 0, maximum: MAX_TIMEOUT_MS },
+            start_deadline_ms: { type: ['integer', 'null'], minimum: 0, maximum: MAX_TIMEOUT_MS },
+            max_memory_mb: { type: ['integer', 'null'], minimum: 0, maximum: 4096 },
+          },
+        },
       },
     },
   },
@@ -407,6 +428,21 @@ export interface WasmConfig {
   readonly envoy_strict: boolean;
   /** Absolute, or null when plugin paths are resolved against the config's base directory. */
   readonly modules_dir: string | null;
+  /** Literal host:port targets proxy_http_call may reach (non-strict mode); the rest are clusters only. */
+  readonly http_call_targets: readonly string[];
+  readonly call_deadline_ms: number;
+  readonly start_deadline_ms: number;
+  readonly max_memory_mb: number;
+  readonly reload_backoff_ms: number;
+  readonly watchdog_ms: number;
+}
+
+/** A plugin's own limits; null fields take the `wasm` section's. */
+export interface PluginLimits {
+  readonly call_deadline_ms: number | null;
+  readonly start_deadline_ms: number | null;
+  /** The VM's cap: plugins sharing a VM must agree on it (checked). */
+  readonly max_memory_mb: number | null;
 }
 
 /** Where a plugin entry was declared; decides its place in a route's chain. */
@@ -429,6 +465,7 @@ export interface PluginConfig {
   readonly failure_policy: FailurePolicy;
   readonly allow_unknown_imports: boolean;
   readonly enabled: boolean;
+  readonly limits: PluginLimits;
 }
 
 export interface ServiceConfig {
@@ -517,6 +554,8 @@ export interface EventHooksConfig {
   /** Null: POST /event-hooks/ingest is disabled (404). */
   readonly ingest_token: string | null;
   readonly ingest_body_limit: number;
+  /** Most records per ingest batch; more: 413. */
+  readonly ingest_max_events: number;
   /** The SSRF allowlist: host names (or *.suffix) and CIDR ranges webhooks may reach although not public. */
   readonly allow_hosts: readonly string[];
   readonly allow_cidrs: readonly string[];

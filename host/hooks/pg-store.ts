@@ -34,6 +34,7 @@ import type {
   HookPage,
   NewEvent,
   PublishedSource,
+  StoredDeliveryState,
   ThrottleDecision,
 } from './store.js';
 
@@ -614,6 +615,20 @@ export class PgEventHookStore implements EventHookStore {
       `SELECT ${DELIVERY_COLUMNS} FROM hookwire_deliveries WHERE hook_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`,
       [hookId, before ?? Number.MAX_SAFE_INTEGER, size + 1],
     );
+    const more = r.rows.length > size;
+    const page = more ? r.rows.slice(0, size) : r.rows;
+    return { deliveries: await this.views(page, nowMs), next: more ? page[page.length - 1]!.seq : null };
+  }
+
+  async listAllDeliveries(state: StoredDeliveryState | null, size: number, before: number | null, nowMs: number): Promise<DeliveryPage> {
+    const below = before ?? Number.MAX_SAFE_INTEGER;
+    const r =
+      state === null
+        ? await this.pool.query<DeliveryRow>(`SELECT ${DELIVERY_COLUMNS} FROM hookwire_deliveries WHERE seq < $1 ORDER BY seq DESC LIMIT $2`, [below, size + 1])
+        : await this.pool.query<DeliveryRow>(
+            `SELECT ${DELIVERY_COLUMNS} FROM hookwire_deliveries WHERE state = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`,
+            [state, below, size + 1],
+          );
     const more = r.rows.length > size;
     const page = more ? r.rows.slice(0, size) : r.rows;
     return { deliveries: await this.views(page, nowMs), next: more ? page[page.length - 1]!.seq : null };

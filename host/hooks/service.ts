@@ -33,7 +33,7 @@ import { applyHookPatch, validateHookInput, type ValidHookInput } from './schema
 import { SourceRegistry, wasmEventOf, type CrudOperation, CRUD_OPERATIONS } from './sources.js';
 import { SqliteStore } from './sqlite-store.js';
 import { SsrfPolicy, systemLookup } from './ssrf.js';
-import type { EventHookStore, NewDelivery, NewEvent, PublishedSource, ThrottleDecision } from './store.js';
+import type { EventHookStore, NewDelivery, NewEvent, PublishedSource, StoredDeliveryState, ThrottleDecision } from './store.js';
 import { Throttle, throttleKey } from './throttle.js';
 import { Transport } from './transport.js';
 import type {
@@ -63,6 +63,10 @@ export const PING_SOURCE = 'kong:event_hooks';
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
 const MAX_LISTED_ERRORS = 100;
+/** Records of an ingest batch handled (checked, matched, committed) in one event-loop turn: about 5 ms of work. */
+export const INGEST_SLICE = 250;
+
+type RejectRecord = (index: number, reason: string, record?: { source?: string; event?: string; plugin?: string | null }) => void;
 
 interface AcceptBatch {
   events: NewEvent[];
@@ -125,6 +129,8 @@ export class EventHooks {
   private readonly ready: Promise<void>;
   private batch: AcceptBatch | null = null;
   private inAccept: Promise<void> = Promise.resolve();
+  /** Ingests worked through in slices, still running. */
+  private readonly ingesting = new Set<Promise<void>>();
   private sweeper: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private rejectLogWindow = { start: 0, count: 0, suppressed: 0 };
@@ -271,6 +277,7 @@ export class EventHooks {
   private async shutdown(timeoutMs: number): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     await this.ready.catch(() => {});
+    await Promise.all(this.ingesting);
     await this.flushAccept();
     await this.inAccept;
     await this.dispatcher.close(timeoutMs, () => this.transport.close(0));
@@ -490,6 +497,19 @@ export class EventHooks {
     return { data: r.deliveries, offset: r.next === null ? null : encodeCursor('d', r.next) };
   }
 
+  /**
+   * Every hook's deliveries, newest first, each with its attempts; only
+   * those in `state` when given (pending includes the ones in flight).
+   */
+  async allDeliveries(page: PageRequest = {}, state: StoredDeliveryState | null = null): Promise<Page<DeliveryView>> {
+    this.live('allDeliveries');
+    await this.ready;
+    const size = pageSize(page.size);
+    const before = decodeCursor('d', page.offset);
+    const r = await this.store.listAllDeliveries(state, size, before, this.clock.now());
+    return { data: r.deliveries, offset: r.next === null ? null : encodeCursor('d', r.next) };
+  }
+
   /** One delivery with its attempts; throws EventHookNotFoundError. */
   async delivery(hookId: string, id: string): Promise<DeliveryView> {
     this.live('delivery');
@@ -607,12 +627,13 @@ export class EventHooks {
    * Ingests plugin records (wire format v1: publish and emit, each an object
    * or its JSON text / UTF-8 bytes), in order, as one batch: publish records
    * update the registry, emits go through matching and throttling, and the
-   * whole batch is written in one transaction. Resolves after the commit with
-   * counts; never throws (a malformed record is counted, listed and logged).
+   * batch is written in one transaction (a large one: one per slice of
+   * INGEST_SLICE records, the event loop served in between). Resolves after the commit
+   * with counts; never throws (a malformed record is counted, listed and logged).
    */
   async ingest(records: readonly unknown[]): Promise<IngestResult> {
     const result: IngestResult = { stored: true, accepted: 0, published: 0, rejected: 0, deliveries: 0, errors: [] };
-    const reject = (index: number, reason: string, record?: { source?: string; event?: string; plugin?: string | null }): void => {
+    const reject: RejectRecord = (index, reason, record) => {
       result.rejected++;
       this.counters.eventsRejected++;
       if (result.errors.length < MAX_LISTED_ERRORS) result.errors.push({ index, reason });
@@ -634,10 +655,51 @@ export class EventHooks {
       result.stored = false;
       return result;
     }
+    if (records.length <= INGEST_SLICE) {
+      await this.ingestSlice(records, 0, records.length, this.clock.now(), result, reject);
+      return result;
+    }
+    // Worked through across event-loop turns: shutdown waits for it (what was acknowledged is committed).
+    const work = this.ingestSliced(records, result, reject);
+    this.ingesting.add(work);
+    await work;
+    this.ingesting.delete(work);
+    return result;
+  }
+
+  /**
+   * The records of a large ingest batch, in order, worked through in
+   * slices of INGEST_SLICE records, each committed in its own transaction,
+   * with the event loop served in between: a 10,000-record batch must not
+   * hold proxied requests for the 200 ms it takes in one go. The caller is
+   * answered once every slice is committed; if one fails, the batch is
+   * reported not stored (5xx: the forwarder sends it again, so the slices
+   * already committed may be stored twice: at least once, as deliveries are).
+   */
+  private async ingestSliced(records: readonly unknown[], result: IngestResult, reject: RejectRecord): Promise<void> {
+    const now = this.clock.now();
+    const slices: Promise<void>[] = [];
+    for (let start = 0; start < records.length; start += INGEST_SLICE) {
+      if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      slices.push(this.ingestSlice(records, start, Math.min(records.length, start + INGEST_SLICE), now, result, reject));
+    }
+    await Promise.all(slices);
+  }
+
+  /** Checks and matches records[start, end) (synchronously), then commits them; resolves once committed, never rejects. */
+  private async ingestSlice(
+    records: readonly unknown[],
+    start: number,
+    end: number,
+    now: number,
+    result: IngestResult,
+    reject: RejectRecord,
+  ): Promise<void> {
     const events: NewEvent[] = [];
     const published: PublishedSource[] = [];
-    const now = this.clock.now();
-    for (let i = 0; i < records.length; i++) {
+    let accepted = 0;
+    let deliveries = 0;
+    for (let i = start; i < end; i++) {
       const parsed = parseRecord(records[i], this.options.maxEventBytes);
       if (!parsed.ok) {
         reject(i, parsed.reason);
@@ -669,26 +731,23 @@ export class EventHooks {
       const ev = this.prepare(r.source, r.event, r.data, r.json, r.plugin, r.time_ms ?? now);
       if (ev) {
         events.push(ev);
-        result.deliveries += ev.deliveries.length;
+        deliveries += ev.deliveries.length;
       }
-      result.accepted++;
+      accepted++;
     }
     try {
       await this.commit(events, published);
-      // A shared store may have throttled some (on_change / snooze across nodes).
-      if (this.store.admitThrottled) result.deliveries = events.reduce((n, e) => n + e.deliveries.length, 0);
-      this.counters.eventsAccepted += result.accepted;
+      result.accepted += accepted;
+      // A shared store may have throttled some at commit (on_change / snooze across nodes).
+      result.deliveries += this.store.admitThrottled ? events.reduce((n, e) => n + e.deliveries.length, 0) : deliveries;
+      this.counters.eventsAccepted += accepted;
     } catch (err) {
-      this.logger.error({ err, records: records.length }, 'event hooks: storing ingested records failed');
+      if (result.stored) this.logger.error({ err, records: records.length }, 'event hooks: storing ingested records failed');
       result.stored = false;
-      const lost = result.accepted;
-      result.accepted = 0;
-      result.deliveries = 0;
-      result.rejected += lost;
-      this.counters.eventsRejected += lost;
+      result.rejected += accepted;
+      this.counters.eventsRejected += accepted;
       if (result.errors.length < MAX_LISTED_ERRORS) result.errors.push({ index: -1, reason: `store failure: ${(err as Error).message}` });
     }
-    return result;
   }
 
   /**

@@ -39,6 +39,7 @@ import type {
   HookPage,
   NewEvent,
   PublishedSource,
+  StoredDeliveryState,
 } from './store.js';
 
 export interface SqliteStoreOptions {
@@ -426,6 +427,10 @@ export class SqliteStore implements EventHookStore {
       pageDeliveries: db.prepare<[string, number, number], DeliveryRow>(
         `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE hook_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
       ),
+      pageAllDeliveries: db.prepare<[number, number], DeliveryRow>(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE seq < ? ORDER BY seq DESC LIMIT ?`),
+      pageDeliveriesInState: db.prepare<[string, number, number], DeliveryRow>(
+        `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE state = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+      ),
       oneDelivery: db.prepare<[string, string], DeliveryRow>(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ? AND hook_id = ?`),
       attemptsOf: db.prepare<[string], AttemptRow>(
         `SELECT delivery_seq, attempt, started_at, duration_ms, status, error, response, webhook_timestamp, url FROM attempts
@@ -806,6 +811,14 @@ export class SqliteStore implements EventHookStore {
 
   async listDeliveries(hookId: string, size: number, before: number | null, nowMs: number): Promise<DeliveryPage> {
     const rows = this.st.pageDeliveries.all(hookId, before ?? Number.MAX_SAFE_INTEGER, size + 1);
+    const more = rows.length > size;
+    const page = more ? rows.slice(0, size) : rows;
+    return { deliveries: this.views(page, nowMs), next: more ? page[page.length - 1]!.seq : null };
+  }
+
+  async listAllDeliveries(state: StoredDeliveryState | null, size: number, before: number | null, nowMs: number): Promise<DeliveryPage> {
+    const below = before ?? Number.MAX_SAFE_INTEGER;
+    const rows = state === null ? this.st.pageAllDeliveries.all(below, size + 1) : this.st.pageDeliveriesInState.all(state, below, size + 1);
     const more = rows.length > size;
     const page = more ? rows.slice(0, size) : rows;
     return { deliveries: this.views(page, nowMs), next: more ? page[page.length - 1]!.seq : null };

@@ -109,6 +109,9 @@ export interface ThrottleDecision {
   snoozeMs: number;
 }
 
+/** A delivery's state as stored; `delivering` is a pending one with an attempt in flight. */
+export type StoredDeliveryState = 'pending' | 'succeeded' | 'failed';
+
 export interface DeliveryPage {
   deliveries: DeliveryView[];
   next: number | null;
@@ -150,6 +153,12 @@ export interface EventHookStore {
 
   /** A hook's deliveries, newest first, with their attempts. */
   listDeliveries(hookId: string, size: number, before: number | null, nowMs: number): Promise<DeliveryPage>;
+  /**
+   * Every hook's deliveries, newest first, with their attempts; only those
+   * whose stored state is `state` when given (a delivery in flight is stored
+   * as pending).
+   */
+  listAllDeliveries(state: StoredDeliveryState | null, size: number, before: number | null, nowMs: number): Promise<DeliveryPage>;
   getDelivery(hookId: string, deliveryId: string, nowMs: number): Promise<DeliveryView | null>;
   /**
    * Makes a delivery due now: a finished one starts a new retry cycle, a

@@ -128,6 +128,8 @@ export class Gateway implements StreamCore {
   private current!: Generation;
   private nextGeneration = 1;
   private readonly retired = new Set<Generation>();
+  /** Generations whose plugins are being unloaded (some may wait for proxy_done). */
+  private readonly unloads = new Set<Promise<void>>();
   private readonly servers: Server[] = [];
   private closing: Promise<void> | null = null;
   private drainWaiter: (() => void) | null = null;
@@ -141,6 +143,8 @@ export class Gateway implements StreamCore {
   private unloading = false;
   private readonly handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
   private readonly onRuntimeEvent: ((event: RuntimeEvent) => void) | null;
+  /** A reload backoff the embedder fixed (GatewayOptions.runtime), else wasm.reload_backoff_ms of the serving config. */
+  private readonly reloadBackoffOverride: number | null;
 
   private constructor(config: HookwireConfig, options: GatewayOptions) {
     this.logger = options.logger ?? pino({ level: config.log_level });
@@ -153,9 +157,12 @@ export class Gateway implements StreamCore {
       this.registry,
       { connectTimeoutMs: d.connect_timeout_ms, readTimeoutMs: d.read_timeout_ms, connections: 16 },
       config.proxy.response_body_buffer_limit,
+      (hostPort) => (this.current?.config ?? config).wasm.http_call_targets.includes(hostPort),
     );
+    this.reloadBackoffOverride = options.runtime?.reloadBackoffMs ?? null;
     this.runtime = new Runtime({
       ...options.runtime,
+      reloadBackoffMs: this.reloadBackoffOverride ?? config.wasm.reload_backoff_ms,
       envoyStrict: config.wasm.envoy_strict,
       logLevel: runtimeLevel(config.log_level),
       onLog: (record) => this.pluginLog(record),
@@ -290,6 +297,7 @@ export class Gateway implements StreamCore {
     this.warnUnapplied(previous.config, config);
     // The swap: new requests take the new router from here on.
     this.current = next;
+    this.runtime.reloadBackoffMs = this.reloadBackoffOverride ?? config.wasm.reload_backoff_ms;
     if (config.log_level !== previous.config.log_level) {
       this.logger.level = config.log_level;
       this.accessLog = this.logger.isLevelEnabled('info');
@@ -297,8 +305,10 @@ export class Gateway implements StreamCore {
     this.retired.add(previous);
     previous.retire(() => {
       this.retired.delete(previous);
-      this.release(previous);
-      this.logger.debug({ generation: previous.number }, 'previous generation drained and unloaded');
+      // Plugins that flush on unload (proxy_on_done false) get proxy.drain_timeout_ms to call proxy_done.
+      void this.release(previous, previous.config.proxy.drain_timeout_ms).then(() =>
+        this.logger.debug({ generation: previous.number }, 'previous generation drained and unloaded'),
+      );
     });
     const result = { generation: next.number, previous: previous.number, plugins: next.plugins.size, routes: next.router.size };
     this.logger.info({ ...result, source: config.source }, 'configuration reloaded');
@@ -330,6 +340,8 @@ export class Gateway implements StreamCore {
 
   private async shutdown(drainTimeoutMs: number): Promise<void> {
     this.draining = true;
+    // One budget for the whole drain: requests in flight, then plugins flushing on unload.
+    const deadline = Date.now() + drainTimeoutMs;
     const serversClosed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of this.servers) s.closeIdleConnections();
     if (this.inflight > 0) {
@@ -346,23 +358,38 @@ export class Gateway implements StreamCore {
     if (this.inflight > 0) this.logger.warn({ inflight: this.inflight }, 'drain timeout: closing the remaining connections');
     for (const s of this.servers) s.closeAllConnections();
     await Promise.all(serversClosed);
-    for (const gen of this.retired) this.release(gen);
+    const left = Math.max(0, deadline - Date.now());
+    for (const gen of this.retired) void this.release(gen, left);
     this.retired.clear();
-    if (this.current) this.release(this.current);
-    this.calls.close();
+    if (this.current) void this.release(this.current, left);
+    if (this.unloads.size > 0) {
+      // Unloads of earlier reloads have their own deadlines; none outlives this one.
+      this.logger.info({ timeout_ms: left }, 'waiting for plugins to finish (proxy_done)');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(this.unloads), new Promise<void>((resolve) => (timer = setTimeout(resolve, left)))]);
+      clearTimeout(timer);
+    }
     this.runtime.close();
+    this.calls.close();
     await this.registry.closeAll();
     this.logger.info('gateway stopped');
   }
 
-  /** Unload a generation's plugins and release its pools. */
-  private release(gen: Generation): void {
+  /**
+   * Unload a generation's plugins and release its pools; plugins whose root
+   * returned false from proxy_on_done have `drainMs` to call proxy_done.
+   */
+  private release(gen: Generation, drainMs: number): Promise<void> {
     this.unloading = true;
+    let unload: Promise<void>;
     try {
-      gen.release(this.runtime, this.registry);
+      unload = gen.release(this.runtime, this.registry, drainMs);
     } finally {
       this.unloading = false;
     }
+    this.unloads.add(unload);
+    void unload.finally(() => this.unloads.delete(unload));
+    return unload;
   }
 
   // ---- observability ----
@@ -397,6 +424,7 @@ export class Gateway implements StreamCore {
       { inflight: this.inflight, generation: this.current.number, plugins: this.current.plugins.size },
       this.runtime.metrics.snapshot(),
       this.runtime.wasmTiming,
+      this.runtime.bounds,
     );
   }
 
@@ -416,6 +444,7 @@ export class Gateway implements StreamCore {
   private runtimeEvent(e: RuntimeEvent): void {
     switch (e.type) {
       case 'vm_trapped':
+        if (e.deadlineExceeded) this.metrics.deadlineExceeded(e.deadlineExceeded.plugin);
         this.logger[this.unloading ? 'warn' : 'error']({ vm_id: e.vmId, callback: e.callback, plugins: e.plugins, reason: e.reason }, 'VM trapped');
         break;
       case 'vm_reloaded':

@@ -4,7 +4,8 @@
  * reload builds a new generation next to the serving one and swaps; the old
  * one is retired and released once its in-flight requests are done.
  */
-import type { HookwireConfig, PluginConfig, ResolvedRoute } from '../config/schema.js';
+import type { HookwireConfig, PluginConfig, ResolvedRoute, WasmConfig } from '../config/schema.js';
+import type { GuestLimits } from '../vm/deadline.js';
 import { loadModuleFile, type ProxyWasmModule } from '../vm/module.js';
 import type { Plugin } from '../vm/plugin.js';
 import type { PluginSpec, Runtime } from '../vm/runtime.js';
@@ -40,7 +41,7 @@ export function allPlugins(config: HookwireConfig): PluginConfig[] {
 }
 
 /** What the runtime needs to start one configured plugin (its module given separately). */
-export function pluginSpec(p: PluginConfig, module: ProxyWasmModule, generation: number): PluginSpec {
+export function pluginSpec(p: PluginConfig, module: ProxyWasmModule, generation: number, wasm: WasmConfig): PluginSpec {
   return {
     name: p.name,
     module,
@@ -50,6 +51,7 @@ export function pluginSpec(p: PluginConfig, module: ProxyWasmModule, generation:
     vmConfiguration: p.vm_configuration,
     failurePolicy: p.failure_policy,
     allowUnknownImports: p.allow_unknown_imports,
+    limits: guestLimits(wasm, p),
     generation,
   };
 }
@@ -68,6 +70,7 @@ export class Generation {
   released = false;
   private readonly poolKeys: string[];
   private onDrained: (() => void) | null = null;
+  private unloaded: Promise<void> | null = null;
 
   private constructor(
     number: number,
@@ -131,12 +134,12 @@ export class Generation {
           module = await loadModuleFile(p.wasm);
           modules.set(p.wasm, module);
         }
-        const plugin = await runtime.loadPlugin(pluginSpec(p, module, number));
+        const plugin = await runtime.loadPlugin(pluginSpec(p, module, number, config.wasm));
         plugins.set(p.name, plugin);
       }
       return new Generation(number, config, plugins, registry, metrics);
     } catch (err) {
-      for (const plugin of plugins.values()) runtime.unloadPlugin(plugin);
+      for (const plugin of plugins.values()) void runtime.unloadPlugin(plugin);
       throw err;
     }
   }
@@ -159,11 +162,28 @@ export class Generation {
     fn?.();
   }
 
-  /** Unload the plugins (root on_done / on_delete) and release the pools. Idempotent. */
-  release(runtime: Runtime, registry: PoolRegistry): void {
-    if (this.released) return;
+  /**
+   * Unload the plugins (root on_done / on_delete; a root that returns false
+   * from on_done keeps running, with its ticks and http calls, until it calls
+   * proxy_done or `drainMs` passes) and then release the pools. Resolves when
+   * every plugin is unloaded. Idempotent.
+   */
+  release(runtime: Runtime, registry: PoolRegistry, drainMs = 0): Promise<void> {
+    if (this.released) return this.unloaded ?? Promise.resolve();
     this.released = true;
-    for (const plugin of this.plugins.values()) runtime.unloadPlugin(plugin);
-    for (const key of this.poolKeys) registry.release(key);
+    const unloads = [...this.plugins.values()].map((plugin) => runtime.unloadPlugin(plugin, drainMs));
+    this.unloaded = Promise.all(unloads).then(() => {
+      for (const key of this.poolKeys) registry.release(key);
+    });
+    return this.unloaded;
   }
+}
+
+/** A plugin's deadlines and memory cap: its own `limits`, else the `wasm` section's. */
+export function guestLimits(wasm: WasmConfig, p: PluginConfig): GuestLimits {
+  return {
+    callDeadlineMs: p.limits.call_deadline_ms ?? wasm.call_deadline_ms,
+    startDeadlineMs: p.limits.start_deadline_ms ?? wasm.start_deadline_ms,
+    maxMemoryMb: p.limits.max_memory_mb ?? wasm.max_memory_mb,
+  };
 }

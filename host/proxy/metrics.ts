@@ -5,6 +5,7 @@
  */
 import { MetricType } from '../abi/constants.js';
 import { HISTOGRAM_BUCKETS, type MetricSnapshot } from '../vm/metrics.js';
+import type { BoundHits } from '../vm/limits.js';
 import type { WasmTiming } from '../vm/runtime.js';
 
 /** Request latency buckets, in seconds. */
@@ -66,6 +67,7 @@ export class GatewayMetrics {
   private readonly upstreamErrors = new Map<string, number>();
   private readonly traps = new Map<string, number>();
   private readonly vmRestarts = new Map<string, number>();
+  private readonly deadlines = new Map<string, number>();
   /** Requests no route matched. */
   readonly unmatched = this.route({ route: '', service: '', workspace: '' });
 
@@ -86,6 +88,11 @@ export class GatewayMetrics {
     bump(this.traps, `plugin="${esc(plugin)}"`);
   }
 
+  /** A guest call of `plugin` was stopped at its deadline (it is also a trap). */
+  deadlineExceeded(plugin: string): void {
+    bump(this.deadlines, `plugin="${esc(plugin)}"`);
+  }
+
   vmRestart(vmId: string, ok: boolean): void {
     bump(this.vmRestarts, `vm_id="${esc(vmId)}",result="${ok ? 'ok' : 'failed'}"`);
   }
@@ -94,7 +101,12 @@ export class GatewayMetrics {
    * Prometheus text: the gateway's families, the guest call timing (only when
    * the runtime measures it), then the plugins' metrics.
    */
-  render(gauges: GaugeValues, plugins: readonly MetricSnapshot[], wasm: ReadonlyMap<string, WasmTiming> | null = null): string {
+  render(
+    gauges: GaugeValues,
+    plugins: readonly MetricSnapshot[],
+    wasm: ReadonlyMap<string, WasmTiming> | null = null,
+    bounds: BoundHits | null = null,
+  ): string {
     const out: string[] = [];
     out.push('# HELP hookwire_http_requests_total Requests answered, by route and final status.');
     out.push('# TYPE hookwire_http_requests_total counter');
@@ -116,6 +128,7 @@ export class GatewayMetrics {
     }
     family(out, 'hookwire_upstream_errors_total', 'counter', 'Upstream failures (refused, timeout, reset, error), by service.', this.upstreamErrors);
     family(out, 'hookwire_filter_traps_total', 'counter', 'Filter callbacks that trapped, by plugin.', this.traps);
+    family(out, 'hookwire_wasm_deadline_exceeded_total', 'counter', 'Guest calls stopped at their deadline (wasm.call_deadline_ms...), by plugin.', this.deadlines);
     family(out, 'hookwire_vm_restarts_total', 'counter', 'VM reloads after a trap (failure_policy reload), by result.', this.vmRestarts);
     gauge(out, 'hookwire_inflight_requests', 'Requests being served now.', gauges.inflight);
     gauge(out, 'hookwire_config_generation', 'Configuration generation serving new requests.', gauges.generation);
@@ -129,6 +142,11 @@ export class GatewayMetrics {
       }
       family(out, 'hookwire_wasm_call_seconds_total', 'counter', 'Wall time in top-level guest calls (host calls they make included), by plugin (HOOKWIRE_MEASURE_WASM=1).', seconds);
       family(out, 'hookwire_wasm_calls_total', 'counter', 'Top-level guest calls, by plugin (HOOKWIRE_MEASURE_WASM=1).', calls);
+    }
+    if (bounds !== null) {
+      const hits = new Map<string, number>();
+      for (const [vmId, bound, n] of bounds.entries()) hits.set(`vm_id="${esc(vmId)}",bound="${bound}"`, n);
+      family(out, 'hookwire_wasm_bound_hits_total', 'counter', 'Guest host calls refused by a guest bound (docs/data-plane.md), by vm_id and bound.', hits);
     }
     renderPluginMetrics(out, plugins);
     out.push('');

@@ -141,7 +141,8 @@ const RESOLVERS = new Map<string, Resolver>([
   ['request.total_size', (s) => s.requestBodyBytes + headerBytes(s.requestHeaders)],
   ['response.code', (s) => {
     const code = s.responseHeaders?.get(':status');
-    return code === undefined ? undefined : Number(code);
+    // Only a well-formed code is an integer (edits are validated, but a read must never fail on one).
+    return code === undefined || !/^[0-9]{3}$/.test(code) ? undefined : Number(code);
   }],
   ['response.code_details', (s) => (s.codeDetails === '' ? undefined : s.codeDetails)],
   ['response.headers', (s) => s.responseHeaders ?? undefined],

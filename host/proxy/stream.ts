@@ -163,6 +163,15 @@ function onResponseClose(this: ResponseWithExchange): void {
   this[kExchange]?.closed();
 }
 
+/**
+ * Shared 'error' listener: a write the stream refused (after end, on a
+ * destroyed socket) is that request's problem; an unhandled 'error' event
+ * would end the process and every other route with it.
+ */
+function onResponseError(this: ResponseWithExchange, err: Error): void {
+  this[kExchange]?.responseError(err);
+}
+
 /** What every request has: accounting when the response is over. */
 abstract class Exchange {
   readonly core: StreamCore;
@@ -186,6 +195,13 @@ abstract class Exchange {
     this.entry = entry;
     (res as ResponseWithExchange)[kExchange] = this;
     res.on('close', onResponseClose);
+    res.on('error', onResponseError);
+  }
+
+  /** The response stream failed (see onResponseError): log it and drop the connection. */
+  responseError(err: Error): void {
+    this.core.logger.error({ request_id: this.requestId, reason: err.message }, 'response stream error');
+    if (!this.res.destroyed) this.res.destroy();
   }
 
   /** The response was sent, or the connection went away: finish up once. */
@@ -283,10 +299,12 @@ class DirectStream extends Exchange {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
+    // The client left while the request waited for a connection: never start it.
+    if (this.done) this.finish();
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
-    if (this.done) return false;
+    if (this.done) return this.stopUpstream();
     if (status < 200) return true; // 1xx: not forwarded
     this.resume = resume;
     const flat: string[] = [];
@@ -302,7 +320,7 @@ class DirectStream extends Exchange {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.done) return false;
+    if (this.done) return this.stopUpstream();
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.resume!);
     return false;
@@ -331,6 +349,28 @@ class DirectStream extends Exchange {
       this.abort();
     }
   }
+
+  /**
+   * The client is gone but undici still delivers: reset the upstream request.
+   * (Answering false alone would pause the parser and park the pooled socket for good.)
+   */
+  private stopUpstream(): false {
+    this.finish();
+    return false;
+  }
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_FIELD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** An HTTP field name (RFC 9110 token). */
+function isToken(name: string): boolean {
+  return TOKEN.test(name);
+}
+
+/** An HTTP field value node can send (no control characters but tab). */
+function isFieldValue(value: string): boolean {
+  return !BAD_FIELD_VALUE.test(value);
 }
 
 function trailerPairs(raw: (Buffer | string)[]): [string, string][] {
@@ -736,6 +776,8 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
       return;
     }
     if (!this.clientHead && !this.writeClientHead(eos && !this.noResponseBody() ? chunk.length : -1)) return;
+    // Ended already (headers-only response): nothing more may be written.
+    if (this.res.writableEnded) return;
     if (eos) {
       // The usual end of a streamed response is an empty last chunk: end() alone, no empty write.
       if (chunk.length > 0) this.res.end(chunk);
@@ -751,10 +793,20 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
       return;
     }
     if (!this.clientHead && !this.writeClientHead(-1)) return;
+    const res = this.res;
+    if (res.writableEnded) return;
     const trailers: [string, string][] = [];
-    for (const [name, value] of d.trailers?.pairs() ?? []) if (!isHopByHop(name)) trailers.push([name, value]);
-    if (trailers.length > 0) this.res.addTrailers(trailers);
-    this.res.end();
+    for (const [name, value] of d.trailers?.pairs() ?? []) {
+      if (isHopByHop(name)) continue;
+      // A filter may have stored a name or value HTTP/1.1 cannot carry: dropped, and said so; the response still ends.
+      if (!isToken(name) || !isFieldValue(value)) {
+        this.core.logger.warn({ request_id: this.requestId, trailer: name }, 'response trailer dropped: invalid name or value');
+        continue;
+      }
+      trailers.push([name, value]);
+    }
+    if (trailers.length > 0) res.addTrailers(trailers);
+    res.end();
   }
 
   private noResponseBody(): boolean {
@@ -812,14 +864,24 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
+    // Abandoned (client gone, local reply) while the request waited for a connection: never start it.
+    if (this.upstreamDone || this.done) abort();
+  }
+
+  /** A late upstream callback after the stream gave the upstream up: reset it (false alone would park the socket). */
+  private stopUpstream(): false {
+    this.upstreamDone = true;
+    this.abort?.();
+    return false;
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
-    if (this.upstreamDone || this.done) return false;
+    if (this.upstreamDone || this.done) return this.stopUpstream();
     if (status < 200) return true;
     this.upstreamResume = resume;
     const flat = [':status', String(status)];
-    let eos = this.req.method === 'HEAD' || status === 204 || status === 304;
+    // HEAD semantics follow the method sent upstream (a filter may have changed it), as undici reads the response.
+    let eos = this.upstreamRequest?.method === 'HEAD' || status === 204 || status === 304;
     for (let i = 0; i < raw.length; i += 2) {
       const name = rawString(raw[i]!).toLowerCase();
       const value = rawString(raw[i + 1]!);
@@ -833,7 +895,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.upstreamDone || this.done) return false;
+    if (this.upstreamDone || this.done) return this.stopUpstream();
     const d = this.rs;
     if (d.dead) return true;
     d.bytesIn += chunk.length;
@@ -945,12 +1007,12 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     if (slot < 0) return;
     const d = stream === 0 ? this.rq : this.rs;
     const k = d.request ? slot : this.n - 1 - slot;
-    queueMicrotask(() => this.resume(d, k));
+    queueMicrotask(() => this.guarded(() => this.resume(d, k)));
   }
 
   closeStream(ctx: HttpContext, stream: 0 | 1): void {
     this.pending = { kind: 'reset', reason: `close_stream(${stream}) by plugin ${ctx.plugin.name}` };
-    queueMicrotask(() => this.processPending());
+    queueMicrotask(() => this.guarded(() => this.processPending()));
   }
 
   sendLocalResponse(ctx: HttpContext, response: LocalResponse): void {
@@ -963,7 +1025,20 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
       details: response.details === '' ? `local_reply_by_${ctx.plugin.name}` : response.details,
       close: false,
     };
-    queueMicrotask(() => this.processPending());
+    queueMicrotask(() => this.guarded(() => this.processPending()));
+  }
+
+  /**
+   * Work run outside any guest or undici callback (a microtask): an exception
+   * there would be uncaught and end the process, so it resets this stream instead.
+   */
+  private guarded(work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.core.logger.error({ request_id: this.requestId, reason: (err as Error).message }, 'stream failed');
+      if (!this.done) this.reset(`internal error: ${(err as Error).message}`);
+    }
   }
 
   private processPending(): void {
@@ -1026,6 +1101,13 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     this.rs.dead = true;
     this.abandonUpstream();
     // Done, log and delete, in configured order, after the response.
-    for (const ctx of this.ctxs) if (ctx !== null) ctx.complete();
+    for (const ctx of this.ctxs) {
+      if (ctx === null) continue;
+      // A trap in on_done/on_log/on_delete counts like one in any other phase
+      // (a VM already poisoned by another stream is not this stream's trap).
+      const healthy = !ctx.failed && ctx.vm.poisoned === null;
+      ctx.complete();
+      if (healthy && ctx.vm.poisoned !== null) this.core.metrics.trap(ctx.plugin.name);
+    }
   }
 }

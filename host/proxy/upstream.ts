@@ -7,6 +7,7 @@
 import { Pool } from 'undici';
 import { HeaderMap } from '../abi/header-map.js';
 import type { ServiceConfig } from '../config/schema.js';
+import { MAX_TIMER_MS } from '../vm/limits.js';
 import type { HttpCallFailure, HttpCallRequest, HttpCallResponse, HttpCallTransport } from '../vm/plugin.js';
 import type { UpstreamErrorKind } from './metrics.js';
 
@@ -145,8 +146,9 @@ const PSEUDO = 58; // ":"
 /**
  * proxy_http_call over undici. `cluster` resolves a cluster name (a service
  * name, in any workspace) to a target in the serving generation; in
- * non-strict mode a literal "host:port" also works (a pool of its own, with
- * default settings, kept until close()).
+ * non-strict mode a literal "host:port" works only when the configuration
+ * lists it (wasm.http_call_targets: `allowed`), with a pool of its own and
+ * default settings, kept until close() (so the pools are bounded by the list).
  */
 export class HttpCallDispatcher implements HttpCallTransport {
   private readonly literal = new Map<string, { pool: Pool; key: string }>();
@@ -158,17 +160,19 @@ export class HttpCallDispatcher implements HttpCallTransport {
     private readonly settings: PoolSettings,
     /** Most response body bytes accepted from a call (more: the call fails). */
     private readonly maxBodyBytes: number,
+    /** Whether a literal host:port is listed in the serving configuration. */
+    private readonly allowed: (hostPort: string) => boolean = () => false,
   ) {}
 
   hasUpstream(upstream: string, envoyStrict: boolean): boolean {
     if (this.cluster(upstream)) return true;
-    return !envoyStrict && isHostPort(upstream);
+    return !envoyStrict && isHostPort(upstream) && this.allowed(upstream);
   }
 
   private poolFor(upstream: string): { pool: Pool; path: string; host: string } | undefined {
     const target = this.cluster(upstream);
     if (target) return { pool: target.pool, path: target.basePath, host: target.host };
-    if (this.closed || !isHostPort(upstream)) return undefined;
+    if (this.closed || !isHostPort(upstream) || !this.allowed(upstream)) return undefined;
     let entry = this.literal.get(upstream);
     if (!entry) {
       entry = this.registry.acquire(`http://${upstream}`, this.settings);
@@ -198,7 +202,8 @@ export class HttpCallDispatcher implements HttpCallTransport {
       } else if (!isHopByHop(name) && name !== 'host' && name !== 'expect') headers.push(name, value);
     }
     headers.push('host', authority);
-    const timeoutMs = call.timeoutMs > 0 ? call.timeoutMs : this.settings.readTimeoutMs;
+    // Clamped to what a Node timer can wait: a longer timeout would fire at once.
+    const timeoutMs = call.timeoutMs > 0 ? Math.min(call.timeoutMs, MAX_TIMER_MS) : this.settings.readTimeoutMs;
     const signal = AbortSignal.timeout(timeoutMs);
     void this.run(dest.pool, { method, path: dest.path + path, headers, body: call.body.length > 0 ? call.body : null, signal }, done);
   }
@@ -251,9 +256,12 @@ function addHeaderObject(map: HeaderMap, obj: Record<string, string | string[] |
   }
 }
 
-/** "host:port" or "[v6]:port". */
+/** "host:port" or "[v6]:port", with a port of 1..65535. */
 export function isHostPort(s: string): boolean {
-  return /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):\d{1,5}$/.test(s);
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/.exec(s);
+  if (m === null) return false;
+  const port = Number(m[3]);
+  return port >= 1 && port <= 65535;
 }
 
 /**

@@ -19,6 +19,7 @@ import { LOG_LEVEL_NAMES, LogLevel, type LogLevelName } from '../abi/constants.j
 import { HeaderMap } from '../abi/header-map.js';
 import { ContextNotFoundError } from '../errors.js';
 import { FilterResult, HttpContext, type LocalResponse } from '../vm/http-context.js';
+import { DEFAULT_LIMITS, type GuestLimits } from '../vm/deadline.js';
 import type { PluginLogRecord } from '../vm/logging.js';
 import { compileModule } from '../vm/module.js';
 import type { FailurePolicy, HttpCallFailure, HttpCallRequest, HttpCallResponse, Plugin } from '../vm/plugin.js';
@@ -53,6 +54,12 @@ export interface EmulatorOptions {
   environment?: Record<string, string>;
   foreignFunctions?: Record<string, ForeignFunction>;
   clock?: Clock;
+  /**
+   * Deadlines and memory cap, as in the gateway (default: the gateway's
+   * defaults, so a plugin that would be stopped there is stopped here too).
+   * Null runs the module unguarded.
+   */
+  limits?: Partial<GuestLimits> | null;
 }
 
 export interface PendingHttpCall {
@@ -120,6 +127,7 @@ export class HostEmulator {
       properties: options.properties ?? {},
       foreignFunctions: options.foreignFunctions ?? {},
       ...(options.clock ? { clock: options.clock } : {}),
+      limits: options.limits === null ? null : { ...DEFAULT_LIMITS, ...options.limits },
       defer: (fn) => this.deferred.push(fn),
       // Reloads happen on the next stream, with no wall-clock backoff in tests.
       reloadBackoffMs: 0,
@@ -205,7 +213,8 @@ export class HostEmulator {
     return this.drive(() => {
       const record: Partial<StreamRecord> = { continued: { request: 0, response: 0 }, closed: { request: false, response: false } };
       const result = this.plugin.newHttpContext({
-        properties: (key) => properties[key],
+        // Own keys only: "constructor" or "__proto__" are not properties of the request.
+        properties: (key) => (Object.hasOwn(properties, key) ? properties[key] : undefined),
         delegate: {
           continueStream: (_c, s) => void (s === 0 ? record.continued!.request++ : record.continued!.response++),
           closeStream: (_c, s) => void (record.closed![s === 0 ? 'request' : 'response'] = true),
@@ -406,6 +415,17 @@ export class HostEmulator {
   /** A metric's value by name (counter, gauge; histogram: count). */
   metric(name: string): bigint | undefined {
     return this.runtime.metrics.value(name);
+  }
+
+  /**
+   * Unload the plugin as the gateway does on a reload or shutdown: root
+   * proxy_on_done; a root that answers false keeps its ticks and http call
+   * responses (drive them with tick() / respondToHttpCall()) until it calls
+   * proxy_done, then proxy_on_delete. `plugin.closing` is true meanwhile.
+   * Resolves once the root is deleted (at the latest after `drainMs`).
+   */
+  unload(drainMs = 10_000): Promise<void> {
+    return this.drive(() => this.runtime.unloadPlugin(this.plugin, drainMs));
   }
 
   /** Close the plugin (root on_done and on_delete). */

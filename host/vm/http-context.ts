@@ -12,6 +12,7 @@ import type { ContextBinding } from './context.js';
 import type { Plugin } from './plugin.js';
 import type { PropertySource, PropertyValue } from './properties.js';
 import type { WasmVm } from './vm.js';
+import { storeProperty } from './limits.js';
 
 /** What a phase callback asked for. FAILED: the VM trapped (apply the failure policy). */
 export const FilterResult = { CONTINUE: 0, PAUSE: 1, FAILED: -1 } as const;
@@ -174,8 +175,9 @@ export class HttpContext implements ContextBinding {
   }
 
   setProperty(key: string, value: Uint8Array): Status {
-    (this.overrides ??= new Map()).set(key, value);
-    return Status.OK;
+    if (storeProperty((this.overrides ??= new Map()), key, value)) return Status.OK;
+    this.vm.boundHit('properties');
+    return Status.BAD_ARGUMENT;
   }
 
   continueStream(stream: number): Status {
@@ -191,7 +193,8 @@ export class HttpContext implements ContextBinding {
   }
 
   sendLocalResponse(code: number, details: string, body: Buffer, headers: string[], grpcStatus: number): Status {
-    if (code < 100 || code > 999) return Status.BAD_ARGUMENT;
+    // A 1xx is not a final response: sent as one, the client would wait or treat the connection as upgraded.
+    if (code < 200 || code > 999) return Status.BAD_ARGUMENT;
     for (let i = 0; i < headers.length; i += 2) headers[i] = headers[i]!.toLowerCase();
     const response: LocalResponse = { status: code, details, body, headers: new HeaderMap(headers), grpcStatus };
     this.localResponse = response;

@@ -6,6 +6,7 @@
  * histograms only record.
  */
 import { MetricType, Status } from '../abi/constants.js';
+import { BoundHits, GUEST_LIMITS } from './limits.js';
 
 /** Histogram bucket upper bounds (inclusive), in the unit the plugin records. */
 export const HISTOGRAM_BUCKETS = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000] as const;
@@ -34,7 +35,10 @@ export class MetricsRegistry {
   private readonly byName = new Map<string, Metric>();
   private nextId = 1;
 
-  define(type: number, name: string): { status: Status; id: number } {
+  constructor(private readonly bounds: BoundHits = new BoundHits()) {}
+
+  /** `vmId` names who hit a bound, if one is hit. */
+  define(type: number, name: string, vmId = ''): { status: Status; id: number } {
     if (type !== MetricType.COUNTER && type !== MetricType.GAUGE && type !== MetricType.HISTOGRAM) {
       return { status: Status.BAD_ARGUMENT, id: 0 };
     }
@@ -42,6 +46,10 @@ export class MetricsRegistry {
     const existing = this.byName.get(name);
     if (existing) {
       return existing.type === type ? { status: Status.OK, id: existing.id } : { status: Status.BAD_ARGUMENT, id: 0 };
+    }
+    if (name.length > GUEST_LIMITS.metricNameBytes || this.byId.size >= GUEST_LIMITS.metrics) {
+      this.bounds.hit(vmId, 'metrics');
+      return { status: name.length > GUEST_LIMITS.metricNameBytes ? Status.BAD_ARGUMENT : Status.INTERNAL_FAILURE, id: 0 };
     }
     const m: Metric = {
       id: this.nextId++,

@@ -10,6 +10,7 @@ import { ABI_MARKERS, type AbiVersion } from '../abi/constants.js';
 import { envoyImports } from '../abi/envoy.js';
 import { providedImports } from '../abi/imports.js';
 import { WasmModuleError } from '../errors.js';
+import { instrumentModule } from './instrument.js';
 
 export interface ModuleImport {
   readonly module: string;
@@ -29,6 +30,8 @@ export interface ProxyWasmModule {
   readonly unknownImports: readonly string[];
   readonly allocator: 'malloc' | 'proxy_on_memory_allocate';
   readonly start: '_initialize' | '_start' | null;
+  /** The bytes as loaded (kept to build the guarded copy; never written back). */
+  readonly bytes: Uint8Array;
 }
 
 const WASM_MAGIC = Buffer.from([0x00, 0x61, 0x73, 0x6d]);
@@ -82,7 +85,32 @@ export async function compileModule(bytes: Uint8Array, file: string): Promise<Pr
     unknownImports,
     allocator,
     start: exportSet.has('_initialize') ? '_initialize' : exportSet.has('_start') ? '_start' : null,
+    bytes,
   };
+}
+
+/** Guarded (instrumented and compiled) modules by the sha256 of their original bytes: each rewritten once per process. */
+const guarded = new Map<string, Promise<WebAssembly.Module>>();
+
+/**
+ * The module with the deadline and memory guard compiled in (see
+ * instrument.ts), made once per distinct module and shared by every VM of it.
+ * Throws WasmModuleError naming the file when the rewrite fails.
+ */
+export function guardedModule(module: ProxyWasmModule): Promise<WebAssembly.Module> {
+  let p = guarded.get(module.sha256);
+  if (p === undefined) {
+    p = instrumentModule(module.bytes).then(
+      (bytes) => WebAssembly.compile(bytes),
+      (err: Error) => {
+        throw new WasmModuleError(module.file, `cannot add the deadline guard: ${err.message}`, { cause: err });
+      },
+    );
+    guarded.set(module.sha256, p);
+    // A failure is not cached: the next load retries (and reports) it again.
+    p.catch(() => guarded.delete(module.sha256));
+  }
+  return p;
 }
 
 /** Read and compile a module from a file. */

@@ -9,7 +9,9 @@ import type { AbiBuffer, HttpCallArgs } from '../abi/host.js';
 import { PluginStartError, WasmTrapError } from '../errors.js';
 import { BodyBuffer } from './buffer.js';
 import type { ContextBinding } from './context.js';
+import type { GuestLimits } from './deadline.js';
 import { HttpContext, type HttpContextOptions } from './http-context.js';
+import { GUEST_LIMITS, MAX_TIMER_MS, storeProperty } from './limits.js';
 import type { PropertyValue } from './properties.js';
 import type { QueueOwner } from './shared-queues.js';
 import type { Runtime, WasmTiming } from './runtime.js';
@@ -68,18 +70,33 @@ export class Plugin implements ContextBinding, QueueOwner {
   closed = false;
   /** Time in this plugin's guest calls (only when the runtime measures it). */
   readonly timing: WasmTiming | null;
+  /** Deadlines of this plugin's calls (null: its VM's). */
+  readonly limits: GuestLimits | null;
 
   private tickPeriodMs = 0;
   private tickTimer: unknown = null;
   private readonly pendingCalls = new Map<number, ContextBinding>();
+  /** Bytes of the headers and bodies of the calls in flight (GUEST_LIMITS.pendingHttpCallBytes). */
+  private pendingCallBytes = 0;
   private callResponse: { headers: HeaderMap; trailers: HeaderMap; body: BodyBuffer } | null = null;
   private readonly configBuffers: (BodyBuffer | null)[] = [];
   private readonly custom = new Map<string, Uint8Array>();
+  /** Unloading: the root's proxy_on_done returned false and proxy_done has not come yet. */
   private donePending = false;
+  /** Told once the root context is deleted (see beginClose). */
+  private onClosed: (() => void) | null = null;
 
   constructor(
     runtime: Runtime,
-    spec: { name: string; rootId: string; vmId: string; failurePolicy: FailurePolicy; configuration: Buffer; vmConfiguration: Buffer },
+    spec: {
+      name: string;
+      rootId: string;
+      vmId: string;
+      failurePolicy: FailurePolicy;
+      configuration: Buffer;
+      vmConfiguration: Buffer;
+      limits?: GuestLimits | null;
+    },
   ) {
     this.runtime = runtime;
     this.name = spec.name;
@@ -89,6 +106,7 @@ export class Plugin implements ContextBinding, QueueOwner {
     this.configuration = spec.configuration;
     this.vmConfiguration = spec.vmConfiguration;
     this.timing = runtime.timingFor(spec.name);
+    this.limits = spec.limits ?? null;
   }
 
   get plugin(): Plugin {
@@ -142,7 +160,7 @@ export class Plugin implements ContextBinding, QueueOwner {
    * plugin) or "reject" (fail_closed, or a reload that failed: answer 503).
    */
   newHttpContext(options: HttpContextOptions = {}): HttpContext | StreamRefusal {
-    if (this.closed) return 'reject';
+    if (this.closed || this.donePending) return 'reject';
     if (this.vm.poisoned !== null) {
       if (this.failurePolicy === 'fail_open') return 'skip';
       if (this.failurePolicy === 'fail_closed' || !this.runtime.reloadVm(this.vm)) return 'reject';
@@ -161,6 +179,8 @@ export class Plugin implements ContextBinding, QueueOwner {
 
   setTickPeriod(ms: number): Status {
     this.stopTicks();
+    // Clamped to what a Node timer can wait (a longer one would fire every millisecond).
+    ms = Math.min(ms, MAX_TIMER_MS);
     this.tickPeriodMs = ms;
     if (ms > 0 && !this.closed) this.tickTimer = this.runtime.timers.setInterval(() => this.tick(), ms);
     return Status.OK;
@@ -170,9 +190,10 @@ export class Plugin implements ContextBinding, QueueOwner {
     return this.tickPeriodMs;
   }
 
-  /** The VM trapped: no more ticks until a reload restarts the plugin. */
+  /** The VM trapped: no more ticks until a reload restarts the plugin. An unload waiting for proxy_done ends now. */
   suspend(): void {
     this.stopTicks();
+    if (this.donePending) this.runtime.defer(() => this.finishClose());
   }
 
   private stopTicks(): void {
@@ -211,8 +232,17 @@ export class Plugin implements ContextBinding, QueueOwner {
       this.vm.hostLog(LogLevel.WARN, `proxy_http_call: unknown upstream ${JSON.stringify(args.upstream)} (BAD_ARGUMENT)`);
       return { status: Status.BAD_ARGUMENT, token: 0 };
     }
+    let bytes = args.body.length;
+    for (const s of args.headers) bytes += s.length;
+    for (const s of args.trailers) bytes += s.length;
+    if (this.pendingCalls.size >= GUEST_LIMITS.pendingHttpCalls || this.pendingCallBytes + bytes > GUEST_LIMITS.pendingHttpCallBytes) {
+      this.vm.boundHit('http_calls');
+      this.vm.hostLog(LogLevel.WARN, `proxy_http_call: the plugin's calls in flight are at their bound (${this.pendingCalls.size} calls, ${this.pendingCallBytes} bytes): INTERNAL_FAILURE`);
+      return { status: Status.INTERNAL_FAILURE, token: 0 };
+    }
     const token = this.runtime.nextToken();
     this.pendingCalls.set(token, caller);
+    this.pendingCallBytes += bytes;
     const vm = this.vm;
     transport.dispatch(
       {
@@ -224,7 +254,10 @@ export class Plugin implements ContextBinding, QueueOwner {
         trailers: new HeaderMap(args.trailers),
         timeoutMs: args.timeoutMs,
       },
-      (result) => this.deliverHttpCallResponse(token, vm, result),
+      (result) => {
+        this.pendingCallBytes -= bytes;
+        this.deliverHttpCallResponse(token, vm, result);
+      },
     );
     return { status: Status.OK, token };
   }
@@ -265,19 +298,59 @@ export class Plugin implements ContextBinding, QueueOwner {
 
   // ---- lifecycle ----
 
+  /** proxy_done: the root that returned false from proxy_on_done has finished; it is deleted after this guest call. */
   done(): Status {
     if (!this.donePending) return Status.NOT_FOUND;
     this.donePending = false;
+    this.runtime.defer(() => this.finishClose());
     return Status.OK;
   }
 
-  /** on_done then on_delete on the root context; stops timers. Idempotent. */
-  close(): void {
-    if (this.closed) return;
-    this.stopTicks();
+  /** Unloading and waiting for proxy_done. */
+  get closing(): boolean {
+    return this.donePending;
+  }
+
+  /**
+   * Start unloading, as Envoy does: no new streams, then the root's
+   * proxy_on_done. True: the root context is deleted (on_delete ran, or the
+   * VM is poisoned). False: the root returned false and stays alive, with
+   * its ticks and http call responses, until it calls proxy_done (or the VM
+   * traps, or finishClose is called at a deadline); `onClosed` runs then.
+   */
+  beginClose(onClosed?: () => void): boolean {
+    if (this.closed) return true;
+    if (this.donePending) {
+      if (onClosed) this.onClosed = onClosed;
+      return false;
+    }
     if (this.vm.poisoned === null) {
       try {
         this.donePending = this.vm.call(this, 'proxy_on_done', 1, this.id) === 0;
+      } catch {
+        // Trap recorded on the VM; closing goes on.
+      }
+    }
+    if (this.donePending && this.vm.poisoned === null) {
+      this.onClosed = onClosed ?? null;
+      return false;
+    }
+    this.donePending = false;
+    this.finishClose();
+    return true;
+  }
+
+  /**
+   * Delete the root context (proxy_on_delete when healthy), stop its timers,
+   * forget its calls and queues. Ends a pending unload (proxy_done came, the
+   * deadline passed, or the VM trapped). Idempotent.
+   */
+  finishClose(): void {
+    if (this.closed) return;
+    this.donePending = false;
+    this.stopTicks();
+    if (this.vm.poisoned === null) {
+      try {
         this.vm.call(this, 'proxy_on_delete', 0, this.id);
       } catch {
         // Trap recorded on the VM; closing goes on.
@@ -287,6 +360,15 @@ export class Plugin implements ContextBinding, QueueOwner {
     this.pendingCalls.clear();
     this.runtime.queues.release(this);
     this.vm.releaseContext(this.id);
+    const onClosed = this.onClosed;
+    this.onClosed = null;
+    onClosed?.();
+  }
+
+  /** on_done then on_delete on the root context, without waiting for proxy_done; stops timers. Idempotent. */
+  close(): void {
+    this.beginClose();
+    this.finishClose();
   }
 
   // ---- ContextBinding (root context) ----
@@ -329,8 +411,9 @@ export class Plugin implements ContextBinding, QueueOwner {
   }
 
   setProperty(key: string, value: Uint8Array): Status {
-    this.custom.set(key, value);
-    return Status.OK;
+    if (storeProperty(this.custom, key, value)) return Status.OK;
+    this.vm.boundHit('properties');
+    return Status.BAD_ARGUMENT;
   }
 
   continueStream(): Status {

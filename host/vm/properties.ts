@@ -11,7 +11,7 @@
  * because other hosts differ (ngx returns every value as a string).
  */
 import { HeaderMap } from '../abi/header-map.js';
-import { serializePairs } from '../abi/memory.js';
+import { serializePairs, toInt64 } from '../abi/memory.js';
 
 /**
  * A typed property value. numbers are 64-bit ints; use Float64 for doubles.
@@ -40,7 +40,7 @@ export interface PropertyEncoder {
 
 function int64(v: number | bigint): Buffer {
   const b = Buffer.allocUnsafe(8);
-  b.writeBigInt64LE(typeof v === 'bigint' ? v : BigInt(Math.trunc(v)));
+  b.writeBigInt64LE(toInt64(v));
   return b;
 }
 
@@ -83,10 +83,18 @@ export interface ParsedPath {
   readonly key: string;
   /** True when the guest used NUL separators (the only form Envoy understands). */
   readonly nul: boolean;
+  /** Kept in the path cache already. */
+  readonly cached: boolean;
 }
 
+/**
+ * Parsed paths by raw path, for paths that named a property. Bounded by
+ * bytes: at most MAX_CACHED_PATHS paths of at most MAX_CACHED_PATH_BYTES
+ * each (about 1 MiB with their keys), shared by every VM of the process.
+ */
 const parsedPaths = new Map<string, ParsedPath>();
 const MAX_CACHED_PATHS = 4096;
+export const MAX_CACHED_PATH_BYTES = 128;
 
 /**
  * Parse a raw property path, given as a byte string (latin1). Plugins ask for
@@ -102,15 +110,25 @@ function internalize(s: string): string {
 }
 
 export function parsePropertyPath(raw: string): ParsedPath {
-  let parsed = parsedPaths.get(raw);
-  if (parsed === undefined) {
-    let s = Buffer.from(raw, 'latin1').toString('utf8');
-    // A trailing NUL (C-string habit) is not an empty segment.
-    while (s.endsWith('\0')) s = s.slice(0, -1);
-    const nul = s.includes('\0');
-    parsed = { key: internalize(nul ? s.replaceAll('\0', '.') : s), nul };
-    if (parsedPaths.size >= MAX_CACHED_PATHS) parsedPaths.clear(); // bound the cache against junk paths
-    parsedPaths.set(raw, parsed);
-  }
-  return parsed;
+  const cached = parsedPaths.get(raw);
+  if (cached !== undefined) return cached;
+  let s = Buffer.from(raw, 'latin1').toString('utf8');
+  // A trailing NUL (C-string habit) is not an empty segment.
+  while (s.endsWith('\0')) s = s.slice(0, -1);
+  const nul = s.includes('\0');
+  const key = nul ? s.replaceAll('\0', '.') : s;
+  // Only short keys are interned: the engine keeps interned strings, and a guest may send junk.
+  return { key: raw.length <= MAX_CACHED_PATH_BYTES ? internalize(key) : key, nul, cached: false };
+}
+
+/** How many parsed paths are kept (diagnostics and tests). */
+export function cachedPropertyPaths(): number {
+  return parsedPaths.size;
+}
+
+/** Keep a parsed path for next time: called once the path named a property (a NOT_FOUND read keeps nothing). */
+export function rememberPropertyPath(raw: string, parsed: ParsedPath): void {
+  if (parsed.cached || raw.length > MAX_CACHED_PATH_BYTES) return;
+  if (parsedPaths.size >= MAX_CACHED_PATHS) parsedPaths.clear();
+  parsedPaths.set(raw, { key: parsed.key, nul: parsed.nul, cached: true });
 }

@@ -9,8 +9,10 @@ import { LogLevel, type LogLevelName, type Status } from '../abi/constants.js';
 import { PluginStartError } from '../errors.js';
 import type { LogSink, PluginLogRecord } from './logging.js';
 import { levelFromName } from './logging.js';
+import { BoundHits } from './limits.js';
 import { MetricsRegistry } from './metrics.js';
-import { loadModuleFile, type ProxyWasmModule } from './module.js';
+import { DEFAULT_LIMITS, type DeadlineExceeded, type GuestLimits } from './deadline.js';
+import { guardedModule, loadModuleFile, type ProxyWasmModule } from './module.js';
 import { Plugin, type FailurePolicy, type HttpCallTransport } from './plugin.js';
 import { envoyEncoding, type PropertyEncoder, type PropertyValue } from './properties.js';
 import { SharedData } from './shared-data.js';
@@ -52,7 +54,15 @@ export type ForeignFunction = (
 export type RuntimeEvent =
   | { type: 'plugin_loaded'; plugin: string; vmId: string; rootId: string; sha256: string; file: string }
   | { type: 'plugin_start_failed'; plugin: string; vmId: string; reason: string }
-  | { type: 'vm_trapped'; vmId: string; callback: string; reason: string; plugins: string[] }
+  | {
+      type: 'vm_trapped';
+      vmId: string;
+      callback: string;
+      reason: string;
+      plugins: string[];
+      /** Set when the guard stopped a call past its deadline: the plugin whose call it was. */
+      deadlineExceeded?: { plugin: string; deadlineMs: number };
+    }
   | { type: 'vm_reloaded'; vmId: string; plugins: string[]; ok: boolean; reason?: string }
   | { type: 'plugin_unloaded'; plugin: string; vmId: string };
 
@@ -71,8 +81,17 @@ export interface RuntimeOptions {
   foreignFunctions?: Record<string, ForeignFunction>;
   /** How asynchronous notifications (on_queue_ready) are posted. */
   defer?: (fn: () => void) => void;
-  /** Minimum time between two reload attempts of one VM (failure policy "reload"). */
+  /**
+   * Minimum time between two reload attempts of one VM (failure policy
+   * "reload"; Envoy: reload_config.backoff). Requests meanwhile get the
+   * fail-closed answer. Default 1000.
+   */
   reloadBackoffMs?: number;
+  /**
+   * Deadlines and memory cap of every VM unless its plugin sets its own
+   * (default DEFAULT_LIMITS). Null: modules run as compiled, unguarded.
+   */
+  limits?: GuestLimits | null;
   /**
    * Measure the time spent in guest calls, per plugin (default: the
    * environment variable HOOKWIRE_MEASURE_WASM=1). Off, nothing is measured
@@ -102,6 +121,11 @@ export interface PluginSpec {
   /** WASI environment variables (Envoy: vm_config.environment_variables). */
   environment?: Record<string, string>;
   /**
+   * This plugin's deadlines and memory cap, each field defaulting to the
+   * runtime's. The memory cap belongs to the VM: the plugin that creates it sets it.
+   */
+  limits?: Partial<GuestLimits>;
+  /**
    * Configuration generation. Plugins of a new generation get new VMs, so a
    * reload can start and configure them while the old ones still serve.
    * Shared data stays keyed by vm_id alone and so survives reloads.
@@ -116,6 +140,7 @@ interface VmEntry {
   readonly vmId: string;
   readonly allowUnknownImports: boolean;
   readonly environment: readonly string[];
+  readonly guard: { readonly module: WebAssembly.Module; readonly limits: GuestLimits } | null;
   readonly plugins: Plugin[];
   lastReload: number;
 }
@@ -128,9 +153,11 @@ function toBuffer(v: string | Uint8Array | undefined): Buffer {
 export class Runtime {
   readonly envoyStrict: boolean;
   readonly logLevel: LogLevel;
-  readonly sharedData = new SharedData();
-  readonly queues = new SharedQueues();
-  readonly metrics = new MetricsRegistry();
+  /** Guest bounds hit, by vm_id (host/vm/limits.ts). */
+  readonly bounds = new BoundHits();
+  readonly sharedData = new SharedData(this.bounds);
+  readonly queues = new SharedQueues(this.bounds);
+  readonly metrics = new MetricsRegistry(this.bounds);
   readonly foreignFunctions = new Map<string, ForeignFunction>();
   readonly timers: TimerScheduler;
   readonly clock: Clock;
@@ -143,9 +170,14 @@ export class Runtime {
   private readonly onLog: LogSink | undefined;
   private readonly onEvent: ((e: RuntimeEvent) => void) | undefined;
   private readonly properties: Map<string, PropertyValue>;
-  private readonly reloadBackoffMs: number;
+  /** Failure policy "reload": least time between two reloads of a VM (Envoy: reload_config.backoff). */
+  reloadBackoffMs: number;
+  /** Default limits of guest calls, or null when modules run unguarded. */
+  readonly limits: GuestLimits | null;
   private readonly entries = new Map<string, VmEntry>();
   private readonly entryOfVm = new WeakMap<WasmVm, VmEntry>();
+  /** Plugins whose root returned false from proxy_on_done, until they are deleted. */
+  private readonly unloads = new Map<Plugin, Promise<void>>();
   private token = 1;
 
   constructor(options: RuntimeOptions = {}) {
@@ -160,6 +192,7 @@ export class Runtime {
     this.properties = new Map(Object.entries(options.properties ?? {}));
     this.defer = options.defer ?? ((fn) => void setImmediate(fn));
     this.reloadBackoffMs = options.reloadBackoffMs ?? 1000;
+    this.limits = options.limits === undefined ? DEFAULT_LIMITS : options.limits;
     this.wasmTiming = (options.measureWasm ?? process.env.HOOKWIRE_MEASURE_WASM === '1') ? new Map() : null;
     for (const [name, fn] of Object.entries(options.foreignFunctions ?? {})) this.foreignFunctions.set(name, fn);
   }
@@ -171,6 +204,8 @@ export class Runtime {
    */
   async loadPlugin(spec: PluginSpec): Promise<Plugin> {
     const module = spec.module ?? (await loadModuleFile(requireWasm(spec)));
+    const limits = this.limits === null ? null : { ...this.limits, ...spec.limits };
+    const guarded = limits === null ? null : await guardedModule(module);
     const vmId = spec.vmId || spec.name;
     const rootId = spec.rootId ?? spec.name;
     const key = `${vmId}\0${module.sha256}\0${spec.generation ?? 0}`;
@@ -183,7 +218,8 @@ export class Runtime {
       const environment = Object.entries(spec.environment ?? {}).map(([k, v]) => `${k}=${v}`);
       let vm: WasmVm;
       try {
-        vm = this.createVm(module, vmId, spec.allowUnknownImports ?? false, environment, spec.name);
+        const guard = guarded === null ? null : { module: guarded, limits: limits! };
+        vm = this.createVm(module, vmId, spec.allowUnknownImports ?? false, environment, guard, spec.name);
       } catch (err) {
         // A trap in _start fails the start like on_vm_start/on_configure do (module errors are not start failures).
         if (err instanceof PluginStartError) this.event({ type: 'plugin_start_failed', plugin: spec.name, vmId, reason: err.message });
@@ -196,6 +232,7 @@ export class Runtime {
         vmId,
         allowUnknownImports: spec.allowUnknownImports ?? false,
         environment,
+        guard: vm.limits === null ? null : { module: guarded!, limits: vm.limits },
         plugins: entry?.plugins.filter((p) => !p.closed) ?? [],
         lastReload: 0,
       };
@@ -208,6 +245,7 @@ export class Runtime {
       failurePolicy: spec.failurePolicy ?? 'fail_closed',
       configuration: toBuffer(spec.configuration),
       vmConfiguration: toBuffer(spec.vmConfiguration),
+      limits,
     });
     try {
       plugin.start(entry.vm);
@@ -224,8 +262,15 @@ export class Runtime {
     return plugin;
   }
 
-  private createVm(module: ProxyWasmModule, vmId: string, allowUnknownImports: boolean, environment: readonly string[], who: string): WasmVm {
-    const vm = new WasmVm(this, module, vmId, { allowUnknownImports, environment });
+  private createVm(
+    module: ProxyWasmModule,
+    vmId: string,
+    allowUnknownImports: boolean,
+    environment: readonly string[],
+    guard: VmEntry['guard'],
+    who: string,
+  ): WasmVm {
+    const vm = new WasmVm(this, module, vmId, { allowUnknownImports, environment, guard });
     try {
       vm.initialize();
     } catch (err) {
@@ -234,30 +279,74 @@ export class Runtime {
     return vm;
   }
 
-  /** Close a plugin (on_done, on_delete); the VM goes when its last plugin does. */
-  unloadPlugin(plugin: Plugin): void {
-    plugin.close();
-    const entry = this.entryOfVm.get(plugin.vm);
-    if (entry) {
-      const i = entry.plugins.indexOf(plugin);
-      if (i >= 0) entry.plugins.splice(i, 1);
-      if (entry.plugins.length === 0 && this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+  /**
+   * Unload a plugin as Envoy does: proxy_on_done on its root context; a root
+   * that returns false keeps its ticks and http call responses until it calls
+   * proxy_done, for at most `drainMs` (0: not at all), then proxy_on_delete.
+   * The VM goes when its last plugin does. Resolves once the root is deleted.
+   */
+  unloadPlugin(plugin: Plugin, drainMs = 0): Promise<void> {
+    const unloaded = () => {
+      const entry = this.entryOfVm.get(plugin.vm);
+      if (entry) {
+        const i = entry.plugins.indexOf(plugin);
+        if (i >= 0) entry.plugins.splice(i, 1);
+        if (entry.plugins.length === 0 && this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+      }
+      this.event({ type: 'plugin_unloaded', plugin: plugin.name, vmId: plugin.vmId });
+    };
+    const pending = this.unloads.get(plugin);
+    if (pending) {
+      if (drainMs <= 0) plugin.finishClose();
+      return pending;
     }
-    this.event({ type: 'plugin_unloaded', plugin: plugin.name, vmId: plugin.vmId });
+    if (plugin.closed) return Promise.resolve();
+    const unload = new Promise<void>((resolve) => {
+      // A real timer, referenced: a shutdown waiting for proxy_done keeps the process up until the deadline.
+      let deadline: NodeJS.Timeout | null = null;
+      const closed = () => {
+        if (deadline !== null) clearTimeout(deadline);
+        this.unloads.delete(plugin);
+        unloaded();
+        resolve();
+      };
+      if (plugin.beginClose(closed)) return closed();
+      if (drainMs <= 0) return plugin.finishClose();
+      deadline = setTimeout(() => {
+        this.emitLog({
+          level: LogLevel.WARN,
+          message: `plugin ${plugin.name} did not call proxy_done within ${drainMs} ms of proxy_on_done; unloading it now`,
+          plugin: plugin.name,
+          vmId: plugin.vmId,
+          contextId: plugin.id,
+          source: 'host',
+        });
+        plugin.finishClose();
+      }, drainMs);
+    });
+    if (!plugin.closed) this.unloads.set(plugin, unload);
+    return unload;
   }
 
-  /** Close every plugin. */
+  /** Close every plugin now (a plugin still waiting to call proxy_done is deleted). */
   close(): void {
-    for (const entry of [...this.entries.values()]) for (const p of [...entry.plugins]) this.unloadPlugin(p);
+    for (const entry of [...this.entries.values()]) for (const p of [...entry.plugins]) void this.unloadPlugin(p);
   }
 
   /** Called by a VM on its first trap. */
-  vmPoisoned(vm: WasmVm, callback: string, reason: string): void {
+  vmPoisoned(vm: WasmVm, callback: string, reason: string, deadline: DeadlineExceeded | null = null): void {
     const entry = this.entryOfVm.get(vm);
     const plugins = entry ? entry.plugins.filter((p) => p.vm === vm) : [];
     for (const p of plugins) p.suspend();
     this.emitLog({ level: LogLevel.ERROR, message: `VM trapped in ${callback}: ${reason}`, plugin: null, vmId: vm.vmId, contextId: 0, source: 'host' });
-    this.event({ type: 'vm_trapped', vmId: vm.vmId, callback, reason, plugins: plugins.map((p) => p.name) });
+    this.event({
+      type: 'vm_trapped',
+      vmId: vm.vmId,
+      callback,
+      reason,
+      plugins: plugins.map((p) => p.name),
+      ...(deadline && { deadlineExceeded: { plugin: deadline.plugin, deadlineMs: deadline.deadlineMs } }),
+    });
   }
 
   /**
@@ -275,7 +364,7 @@ export class Runtime {
     const names = entry.plugins.map((p) => p.name);
     let fresh: WasmVm;
     try {
-      fresh = this.createVm(entry.module, entry.vmId, entry.allowUnknownImports, entry.environment, names.join(','));
+      fresh = this.createVm(entry.module, entry.vmId, entry.allowUnknownImports, entry.environment, entry.guard, names.join(','));
     } catch (err) {
       this.event({ type: 'vm_reloaded', vmId: entry.vmId, plugins: names, ok: false, reason: (err as Error).message });
       return false;

@@ -5,6 +5,7 @@
  * also consume a queue natively (the event-hooks service does).
  */
 import { Status } from '../abi/constants.js';
+import { BoundHits, GUEST_LIMITS } from './limits.js';
 
 /** Who hears about new items: the guest owner (via its VM) and/or a native consumer. */
 export interface QueueOwner {
@@ -21,6 +22,8 @@ export interface QueueInfo {
 
 interface Queue extends QueueInfo {
   items: Uint8Array[];
+  /** Bytes of `items`. */
+  bytes: number;
   owner: QueueOwner | null;
   consumer: NativeQueueConsumer | null;
 }
@@ -28,7 +31,12 @@ interface Queue extends QueueInfo {
 export class SharedQueues {
   private readonly byKey = new Map<string, Queue>();
   private readonly byId = new Map<number, Queue>();
+  private readonly countByVm = new Map<string, number>();
+  /** Bytes waiting in all queues of a vm_id (bounded by GUEST_LIMITS.queueBytes). */
+  private readonly bytesByVm = new Map<string, number>();
   private nextId = 1;
+
+  constructor(private readonly bounds: BoundHits = new BoundHits()) {}
 
   private static key(vmId: string, name: string): string {
     return `${vmId}\0${name}`;
@@ -38,7 +46,8 @@ export class SharedQueues {
     const key = SharedQueues.key(vmId, name);
     let q = this.byKey.get(key);
     if (!q) {
-      q = { id: this.nextId++, vmId, name, items: [], owner: null, consumer: null };
+      q = { id: this.nextId++, vmId, name, items: [], bytes: 0, owner: null, consumer: null };
+      this.countByVm.set(vmId, (this.countByVm.get(vmId) ?? 0) + 1);
       this.byKey.set(key, q);
       this.byId.set(q.id, q);
     }
@@ -47,6 +56,10 @@ export class SharedQueues {
 
   /** Register (or re-register) a queue; the latest registrant is notified. */
   register(vmId: string, name: string, owner: QueueOwner): number {
+    if (!this.byKey.has(SharedQueues.key(vmId, name)) && (this.countByVm.get(vmId) ?? 0) >= GUEST_LIMITS.sharedQueues) {
+      this.bounds.hit(vmId, 'shared_queue');
+      return 0;
+    }
     const q = this.ensure(vmId, name);
     q.owner = owner;
     return q.id;
@@ -65,6 +78,8 @@ export class SharedQueues {
     const q = this.ensure(vmId, name);
     q.consumer = consumer;
     // Hand over what arrived before the consumer attached.
+    this.bytesByVm.set(q.vmId, (this.bytesByVm.get(q.vmId) ?? 0) - q.bytes);
+    q.bytes = 0;
     for (const item of q.items.splice(0)) consumer(item, q);
     return () => {
       if (q.consumer === consumer) q.consumer = null;
@@ -80,7 +95,15 @@ export class SharedQueues {
       q.consumer(item, q);
       return Status.OK;
     }
+    const vmBytes = this.bytesByVm.get(q.vmId) ?? 0;
+    if (q.items.length >= GUEST_LIMITS.queueItems || vmBytes + item.byteLength > GUEST_LIMITS.queueBytes) {
+      // Full: the producer learns it (as from a queue gone) and can hold or drop its record.
+      this.bounds.hit(q.vmId, 'queue_items');
+      return Status.INTERNAL_FAILURE;
+    }
     q.items.push(item);
+    q.bytes += item.byteLength;
+    this.bytesByVm.set(q.vmId, vmBytes + item.byteLength);
     q.owner?.notify(q.id);
     return Status.OK;
   }
@@ -89,7 +112,10 @@ export class SharedQueues {
     const q = this.byId.get(id);
     if (!q) return Status.NOT_FOUND;
     const item = q.items.shift();
-    return item ?? Status.EMPTY;
+    if (item === undefined) return Status.EMPTY;
+    q.bytes -= item.byteLength;
+    this.bytesByVm.set(q.vmId, (this.bytesByVm.get(q.vmId) ?? 0) - item.byteLength);
+    return item;
   }
 
   size(vmId: string, name: string): number {

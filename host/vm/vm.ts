@@ -13,9 +13,12 @@ import { createImportObject } from '../abi/imports.js';
 import { GuestMemory } from '../abi/memory.js';
 import { UnknownImportError, VmPoisonedError, WasmModuleError, WasmTrapError } from '../errors.js';
 import type { ContextBinding } from './context.js';
+import { DeadlineExceeded, deadlineOf, guestActivity, maxPages, WASM_PAGE, type GuestLimits } from './deadline.js';
+import { FUEL_SLICE, GUARD_MODULE } from './instrument.js';
 import { parseStdioLine } from './logging.js';
 import { envoyUnknownImports, type ProxyWasmModule } from './module.js';
-import { ByteString, envoyEncoding, parsePropertyPath, type PropertyValue } from './properties.js';
+import { ByteString, envoyEncoding, parsePropertyPath, rememberPropertyPath, type PropertyValue } from './properties.js';
+import type { GuestBound } from './limits.js';
 import type { Runtime } from './runtime.js';
 
 /** Thrown by WASI proc_exit to unwind the guest; treated as a trap. */
@@ -51,6 +54,11 @@ export interface GuestExports {
 export interface VmOptions {
   readonly allowUnknownImports: boolean;
   readonly environment: readonly string[];
+  /**
+   * The guarded module (see instrument.ts) and the limits it enforces; null
+   * runs the module as compiled, with no deadline and no memory cap.
+   */
+  readonly guard: { readonly module: WebAssembly.Module; readonly limits: GuestLimits } | null;
 }
 
 export class WasmVm implements AbiHost {
@@ -72,6 +80,13 @@ export class WasmVm implements AbiHost {
   private readonly warned = new Set<string>();
   /** Result of the last http call, for proxy_get_status. */
   lastCallStatus = { code: 0, message: '' };
+  /** The VM's limits (its plugins' may set their own deadlines), or null when unguarded. */
+  readonly limits: GuestLimits | null;
+  /** The top-level guest call under way (for its deadline), and when the guard first saw it run (-1: not yet). */
+  private guardCallback = '';
+  private guardStart = -1;
+  /** Set once a call has been stopped: every later check throws it again, so the guest cannot swallow it. */
+  private stopped: DeadlineExceeded | null = null;
 
   constructor(runtime: Runtime, module: ProxyWasmModule, vmId: string, options: VmOptions) {
     this.runtime = runtime;
@@ -98,16 +113,38 @@ export class WasmVm implements AbiHost {
       (imports[mod] ??= {})[fn] = () => this.unimplemented(name);
       this.hostLog(LogLevel.WARN, `import ${name} is not provided by this host; stubbed to return UNIMPLEMENTED`);
     }
+    const guard = options.guard;
+    this.limits = guard === null ? null : guard.limits;
+    if (guard !== null) {
+      (imports as Record<string, Record<string, unknown>>)[GUARD_MODULE] = {
+        refuel: () => this.refuel(),
+        max_pages: new (WebAssembly.Global as unknown as new (d: { value: 'i32'; mutable: boolean }, v: number) => object)(
+          { value: 'i32', mutable: false },
+          maxPages(guard.limits),
+        ),
+      };
+    }
     let instance: WebAssembly.Instance;
     try {
-      instance = new WebAssembly.Instance(module.module, imports as WebAssembly.Imports);
+      instance = new WebAssembly.Instance(guard === null ? module.module : guard.module, imports as WebAssembly.Imports);
     } catch (err) {
       throw new WasmModuleError(module.file, `instantiation failed: ${(err as Error).message}`, { cause: err });
     }
     const ex = instance.exports as Record<string, unknown>;
     this.exports = ex as unknown as GuestExports;
     const alloc = ex[module.allocator] as GuestFn;
-    this.memory = new GuestMemory(ex.memory as WebAssembly.Memory, (n) => alloc(n) as number);
+    const memory = ex.memory as WebAssembly.Memory;
+    if (guard !== null && memory.buffer.byteLength > maxPages(guard.limits) * WASM_PAGE) {
+      throw new WasmModuleError(
+        module.file,
+        `the module's initial memory (${memory.buffer.byteLength / WASM_PAGE} pages) exceeds max_memory_mb (${guard.limits.maxMemoryMb} MiB)`,
+      );
+    }
+    this.memory = new GuestMemory(memory, (n) => {
+      // The host asking for guest memory outside any guest call is a top-level call of its own.
+      if (this.active === null) this.enterGuard(module.allocator);
+      return alloc(n) as number;
+    });
     // Measuring: an own `call` that times top-level calls. Not measuring: the prototype's, untouched.
     if (runtime.wasmTiming !== null) this.call = this.timedCall;
   }
@@ -117,6 +154,7 @@ export class WasmVm implements AbiHost {
     const start = this.module.start;
     if (!start) return;
     const fn = (this.module.start && (this.exports as unknown as Record<string, GuestFn>)[start])!;
+    this.enterGuard(start);
     try {
       fn();
     } catch (err) {
@@ -156,8 +194,12 @@ export class WasmVm implements AbiHost {
     const prevEffective = this.effective;
     this.active = ctx;
     this.effective = ctx;
-    // An "abort:" line from an earlier call that did not trap explains nothing about this one.
-    if (prevActive === null) this.lastAbort = null;
+    if (prevActive === null) {
+      // An "abort:" line from an earlier call that did not trap explains nothing about this one.
+      this.lastAbort = null;
+      this.guardCallback = name;
+      this.guardStart = -1;
+    }
     try {
       const r = fn(a, b, c, d, e);
       return r === undefined ? fallback : r >>> 0;
@@ -189,18 +231,50 @@ export class WasmVm implements AbiHost {
     }
   }
 
+  private enterGuard(callback: string): void {
+    this.guardCallback = callback;
+    this.guardStart = -1;
+  }
+
+  /**
+   * The guard's host import, called from inside the guest each time its fuel
+   * runs out (every FUEL_SLICE function entries and loop iterations): a new
+   * slice while the call is within its deadline, else DeadlineExceeded, thrown
+   * through the guest's frames. The clock starts at the call's first refuel, not
+   * at its entry, so the call path itself reads no clock; the deadline is thus
+   * late by at most one slice (well under a millisecond of guest work).
+   */
+  private refuel(): number {
+    if (this.stopped !== null) throw this.stopped;
+    const now = performance.now();
+    const active = this.active;
+    if (this.guardStart < 0) {
+      this.guardStart = now;
+      guestActivity.sink?.(active === null ? this.vmId : active.plugin.name, this.guardCallback);
+      return FUEL_SLICE;
+    }
+    const limits = active === null ? this.limits! : (active.plugin.limits ?? this.limits!);
+    const deadline = deadlineOf(limits, this.guardCallback);
+    const elapsed = now - this.guardStart;
+    if (deadline > 0 && elapsed > deadline) {
+      this.stopped = new DeadlineExceeded(active === null ? this.vmId : active.plugin.name, this.guardCallback, deadline, elapsed);
+      throw this.stopped;
+    }
+    return FUEL_SLICE;
+  }
+
   /** Mark the VM unusable after a trap; returns the error to throw. */
   private poison(callback: string, err: unknown): WasmTrapError {
     if (err instanceof WasmTrapError) return err; // nested call already poisoned us
     let reason = err instanceof ProcExit ? err.message : err instanceof Error ? err.message : String(err);
     if (this.lastAbort) reason = `${this.lastAbort} (${reason})`;
-    if (!(err instanceof WebAssembly.RuntimeError) && !(err instanceof ProcExit)) {
+    if (!(err instanceof WebAssembly.RuntimeError) && !(err instanceof ProcExit) && !(err instanceof DeadlineExceeded)) {
       reason = `host error during guest call: ${reason}`;
     }
     const first = this.poisoned === null;
     this.poisoned ??= reason;
     this.lastAbort = null;
-    if (first) this.runtime.vmPoisoned(this, callback, reason);
+    if (first) this.runtime.vmPoisoned(this, callback, reason, err instanceof DeadlineExceeded ? err : null);
     return new WasmTrapError(callback, reason, { cause: err });
   }
 
@@ -292,8 +366,13 @@ export class WasmVm implements AbiHost {
     return this.ctx().buffer(type);
   }
 
+  boundHit(bound: GuestBound): void {
+    this.runtime.bounds.hit(this.vmId, bound);
+  }
+
   getProperty(raw: string, retPtr: number, retLen: number): Status {
-    const { key, nul } = parsePropertyPath(raw);
+    const parsed = parsePropertyPath(raw);
+    const { key, nul } = parsed;
     const ctx = this.ctx();
     // Envoy splits only on NUL: in strict mode "request.path" is one unknown segment.
     if (ctx === NO_CONTEXT) return Status.NOT_FOUND;
@@ -301,6 +380,8 @@ export class WasmVm implements AbiHost {
     if (!nul && this.runtime.envoyStrict && key.includes('.')) value = ctx.plugin.customProperty(ctx, key);
     else value = ctx.property(key);
     if (value === undefined) return Status.NOT_FOUND;
+    // Only a path that named something is worth keeping parsed (nothing is kept for junk paths).
+    rememberPropertyPath(raw, parsed);
     const mem = this.memory;
     // Written straight into guest memory: strings (most attributes) as UTF-8, and
     // with Envoy's encoding integers as 8 bytes and maps as pairs.
@@ -352,7 +433,9 @@ export class WasmVm implements AbiHost {
   registerSharedQueue(name: string): { status: Status; id: number } {
     const ctx = this.ctx();
     if (ctx === NO_CONTEXT) return { status: Status.BAD_ARGUMENT, id: 0 };
-    return { status: Status.OK, id: this.runtime.queues.register(this.vmId, name, ctx.plugin) };
+    const id = this.runtime.queues.register(this.vmId, name, ctx.plugin);
+    // 0: this vm_id has as many queues as it may (GUEST_LIMITS.sharedQueues).
+    return id === 0 ? { status: Status.INTERNAL_FAILURE, id: 0 } : { status: Status.OK, id };
   }
 
   resolveSharedQueue(vmId: string, name: string): { status: Status; id: number } {
@@ -369,7 +452,7 @@ export class WasmVm implements AbiHost {
   }
 
   defineMetric(type: number, name: string): { status: Status; id: number } {
-    return this.runtime.metrics.define(type, name);
+    return this.runtime.metrics.define(type, name, this.vmId);
   }
 
   incrementMetric(id: number, delta: bigint): Status {

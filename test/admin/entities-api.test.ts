@@ -313,9 +313,13 @@ describe('plugins', () => {
   });
 
   it('plugin bodies are checked: unknown keys, bad enums, both route and service', async () => {
-    const r = await api('POST', '/plugins', { name: 'p', wasm: 'x.wasm', failure_policy: 'explode', config: {} });
+    const r = await api('POST', '/plugins', { name: 'p', wasm: 'x.wasm', failure_policy: 'explode', colour: {} });
     expect(r.status).toBe(400);
-    expect(r.body.issues.map((i: { path: string }) => i.path).sort()).toEqual(['/config', '/failure_policy']);
+    expect(r.body.issues.map((i: { path: string }) => i.path).sort()).toEqual(['/colour', '/failure_policy']);
+    // `config` is Kong's word for `configuration`: giving both is the mistake.
+    const twice = await api("POST", "/plugins", { name: "p", wasm: "x.wasm", config: {}, configuration: {} });
+    expect(twice.status).toBe(400);
+    expect(twice.body.fields).toEqual({ config: 'give either config (Kong\'s name) or configuration, not both' });
     const both = await api('POST', '/plugins', { name: 'p', wasm: fixture('proxy-filter'), route: 'base', service: 'echo' });
     expect(both.status).toBe(400);
     expect(both.body.issues[0].path).toBe('/route');

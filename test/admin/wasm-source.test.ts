@@ -1,7 +1,7 @@
 // The built-in `wasm` source: the runtime's lifecycle events (a trap, a plugin loaded) reach event hooks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../helpers/gateway.js';
-import { fixture, plugin } from '../helpers/paths.js';
+import { fixture } from '../helpers/paths.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { call, startReceiver, startTestApp, type Receiver, type TestApp } from './helpers.js';
 
@@ -52,12 +52,18 @@ describe('wasm source', () => {
     const hook = await call(t.admin, 'POST', '/event-hooks', { source: 'wasm', handler: 'webhook', config: { url: rx.url } });
     expect(hook.status).toBe(201);
     const trapsBefore = wasmHits('vm-trapped').length;
-    const p = await call(t.admin, 'POST', '/plugins', { name: 'newcomer', wasm: plugin('hello-world'), route: 'trappy' });
+    // proxy-filter re-exports the SDK's callbacks (hello-world has its own root on_done and does not trap).
+    const p = await call(t.admin, 'POST', '/plugins', {
+      name: 'newcomer',
+      wasm: fixture('proxy-filter'),
+      route: 'trappy',
+      configuration: { response_header: 'x-newcomer', response_value: 'here' },
+    });
     expect(p.status).toBe(201);
-    expect((await send(t.url + '/trap')).headers['x-hello']).toBe('world');
+    expect((await send(t.url + '/trap')).headers['x-newcomer']).toBe('here');
     await rx.waitFor(() => wasmHits('plugin-loaded').some((h) => h.json.plugin === 'newcomer'), 'plugin-loaded of newcomer');
     const loaded = wasmHits('plugin-loaded').find((h) => h.json.plugin === 'newcomer')!.json;
-    expect(loaded).toMatchObject({ vm_id: 'newcomer', root_id: 'newcomer', file: plugin('hello-world') });
+    expect(loaded).toMatchObject({ vm_id: 'newcomer', root_id: 'newcomer', file: fixture('proxy-filter') });
     expect(loaded.sha256).toMatch(/^[0-9a-f]{64}$/);
 
     // Unloading an AssemblyScript SDK plugin traps in the SDK (a known quirk the gateway logs as a warning):

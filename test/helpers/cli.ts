@@ -3,6 +3,7 @@
  * and a serving gateway (Server) whose JSON log lines are parsed as they come.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ROOT } from './paths.js';
 
@@ -86,4 +87,11 @@ export async function listening(server: Server): Promise<{ server: Server; proxy
   const proxy = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'))).url as string;
   const admin = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'))).url as string;
   return { server, proxy, admin };
+}
+
+/** Writes `config` to a new file in `dir` and starts `hookwire start -c` on it there, once both listeners are up. */
+export async function startConfig(dir: string, config: string): Promise<{ server: Server; proxy: string; admin: string; file: string }> {
+  const file = join(dir, `hookwire-${Math.random().toString(36).slice(2)}.yaml`);
+  await writeFile(file, config);
+  return { ...(await startServer(file, dir)), file };
 }

@@ -226,6 +226,28 @@ describe.each(backends)('outcomes and listings: $name', (b) => {
   });
 });
 
+describe.each(backends)('every hook\'s deliveries: $name', (b) => {
+  it('pages newest first across hooks, optionally in one stored state (a delivery in flight is stored as pending)', async () => {
+    const s = await b.open(await b.fresh());
+    const [e1, e2, e3] = events(3);
+    e3!.deliveries[0]!.hookId = 'other';
+    await s.accept([e1!, e2!, e3!], [], 1000);
+    const [c1] = await claim(s, 1000, 1);
+    await s.cycle([ok(c1!, 1000)], [], 1000, 61_000, 'me');
+    await claim(s, 1000, 1); // e2 in flight
+    const all = await s.listAllDeliveries(null, 2, null, 1001);
+    const rest = await s.listAllDeliveries(null, 2, all.next, 1001);
+    expect([...all.deliveries, ...rest.deliveries].map((d) => d.id)).toEqual([e3, e2, e1].map((e) => e!.deliveries[0]!.id));
+    expect(rest.next).toBeNull();
+    expect((await s.listAllDeliveries('succeeded', 10, null, 1001)).deliveries.map((d) => d.id)).toEqual([e1!.deliveries[0]!.id]);
+    const pending = (await s.listAllDeliveries('pending', 10, null, 1001)).deliveries;
+    expect(pending.map((d) => [d.id, d.state])).toEqual([
+      [e3!.deliveries[0]!.id, 'pending'],
+      [e2!.deliveries[0]!.id, 'delivering'],
+    ]);
+  });
+});
+
 describe.each(backends)('hooks and sources: $name', (b) => {
   it('hooks round-trip, page in creation order, update in place; deleting one takes its deliveries', async () => {
     const s = await b.open(await b.fresh());

@@ -97,6 +97,27 @@ describe('event-forwarder', () => {
     expect(view(onlyCall(host))).toEqual([2]);
   });
 
+  it('on unload sends the records it holds (partial batch, then the rest), then calls proxy_done', async () => {
+    ({ host } = await start({ max_batch_size: 2, flush_interval_ms: 60_000 }));
+    host.enqueue('event_hooks', publishRecord('http-log'));
+    host.enqueue('event_hooks', emitRecord(1));
+    const first = onlyCall(host); // full batch: the publish and 1
+    for (let n = 2; n <= 4; n++) host.enqueue('event_hooks', emitRecord(n));
+    const unloaded = host.unload();
+    expect(host.plugin.closing).toBe(true);
+    host.respondToHttpCall(first.token, { status: 200 });
+    const second = onlyCall(host);
+    expect(view(second)).toEqual([2, 3]);
+    host.respondToHttpCall(second.token, { status: 200 });
+    const third = onlyCall(host); // a partial batch: no waiting for the next tick
+    expect(view(third)).toEqual([4]);
+    expect(host.plugin.closing).toBe(true);
+    host.respondToHttpCall(third.token, { status: 200 });
+    await unloaded;
+    expect(host.plugin.closed).toBe(true);
+    expect(host.logs('info')).toContain('event-forwarder: unloading; sending 4 held record(s) first');
+  });
+
   it('retries failures with exponential backoff, without losing or reordering records', async () => {
     let clock;
     ({ host, clock } = await start({ max_batch_size: 3, flush_interval_ms: 1000 }));

@@ -60,6 +60,32 @@ describe('hello-world plugin in the emulator', () => {
     expect(host.logs('warn')).toContain('hello-world: ping failed (no response)');
   });
 
+  it('on unload waits for the ping in flight, then calls proxy_done (the template of the unload protocol)', async () => {
+    host = await HostEmulator.start({
+      wasm: plugin('hello-world'),
+      pluginConfig: { ping_upstream: 'pinger', tick_ms: 5000 },
+      upstreams: ['pinger'],
+    });
+    host.tick();
+    const [call] = host.httpCalls();
+    const unloaded = host.unload();
+    expect(host.plugin.closing).toBe(true);
+    host.tick(); // no new ping while unloading
+    expect(host.httpCalls()).toHaveLength(1);
+    host.respondToHttpCall(call!.token, { status: 200, body: 'pong' });
+    await unloaded;
+    expect(host.plugin.closed).toBe(true);
+    expect(host.logs('info')).toContain('hello-world: ping 200 pong');
+    expect(host.logs('error')).toEqual([]);
+  });
+
+  it('on unload with nothing in flight is deleted at once, without a trap', async () => {
+    host = await HostEmulator.start({ wasm: plugin('hello-world') });
+    await host.unload();
+    expect(host.plugin.closed).toBe(true);
+    expect(host.plugin.vm.poisoned).toBeNull();
+  });
+
   it('refuses a configuration that is not a JSON object, naming the problem', async () => {
     const started = HostEmulator.start({ wasm: plugin('hello-world'), pluginConfig: '[1,2]' });
     await expect(started).rejects.toBeInstanceOf(PluginStartError);

@@ -506,6 +506,37 @@ describe('http-log: sending', () => {
     expect(host.tickPeriod()).toBe(0);
   });
 
+  it('on unload sends what waits out its coalescing delay, retries a failure, then calls proxy_done', async () => {
+    let clock;
+    ({ host, clock } = await start({ queue: { max_batch_size: 3, max_coalescing_delay: 30, initial_retry_delay: 0.5 } }));
+    requests(host, ['r1', 'r2', 'r3', 'r4', 'r5']);
+    host.respondToHttpCall(onlyCall(host).token, { status: 200 }); // r1-r3; r4, r5 wait for 30 s
+    expect(host.httpCalls()).toEqual([]);
+    let deleted = false;
+    const unloaded = host.unload().then(() => (deleted = true));
+    expect(host.logs('info')).toContain('http-log: unloading; sending 2 queued entries first');
+    expect(host.plugin.closing).toBe(true);
+    const first = onlyCall(host);
+    expect(ids(body(first))).toEqual(['r4', 'r5']);
+    host.respondToHttpCall(first.token, { status: 503 });
+    expect(host.plugin.closing).toBe(true); // still alive: its ticks drive the retry
+    clock.advance(500);
+    host.tick();
+    const retry = onlyCall(host);
+    expect(ids(body(retry))).toEqual(['r4', 'r5']);
+    host.respondToHttpCall(retry.token, { status: 200 });
+    await unloaded;
+    expect(deleted).toBe(true);
+    expect(host.plugin.closed).toBe(true);
+  });
+
+  it('on unload with nothing queued answers true at once', async () => {
+    ({ host } = await start({ queue: { max_batch_size: 3, max_coalescing_delay: 30 } }));
+    await host.unload();
+    expect(host.plugin.closed).toBe(true);
+    expect(host.httpCalls()).toEqual([]);
+  });
+
   it('sends a batch of one as an array when max_batch_size > 1', async () => {
     ({ host } = await start({ queue: { max_batch_size: 5, max_coalescing_delay: 0 } }));
     requests(host, ['solo']); // a delay under 50 ms: sent at once

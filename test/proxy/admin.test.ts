@@ -75,6 +75,12 @@ describe('admin token', () => {
       expect((await send(adminUrl + '/status', { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
       expect((await send(adminUrl + '/status', { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200);
       expect((await send(adminUrl + '/status', { headers: { 'hookwire-admin-token': 's3cret' } })).status).toBe(200);
+      // The scheme is case-insensitive (RFC 9110), as on the ingest endpoint; the token is not.
+      for (const scheme of ['bearer', 'BEARER', 'bEaReR']) {
+        expect((await send(adminUrl + '/status', { headers: { authorization: `${scheme} s3cret` } })).status, scheme).toBe(200);
+      }
+      expect((await send(adminUrl + '/status', { headers: { authorization: 'Bearer S3CRET' } })).status).toBe(401);
+      expect((await send(adminUrl + '/status', { headers: { authorization: 'Basic s3cret' } })).status).toBe(401);
     } finally {
       await secured.close({ drainTimeoutMs: 0 });
     }

@@ -17,6 +17,8 @@ beforeAll(async () => {
   upstream = await startUpstream();
   const dead = await closedPort();
   gw = await startGateway({
+    // A literal host:port reaches proxy_http_call only when listed.
+    wasm: { http_call_targets: [`127.0.0.1:${upstream.port}`] },
     services: [
       { name: 'echo', url: upstream.url },
       { name: 'authsvc', url: upstream.url },
@@ -144,7 +146,7 @@ describe('filter chain', () => {
     expect(r.json<Echo>().headers['x-call-status']).toBe('failed');
   });
 
-  it('accepts a literal host:port upstream for http calls (non-strict mode)', async () => {
+  it('accepts a literal host:port upstream listed in wasm.http_call_targets (non-strict mode)', async () => {
     const r = await send(gw.url + '/callliteral');
     expect(r.json<Echo>().headers['x-call-status']).toBe('200');
   });

@@ -20,6 +20,12 @@
 // plugin/source/event), put at the head of the next batch, and sent again
 // after any failure, so ingest always knows a source before its events.
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+// The root context's done and delete are this file's (at the end): the SDK's
+// look the root up among stream contexts and abort.
+import {
+  proxy_on_delete as sdkOnDelete,
+  proxy_on_done as sdkOnDone,
+} from "@gcoredev/proxy-wasm-sdk-as/assembly/exports";
 import {
   BufferTypeValues,
   Context,
@@ -44,6 +50,7 @@ import {
   propertyPath,
   queueId,
   registerQueue,
+  rootDone,
   serializePairs,
   setTickPeriod,
 } from "../../event-hooks/host";
@@ -134,6 +141,8 @@ class ForwarderRoot extends RootContext {
   failures: i32 = 0;
   retryAt: f64 = 0;
   dropped: i64 = 0;
+  /** Unloading: send everything held (partial batches too), then proxy_done. */
+  flushing: bool = false;
 
   createContext(context_id: u32): Context {
     return new Context(context_id, this);
@@ -178,6 +187,33 @@ class ForwarderRoot extends RootContext {
     if (!this.configured) return;
     this.drain();
     this.maybeSend(<f64>nowMillis(), true);
+    this.doneIfFlushed();
+  }
+
+  /**
+   * The host unloads this plugin (reload, shutdown). Records it holds would
+   * be lost with the VM: send them all (retries as usual) and stay alive
+   * until the last batch is answered, then call proxy_done. The host bounds
+   * the wait.
+   */
+  onDone(): bool {
+    if (!this.configured) return true;
+    this.flushing = true;
+    this.drain();
+    this.maybeSend(<f64>nowMillis(), true);
+    if (this.idle()) return true;
+    log(LogLevelValues.info, "event-forwarder: unloading; sending " + (this.buffer.length + this.inflight.length).toString() + " held record(s) first");
+    return false;
+  }
+
+  idle(): bool {
+    return this.token == 0 && !this.hasBatch && this.buffer.length == 0 && this.unsentPublishes() == 0;
+  }
+
+  doneIfFlushed(): void {
+    if (!this.flushing || !this.idle()) return;
+    this.flushing = false;
+    rootDone();
   }
 
   /** Move everything queued into the buffer (bounded; the oldest records go first). */
@@ -317,7 +353,8 @@ class ForwarderRoot extends RootContext {
       }
     }
     this.drain();
-    this.maybeSend(now, false);
+    this.maybeSend(now, this.flushing);
+    this.doneIfFlushed();
   }
 
   succeeded(): void {
@@ -345,4 +382,25 @@ class ForwarderRoot extends RootContext {
   }
 }
 
-registerRootContext((context_id: u32) => new ForwarderRoot(context_id), "event-forwarder");
+let theRoot: ForwarderRoot | null = null;
+
+export function proxy_on_done(context_id: u32): u32 {
+  const root = theRoot;
+  if (root !== null && context_id == root.context_id) return root.onDone() ? 1 : 0;
+  return sdkOnDone(context_id);
+}
+
+export function proxy_on_delete(context_id: u32): void {
+  const root = theRoot;
+  if (root !== null && context_id == root.context_id) {
+    root.onDelete();
+    return;
+  }
+  sdkOnDelete(context_id);
+}
+
+registerRootContext((context_id: u32) => {
+  const root = new ForwarderRoot(context_id);
+  theRoot = root;
+  return root;
+}, "event-forwarder");

@@ -1,10 +1,21 @@
 // hello-world: the smallest useful hookwire plugin, and the template for new ones.
 //  - adds a response header (name and value from the plugin configuration);
 //  - logs one line per request in on_log;
-//  - every `tick_ms`, pings an upstream cluster with proxy_http_call and logs the answer.
+//  - every `tick_ms`, pings an upstream cluster with proxy_http_call and logs the answer;
+//  - when unloaded (reload, configuration change, shutdown) with a ping in flight,
+//    waits for its answer before it goes: Envoy's proxy_on_done / proxy_done protocol.
+//    A plugin that holds data (a queue, a batch) flushes it the same way.
 // Configuration (JSON, every key optional):
 //   {"header": "x-hello", "value": "world", "ping_upstream": "", "ping_path": "/ping", "tick_ms": 0}
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+// The SDK's proxy_on_done / proxy_on_delete abort for a root context (they look
+// it up among stream contexts): this file exports its own (at the end), which
+// hand the root's calls to HelloRoot and the streams' to the SDK.
+import {
+  proxy_on_delete as sdkOnDelete,
+  proxy_on_done as sdkOnDone,
+} from "@gcoredev/proxy-wasm-sdk-as/assembly/exports";
+import { done } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
 import {
   BaseContext,
   Context,
@@ -39,6 +50,8 @@ function stringField(obj: JSON.Obj, key: string, fallback: string): string {
 
 class HelloRoot extends RootContext {
   config: HelloConfig = new HelloConfig();
+  pingInFlight: bool = false;
+  unloading: bool = false;
 
   createContext(context_id: u32): Context {
     return new HelloStream(context_id, this);
@@ -76,16 +89,31 @@ class HelloRoot extends RootContext {
   }
 
   onTick(): void {
+    if (this.unloading || this.pingInFlight) return;
     const headers = [
       makeHeaderPair(":method", "GET"),
       makeHeaderPair(":path", this.config.pingPath),
       makeHeaderPair(":authority", this.config.pingUpstream),
     ];
-    this.httpCall(this.config.pingUpstream, headers, new ArrayBuffer(0), [], 1000, this, onPingResponse);
+    this.pingInFlight = this.httpCall(this.config.pingUpstream, headers, new ArrayBuffer(0), [], 1000, this, onPingResponse) == 0;
+  }
+
+  // Unloading. true: nothing pending, delete me now. false: keep my ticks and
+  // http call responses going; I call proxy_done (done()) when finished. The
+  // host bounds the wait (hookwire: proxy.drain_timeout_ms).
+  onDone(): bool {
+    this.unloading = true;
+    return !this.pingInFlight;
+  }
+
+  pingAnswered(): void {
+    this.pingInFlight = false;
+    if (this.unloading) done();
   }
 }
 
 function onPingResponse(origin: BaseContext, headers: u32, body_size: usize, trailers: u32): void {
+  (<HelloRoot>origin).pingAnswered();
   if (headers == 0) {
     log(LogLevelValues.warn, "hello-world: ping failed (no response)");
     return;
@@ -110,4 +138,25 @@ class HelloStream extends Context {
   }
 }
 
-registerRootContext((context_id: u32) => new HelloRoot(context_id), "hello-world");
+let theRoot: HelloRoot | null = null;
+
+export function proxy_on_done(context_id: u32): u32 {
+  const root = theRoot;
+  if (root !== null && context_id == root.context_id) return root.onDone() ? 1 : 0;
+  return sdkOnDone(context_id);
+}
+
+export function proxy_on_delete(context_id: u32): void {
+  const root = theRoot;
+  if (root !== null && context_id == root.context_id) {
+    root.onDelete();
+    return;
+  }
+  sdkOnDelete(context_id);
+}
+
+registerRootContext((context_id: u32) => {
+  const root = new HelloRoot(context_id);
+  theRoot = root;
+  return root;
+}, "hello-world");

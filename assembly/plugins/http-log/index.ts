@@ -41,7 +41,7 @@ import {
 import { ensureRootContext } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
 import { emitAt, JsonKey, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
 import { Slice } from "../../event-hooks/scratch";
-import { httpCall, httpCallToken, lastStatusMessage, nowMillis, setEffectiveContext, setTickPeriod } from "../../event-hooks/host";
+import { httpCall, httpCallToken, lastStatusMessage, nowMillis, rootDone, setEffectiveContext, setTickPeriod } from "../../event-hooks/host";
 import { HttpLogConfig, parseConfig } from "./config";
 import { identity, writeEntry } from "./entry";
 import { ByteQueue } from "../../event-hooks/queue";
@@ -93,6 +93,8 @@ class HttpLogRoot extends RootContext {
   warnedCapacity: bool = false;
   queueFull: bool = false;
   droppedWhileFull: i64 = 0;
+  /** Unloading: send everything queued without waiting out the coalescing delay, then proxy_done. */
+  flushing: bool = false;
 
   onConfigure(configuration_size: u32): bool {
     super.onConfigure(configuration_size);
@@ -119,6 +121,35 @@ class HttpLogRoot extends RootContext {
     const now = nowMs();
     this.pump(now);
     this.reschedule(now);
+    this.doneIfFlushed();
+  }
+
+  // ---- unloading (Envoy's proxy_on_done / proxy_done protocol) ----
+
+  /**
+   * The host unloads this plugin (reload, configuration change, shutdown).
+   * Nothing queued may be lost: send it all now (retries as usual) and stay
+   * alive until the last batch is answered, then call proxy_done. The host
+   * bounds the wait (hookwire: proxy.drain_timeout_ms).
+   */
+  onDone(): bool {
+    this.flushing = true;
+    const now = nowMs();
+    this.pump(now);
+    if (this.idle()) return true;
+    log(LogLevelValues.info, "http-log: unloading; sending " + (this.queue.length + this.batch.length).toString() + " queued entries first");
+    this.reschedule(now);
+    return false;
+  }
+
+  idle(): bool {
+    return this.token == 0 && this.batch.length == 0 && this.queue.length == 0;
+  }
+
+  doneIfFlushed(): void {
+    if (!this.flushing || !this.idle()) return;
+    this.flushing = false;
+    rootDone();
   }
 
   // ---- the queue (kong.tools.queue semantics) ----
@@ -179,7 +210,7 @@ class HttpLogRoot extends RootContext {
     const q = this.cfg.queue;
     const n = this.queue.length;
     if (n == 0) return false;
-    if (q.maxBatchSize > 1 && n < q.maxBatchSize && now - this.coalesceStart < q.maxCoalescingDelay - COALESCE_MIN_MS) return false;
+    if (!this.flushing && q.maxBatchSize > 1 && n < q.maxBatchSize && now - this.coalesceStart < q.maxCoalescingDelay - COALESCE_MIN_MS) return false;
     this.takeBatch(now);
     this.attempt(now);
     return true;
@@ -246,6 +277,7 @@ class HttpLogRoot extends RootContext {
     }
     this.pump(now);
     this.reschedule(now);
+    this.doneIfFlushed();
   }
 
   succeeded(now: f64): void {
@@ -285,7 +317,7 @@ class HttpLogRoot extends RootContext {
     if (this.token == 0 && (this.batch.length > 0 || this.queue.length > 0)) {
       const due = this.batch.length > 0
         ? this.retryAt - now
-        : this.coalesceStart + this.cfg.queue.maxCoalescingDelay - COALESCE_MIN_MS - now;
+        : this.flushing ? 0 : this.coalesceStart + this.cfg.queue.maxCoalescingDelay - COALESCE_MIN_MS - now;
       want = <u32>Math.ceil(Math.max(1, Math.min(MAX_TICK_MS, due)));
     }
     if (want == 0 && this.cfg.eventHooks && pendingRecords() > 0) want = EVENT_HOOKS_RETRY_MS;

@@ -44,6 +44,15 @@ describe('property paths', () => {
     expect(r.map(value)).toEqual(['/p?q=1', '/p?q=1', '/p?q=1', 'GET']);
   });
 
+  it('answers NOT_FOUND for a name only Object.prototype has ("constructor", "__proto__"), without trapping', async () => {
+    const host = await startProbe([get('request_headers', 'constructor'), get('request_headers', '__proto__'), get('request_headers', 'request\0path')]);
+    const id = host.initHttpContext(ATTRS);
+    host.callOnRequestHeaders(id, { ':path': '/' });
+    const r = drain(host);
+    expect(statuses(r)).toEqual([Status.NOT_FOUND, Status.NOT_FOUND, Status.OK]);
+    expect(host.plugin.failure).toBeNull();
+  });
+
   it('answers NOT_FOUND to a dotted path for a built-in attribute in envoyStrict mode', async () => {
     const host = await startProbe(
       [

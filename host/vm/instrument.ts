@@ -1,0 +1,258 @@
+/**
+ * The guard: a rewrite of a module's code, made in memory when the host
+ * loads it, that lets the host stop a guest call that runs too long and cap
+ * how far the guest's memory can grow. The file on disk is never touched, so
+ * the same artifact still loads in Envoy.
+ *
+ * - Fuel: a mutable i32 global, decremented at every loop header and at the
+ *   entry of every function that calls guest code (wasmtime checks at loop
+ *   headers and function entries: without entry checks a loop-free call tree
+ *   could still run for exponential time; a leaf function without loops runs a
+ *   bounded number of instructions, so it needs none). When it
+ *   drops below zero the guest calls the host import `hookwire:guard.refuel`,
+ *   which compares the clock with the current call's deadline and either
+ *   returns a new allowance or throws, which unwinds the guest like a trap.
+ *   The inline check is global.get/sub/set + a compare and a branch not taken;
+ *   the host is called once per FUEL_SLICE checks, not per loop.
+ * - Memory: every `memory.grow` asks for `hookwire:guard.cap_grow(delta)`
+ *   pages instead (an internal function, not a host call): the same delta,
+ *   or 0xFFFFFFFF when the result would pass the imported global
+ *   `hookwire:guard.max_pages`, which makes the grow fail (-1) as if the
+ *   engine were out of memory. The cap is an import, so one rewrite serves
+ *   every cap.
+ *
+ * The rewrite uses binaryen's JS API (loaded once, on first use: it takes
+ * a moment), reads the module with every feature enabled (AssemblyScript
+ * emits bulk memory, sign extension, mutable globals; other SDKs more) and
+ * keeps the name section so stack traces still name functions.
+ */
+import type * as BinaryenNs from 'binaryen';
+
+type ExpressionRef = number;
+/** The expression wrappers this file uses; binaryen's bundled typings (index.d.ts) predate them. */
+interface Wrappers {
+  Function: { getBody(fn: number): ExpressionRef; setBody(fn: number, body: ExpressionRef): void };
+  Loop: { getBody(e: ExpressionRef): ExpressionRef; setBody(e: ExpressionRef, body: ExpressionRef): void };
+  MemoryGrow: { getDelta(e: ExpressionRef): ExpressionRef; setDelta(e: ExpressionRef, delta: ExpressionRef): void };
+  Call: { getTarget(e: ExpressionRef): string };
+}
+type Binaryen = typeof BinaryenNs.default & Wrappers;
+
+/** Import module of the guard's host imports; chosen not to clash with any SDK's. */
+export const GUARD_MODULE = 'hookwire:guard';
+/** Checks between two calls to the host (each a clock read): about 0.1–1 ms of guest work. */
+export const FUEL_SLICE = 100_000;
+/** Loop iterations counted in a register between two spends from the fuel global (a power of two). */
+const LOOP_STRIDE = 64;
+
+const FUEL = 'hookwire_guard_fuel';
+const REFUEL = 'hookwire_guard_refuel';
+const MAX_PAGES = 'hookwire_guard_max_pages';
+const CAP_GROW = 'hookwire_guard_cap_grow';
+
+let binaryenPromise: Promise<Binaryen> | null = null;
+
+/** binaryen, imported on first use (about half a second) and kept. */
+function loadBinaryen(): Promise<Binaryen> {
+  binaryenPromise ??= import('binaryen').then((m) => m.default as Binaryen);
+  return binaryenPromise;
+}
+
+/** Thrown when binaryen cannot read or rewrite the module; the message says why. */
+export class InstrumentError extends Error {}
+
+/**
+ * The guarded copy of `bytes`. Throws InstrumentError when binaryen cannot
+ * read the module or when the rewritten module does not validate.
+ */
+export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
+  const b = await loadBinaryen();
+  let mod: BinaryenNs.default.Module;
+  try {
+    mod = (b.readBinary as unknown as (data: Uint8Array, features: number) => BinaryenNs.default.Module)(bytes, b.Features.All);
+  } catch (err) {
+    throw new InstrumentError(`binaryen cannot read the module: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    // Validate and write with every feature except the encodings V8 (Node 20) cannot read yet:
+    // with All, binaryen writes compact imports, which V8 rejects ("unknown import kind").
+    const F = b.Features as unknown as Record<string, number>;
+    mod.setFeatures(F.All! & ~F.CompactImports! & ~F.CustomPageSizes!);
+    const functions: ExpressionRef[] = [];
+    const imported = new Set<string>();
+    for (let i = 0; i < mod.getNumFunctions(); i++) {
+      const fn = mod.getFunctionByIndex(i);
+      const info = b.getFunctionInfo(fn);
+      if (info.module === '') functions.push(fn);
+      else imported.add(info.name);
+    }
+
+    mod.addGlobal(FUEL, b.i32, true, mod.i32.const(FUEL_SLICE));
+    mod.addFunctionImport(REFUEL, GUARD_MODULE, 'refuel', b.none, b.i32);
+    mod.addGlobalImport(MAX_PAGES, GUARD_MODULE, 'max_pages', b.i32, false);
+    // cap_grow(delta) = size + delta > max_pages ? 0xFFFFFFFF : delta (all unsigned; size + delta cannot wrap: both ≤ 65536 in practice, else the grow fails anyway).
+    const delta = () => mod.local.get(0, b.i32);
+    mod.addFunction(
+      CAP_GROW,
+      b.i32,
+      b.i32,
+      [],
+      // binaryen's select takes the condition first.
+      mod.select(mod.i32.gt_u(mod.i32.add(mod.memory.size(), delta()), mod.global.get(MAX_PAGES, b.i32)), mod.i32.const(-1), delta()),
+    );
+
+    // Spend `cost` fuel; below zero, ask the host (which refills or throws).
+    const spend = (cost: number): ExpressionRef =>
+      mod.block(null, [
+        mod.global.set(FUEL, mod.i32.sub(mod.global.get(FUEL, b.i32), mod.i32.const(cost))),
+        mod.if(mod.i32.lt_s(mod.global.get(FUEL, b.i32), mod.i32.const(0)), mod.global.set(FUEL, mod.call(REFUEL, [], b.i32))),
+      ]);
+    // A loop header counts down a local of its function (a register: far cheaper than the global,
+    // which lives in memory; the hot path is a decrement and a branch not taken) and spends
+    // LOOP_STRIDE fuel from the global each time it reaches zero. The function's entry sets it.
+    const loopCheck = (counter: number): ExpressionRef =>
+      mod.if(
+        mod.i32.le_s(mod.local.tee(counter, mod.i32.sub(mod.local.get(counter, b.i32), mod.i32.const(1)), b.i32), mod.i32.const(0)),
+        mod.block(null, [mod.local.set(counter, mod.i32.const(LOOP_STRIDE)), spend(LOOP_STRIDE)]),
+      );
+
+    const walker = new Walker(b, mod, loopCheck, imported);
+    for (const fn of functions) {
+      const body = b.Function.getBody(fn);
+      let counter = -1;
+      walker.counter = () => (counter = (b as unknown as { _BinaryenFunctionAddVar(fn: number, type: number): number })._BinaryenFunctionAddVar(fn, b.i32));
+      // Only a function that calls guest code needs a check at its entry: a leaf runs a bounded
+      // number of instructions between its caller's check and its own loop checks, and AssemblyScript
+      // code is mostly small leaves, so checking those would cost the most for nothing.
+      const prologue: ExpressionRef[] = [];
+      if (walker.walk(body)) prologue.push(spend(1));
+      if (counter >= 0) prologue.push(mod.local.set(counter, mod.i32.const(LOOP_STRIDE)));
+      if (prologue.length > 0) b.Function.setBody(fn, mod.block(null, [...prologue, body], b.getExpressionType(body)));
+    }
+    if (!mod.validate()) throw new InstrumentError('the instrumented module does not validate (binaryen printed why on stderr)');
+    b.setDebugInfo(true);
+    return mod.emitBinary();
+  } catch (err) {
+    if (err instanceof InstrumentError) throw err;
+    throw new InstrumentError(`binaryen failed to instrument the module: ${(err as Error).message}`, { cause: err });
+  } finally {
+    mod.dispose();
+  }
+}
+
+/**
+ * Visits every expression of a function body (binaryen's JS API has no
+ * generic child walker, so children are listed per expression kind) and
+ * guards loops and memory.grow in place.
+ */
+class Walker {
+  private readonly children = new Map<number, (e: ExpressionRef) => readonly ExpressionRef[]>();
+  private readonly leaves = new Set<number>();
+
+  constructor(
+    private readonly b: Binaryen,
+    private readonly mod: BinaryenNs.default.Module,
+    private readonly loopCheck: (counter: number) => ExpressionRef,
+    private readonly imported: ReadonlySet<string>,
+  ) {
+    const B = b as unknown as Record<string, Record<string, (e: ExpressionRef) => unknown>> & Record<string, number>;
+    const get =
+      (cls: string, ...names: string[]) =>
+      (e: ExpressionRef): ExpressionRef[] => {
+        const out: ExpressionRef[] = [];
+        for (const n of names) {
+          const v = B[cls]![n]!(e) as ExpressionRef | ExpressionRef[];
+          if (Array.isArray(v)) out.push(...v);
+          else out.push(v);
+        }
+        return out;
+      };
+    const kids: Record<string, [string, ...string[]]> = {
+      Block: ['Block', 'getChildren'],
+      If: ['If', 'getCondition', 'getIfTrue', 'getIfFalse'],
+      Loop: ['Loop', 'getBody'],
+      Break: ['Break', 'getCondition', 'getValue'],
+      Switch: ['Switch', 'getCondition', 'getValue'],
+      Call: ['Call', 'getOperands'],
+      CallIndirect: ['CallIndirect', 'getTarget', 'getOperands'],
+      LocalSet: ['LocalSet', 'getValue'],
+      GlobalSet: ['GlobalSet', 'getValue'],
+      Load: ['Load', 'getPtr'],
+      Store: ['Store', 'getPtr', 'getValue'],
+      AtomicRMW: ['AtomicRMW', 'getPtr', 'getValue'],
+      AtomicCmpxchg: ['AtomicCmpxchg', 'getPtr', 'getExpected', 'getReplacement'],
+      AtomicWait: ['AtomicWait', 'getPtr', 'getExpected', 'getTimeout'],
+      AtomicNotify: ['AtomicNotify', 'getPtr', 'getNotifyCount'],
+      SIMDExtract: ['SIMDExtract', 'getVec'],
+      SIMDReplace: ['SIMDReplace', 'getVec', 'getValue'],
+      SIMDShuffle: ['SIMDShuffle', 'getLeft', 'getRight'],
+      SIMDTernary: ['SIMDTernary', 'getA', 'getB', 'getC'],
+      SIMDShift: ['SIMDShift', 'getVec', 'getShift'],
+      SIMDLoad: ['SIMDLoad', 'getPtr'],
+      SIMDLoadStoreLane: ['SIMDLoadStoreLane', 'getPtr', 'getVec'],
+      MemoryInit: ['MemoryInit', 'getDest', 'getOffset', 'getSize'],
+      MemoryCopy: ['MemoryCopy', 'getDest', 'getSource', 'getSize'],
+      MemoryFill: ['MemoryFill', 'getDest', 'getValue', 'getSize'],
+      Unary: ['Unary', 'getValue'],
+      Binary: ['Binary', 'getLeft', 'getRight'],
+      Select: ['Select', 'getIfTrue', 'getIfFalse', 'getCondition'],
+      Drop: ['Drop', 'getValue'],
+      Return: ['Return', 'getValue'],
+      MemoryGrow: ['MemoryGrow', 'getDelta'],
+      RefIsNull: ['RefIsNull', 'getValue'],
+      RefEq: ['RefEq', 'getLeft', 'getRight'],
+      TableGet: ['TableGet', 'getIndex'],
+      TableSet: ['TableSet', 'getIndex', 'getValue'],
+      TableGrow: ['TableGrow', 'getValue', 'getDelta'],
+      Try: ['Try', 'getBody', 'getCatchBodies'],
+      Throw: ['Throw', 'getOperands'],
+      TupleMake: ['TupleMake', 'getOperands'],
+      TupleExtract: ['TupleExtract', 'getTuple'],
+      RefAs: ['RefAs', 'getValue'],
+      CallRef: ['CallRef', 'getOperands', 'getTarget'],
+    };
+    for (const [kind, [cls, ...names]] of Object.entries(kids)) this.children.set(B[`${kind}Id`]!, get(cls, ...names));
+    for (const kind of [
+      'Nop', 'LocalGet', 'GlobalGet', 'Const', 'MemorySize', 'Unreachable', 'Pop', 'RefNull', 'RefFunc',
+      'AtomicFence', 'DataDrop', 'TableSize', 'Rethrow', 'ElemDrop',
+    ]) {
+      this.leaves.add(B[`${kind}Id`]!);
+    }
+  }
+
+  /** Guard the loops and memory.grow under `root`; returns whether it calls guest code (not only host imports). */
+  /** Adds the loop-counter local to the function being walked; returns its index. */
+  counter: () => number = () => {
+    throw new Error('no function');
+  };
+
+  walk(root: ExpressionRef): boolean {
+    const b = this.b;
+    let callsGuest = false;
+    let counter = -1;
+    const stack: ExpressionRef[] = [root];
+    while (stack.length > 0) {
+      const e = stack.pop()!;
+      if (e === 0) continue; // an absent optional child (an if without else, a br without value)
+      const id = b.getExpressionId(e);
+      if (this.leaves.has(id)) continue;
+      const kids = this.children.get(id);
+      if (kids === undefined) {
+        throw new InstrumentError(`unsupported instruction in function code: ${b.emitText(e).split('\n')[0]!.trim()}`);
+      }
+      for (const k of kids(e)) stack.push(k);
+      if (id === b.LoopId) {
+        const body = b.Loop.getBody(e);
+        if (counter < 0) counter = this.counter();
+        b.Loop.setBody(e, this.mod.block(null, [this.loopCheck(counter), body], b.getExpressionType(body)));
+      } else if (id === b.MemoryGrowId) {
+        b.MemoryGrow.setDelta(e, this.mod.call(CAP_GROW, [b.MemoryGrow.getDelta(e)], b.i32));
+      } else if (id === b.CallId) {
+        callsGuest ||= !this.imported.has(b.Call.getTarget(e));
+      } else if (id === b.CallIndirectId || id === b.CallRefId) {
+        callsGuest = true;
+      }
+    }
+    return callsGuest;
+  }
+}
