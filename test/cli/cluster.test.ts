@@ -56,7 +56,7 @@ event_hooks:
   ingest_token: ${INGEST_TOKEN}
   allow_cidrs: [127.0.0.1/32]
   close_timeout_ms: 1000
-  delivery: {timeout_ms: 2000, lease_ms: 3000, poll_interval_ms: 100, retry_schedule_ms: [100, 100, 100, 100, 100], jitter: none}
+  delivery: {timeout_ms: 5000, lease_ms: 10000, poll_interval_ms: 100, retry_schedule_ms: [100, 100, 100, 100, 100], jitter: none}
 services: [{name: echo, url: "${upstream.url}"}]
 routes: [{name: seeded, service: echo, paths: [/seeded]}]
 `,
@@ -110,8 +110,11 @@ async function hookOn(admin: string, others: string[], url: string): Promise<str
   return id;
 }
 
+/** Generous: a loaded 2-core machine runs two gateways, PostgreSQL and the receiver (the bounds guard against hangs only). */
+const LONG = { timeout: 300_000 };
+
 describe('two hookwire nodes on one PostgreSQL', () => {
-  it('a route created on node A serves on node B (reloaded on the change notification)', async () => {
+  it('a route created on node A serves on node B (reloaded on the change notification)', LONG, async () => {
     const file = await clusterConfig(await pgc.cluster.createDatabase('e2e'));
     const a = await node(file);
     const b = await node(file);
@@ -130,7 +133,7 @@ describe('two hookwire nodes on one PostgreSQL', () => {
     await b.server.waitFor((l) => l.msg === 'entities changed in the store (another node): reloaded');
   });
 
-  it(`${N} events with a webhook hook, accepted by both nodes: each webhook-id arrives exactly once`, async () => {
+  it(`${N} events with a webhook hook, accepted by both nodes: each webhook-id arrives exactly once`, LONG, async () => {
     const file = await clusterConfig(await pgc.cluster.createDatabase('e2e'));
     const a = await node(file);
     const b = await node(file);
@@ -154,7 +157,7 @@ describe('two hookwire nodes on one PostgreSQL', () => {
     expect(Math.min(...sent)).toBeGreaterThan(0);
   });
 
-  it(`kill -9 of node A halfway through ${N} events: none lost, a repeat only with the same webhook-id`, async () => {
+  it(`kill -9 of node A halfway through ${N} events: none lost, a repeat only with the same webhook-id`, LONG, async () => {
     const file = await clusterConfig(await pgc.cluster.createDatabase('e2e'));
     const a = await node(file);
     const b = await node(file);
@@ -187,7 +190,7 @@ describe('two hookwire nodes on one PostgreSQL', () => {
 });
 
 describe('the commands on PostgreSQL', () => {
-  it('config export prints the shared entities; config import replaces them and running nodes serve them', async () => {
+  it('config export prints the shared entities; config import replaces them and running nodes serve them', LONG, async () => {
     const url = await pgc.cluster.createDatabase('e2e');
     const file = await clusterConfig(url);
     const a = await node(file);
@@ -207,7 +210,7 @@ describe('the commands on PostgreSQL', () => {
     expect((await send(`${a.proxy}/live`)).status).toBe(404);
   });
 
-  it('an unreachable database: start exits 1 with HW_ERR_POSTGRES_STORE, naming it without the password', async () => {
+  it('an unreachable database: start exits 1 with HW_ERR_POSTGRES_STORE, naming it without the password', LONG, async () => {
     const file = join(dir, 'unreachable.yaml');
     const port = pgc.cluster.port + 1;
     await writeFile(

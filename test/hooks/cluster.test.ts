@@ -22,7 +22,7 @@ async function node(url: string): Promise<EventHooks> {
     store,
     logger: capturedLogger('warn').logger,
     ssrf: { allowCidrs: ['127.0.0.1/32'] },
-    delivery: { retrySchedule: [50, 50, 50], jitter: 'none', timeoutMs: 3000, leaseMs: 5000, pollIntervalMs: 100 },
+    delivery: { retrySchedule: [50, 50, 50], jitter: 'none', timeoutMs: 5000, leaseMs: 10000, pollIntervalMs: 100 },
   });
   cleanups.push(async () => {
     await hooks.close({ timeoutMs: 1000 });
@@ -40,8 +40,10 @@ async function recv(): Promise<Receiver> {
 
 const ids = (r: Receiver) => r.received.map((x) => x.headers['webhook-id']!);
 
+const LONG = { timeout: 120_000 };
+
 describe('event hooks on one PostgreSQL, two nodes', () => {
-  it('a hook created on node A is matched by events accepted on node B; deleting it on B stops matching on A', async () => {
+  it('a hook created on node A is matched by events accepted on node B; deleting it on B stops matching on A', LONG, async () => {
     const url = await pgc.cluster.createDatabase('cl');
     const [a, b] = [await node(url), await node(url)];
     const r = await recv();
@@ -55,7 +57,7 @@ describe('event hooks on one PostgreSQL, two nodes', () => {
     expect((await a.emitCrud('services', 'create', { id: 's2', name: 'svc2' }))[0]!.deliveries).toBe(0);
   });
 
-  it('events accepted on both nodes: each delivery arrives exactly once, sent by one node or the other', async () => {
+  it('events accepted on both nodes: each delivery arrives exactly once, sent by one node or the other', LONG, async () => {
     const url = await pgc.cluster.createDatabase('cl');
     const [a, b] = [await node(url), await node(url)];
     const r = await recv();
@@ -71,7 +73,7 @@ describe('event hooks on one PostgreSQL, two nodes', () => {
     await waitUntil(async () => (await a.metrics()).find((m) => m.name.includes('pending'))?.value === 0 || undefined, 10_000, 'nothing pending');
   });
 
-  it('on_change and snooze hold across nodes (decided in the database)', async () => {
+  it('on_change and snooze hold across nodes (decided in the database)', LONG, async () => {
     const url = await pgc.cluster.createDatabase('cl');
     const [a, b] = [await node(url), await node(url)];
     const r = await recv();
