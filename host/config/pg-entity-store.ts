@@ -142,14 +142,15 @@ export class PgEntityStore implements EntityStore {
       changed,
     );
     await this.feed.start();
+    // The poll's baseline is taken now, so a write landing before its first tick is still a change.
+    let seen = await this.version();
     // What changed between the caller's load and the LISTEN is seen now.
     changed();
     // The fallback: a notification lost with its connection is seen here within a period.
-    let seen: number | null | undefined;
     this.poller = setInterval(() => {
       this.version().then(
         (v) => {
-          if (seen !== undefined && v !== seen) changed();
+          if (v !== seen) changed();
           seen = v;
         },
         () => {},

@@ -307,13 +307,14 @@ export class PgEventHookStore implements EventHookStore {
       changed,
     );
     await this.feed.start();
+    // The poll's baseline is taken now, so a change landing before its first tick still counts.
+    let seen = await this.fingerprint();
     // What changed between the caller's load and the LISTEN is seen now.
     changed();
-    let seen: string | undefined;
     this.poller = setInterval(() => {
       this.fingerprint().then(
         (f) => {
-          if (seen !== undefined && f !== seen) changed();
+          if (f !== seen) changed();
           seen = f;
         },
         () => {},

@@ -165,6 +165,39 @@ describe('postgres entity store specifics', () => {
     expect(err?.message).not.toContain('secret');
   });
 
+  it('a LISTEN connection killed by the server: the poll still sees other writers, and the feed comes back', async () => {
+    const url = await pgc.cluster.createDatabase('feed');
+    const a = await postgres.open(url);
+    const other = await postgres.open(url);
+    await a.save(doc(1), null);
+    let calls = 0;
+    await a.watch(() => calls++);
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const killed = await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hookwire-listen'`);
+    expect(killed.rowCount).toBeGreaterThan(0);
+    const waitCall = async (before: number) => {
+      const t0 = Date.now();
+      while (calls === before && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 10));
+      expect(calls).toBeGreaterThan(before);
+    };
+    let before = calls;
+    await other.save(doc(2), 1);
+    await waitCall(before);
+    // Reconnected: a LISTEN connection is back.
+    const t0 = Date.now();
+    let listening = 0;
+    while (listening === 0 && Date.now() - t0 < 10_000) {
+      listening = (await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'hookwire-listen'`)).rowCount ?? 0;
+      if (listening === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    await admin.end();
+    expect(listening).toBeGreaterThan(0);
+    before = calls;
+    await other.save(doc(3), 2);
+    await waitCall(before);
+  });
+
   it('nodes starting at once on an empty database migrate it once', async () => {
     const url = await pgc.cluster.createDatabase('race');
     const stores = await Promise.all([postgres.open(url), postgres.open(url), postgres.open(url)]);
