@@ -180,3 +180,25 @@ export class EntityStoreConflictError extends HookwireError {
     super('HW_ERR_ENTITY_STORE_CONFLICT', `${file}: the stored entities changed under this write (version ${found}, expected ${expected}); retry`);
   }
 }
+
+/** A PostgreSQL store (`storage.kind: postgres`) cannot be reached, read or written, or was migrated by a newer hookwire. */
+export class PostgresStoreError extends HookwireError {
+  /** The connection URL without its password. */
+  readonly url: string;
+  constructor(code: 'HW_ERR_POSTGRES_STORE_VERSION' | 'HW_ERR_POSTGRES_STORE', url: string, message: string, options?: { cause?: unknown }) {
+    const shown = redactUrl(url);
+    super(code, `${shown}: ${message}`, options);
+    this.url = shown;
+  }
+}
+
+/** A connection URL without its password, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable url)';
+  }
+}

@@ -29,7 +29,17 @@ import type { EventHooksOptions } from '../hooks/options.js';
 import { Gateway, type GatewayOptions, type ListenerInfo, type ReloadResult } from '../proxy/gateway.js';
 import { ReloadError } from '../proxy/errors.js';
 import type { RuntimeEvent } from '../vm/runtime.js';
+import { PgEventHookStore } from '../hooks/pg-store.js';
 import { EntityStorage } from './storage.js';
+
+/** The event-hooks store in the shared PostgreSQL database of `storage`. */
+function pgEventHookStore(config: HookwireConfig): PgEventHookStore {
+  const s = config.storage;
+  return new PgEventHookStore(s.url!, {
+    pool: { max: s.pool.max, idleTimeoutMs: s.pool.idle_timeout_ms, connectTimeoutMs: s.pool.connect_timeout_ms },
+    pollIntervalMs: s.poll_interval_ms,
+  });
+}
 
 export interface HookwireOptions extends GatewayOptions {
   logger: Logger;
@@ -110,17 +120,22 @@ async function startEventHooks(c: EventHooksConfig, logger: Logger, overrides: P
 /** Start the event-hooks service, the gateway, then the admin listener with the Admin API. */
 export async function startHookwire(fileConfig: HookwireConfig, options: HookwireOptions): Promise<Hookwire> {
   const logger = options.logger;
-  const { storage, config } = EntityStorage.open(fileConfig, logger);
+  const { storage, config } = await EntityStorage.open(fileConfig, logger);
   let hooks: EventHooks | null;
+  // storage.kind postgres: the outbox lives in the shared database too (every node delivers from it).
+  const hookStore = config.event_hooks.enabled && config.storage.kind === 'postgres' ? pgEventHookStore(config) : null;
   try {
-    hooks = config.event_hooks.enabled ? await startEventHooks(config.event_hooks, logger, options.eventHooks ?? {}) : null;
+    const overrides = hookStore ? { ...options.eventHooks, store: hookStore } : (options.eventHooks ?? {});
+    hooks = config.event_hooks.enabled ? await startEventHooks(config.event_hooks, logger, overrides) : null;
   } catch (err) {
-    storage.close();
+    await hookStore?.close();
+    await storage.close();
     throw err;
   }
   const closeHooks = async () => {
     await (hooks?.close({ timeoutMs: config.event_hooks.close_timeout_ms }) ?? Promise.resolve());
-    storage.close();
+    await hookStore?.close();
+    await storage.close();
   };
 
   let onRuntimeEvent = options.onRuntimeEvent;
@@ -149,18 +164,41 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
     throw err;
   }
 
+  // Entity changes, ours and other nodes', one at a time: a write never interleaves with a reload of another node's.
+  let entityChain: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = entityChain.then(fn);
+    entityChain = run.catch(() => undefined);
+    return run;
+  };
   /** An Admin API change: served, then stored before it is acknowledged (a failed store puts the previous one back). */
-  const applyChange = async (next: HookwireConfig): Promise<ReloadResult> => {
-    const previous = gateway.config;
-    const result = await gateway.reload(next);
-    try {
-      storage.persist(next);
-    } catch (err) {
-      logger.error({ err, code: (err as { code?: string }).code }, 'storing an Admin API change failed: serving the previous configuration again');
-      await gateway.reload(previous).catch((e: unknown) => logger.error({ err: e }, 'restoring the previous configuration failed'));
-      throw err;
-    }
-    return result;
+  const applyChange = (next: HookwireConfig): Promise<ReloadResult> =>
+    serialized(async () => {
+      const previous = gateway.config;
+      const result = await gateway.reload(next);
+      try {
+        await storage.persist(next);
+      } catch (err) {
+        logger.error({ err, code: (err as { code?: string }).code }, 'storing an Admin API change failed: serving the previous configuration again');
+        await gateway.reload(previous).catch((e: unknown) => logger.error({ err: e }, 'restoring the previous configuration failed'));
+        throw err;
+      }
+      return result;
+    });
+  // Another node wrote the entities (PostgreSQL): serve the stored ones, with this node's settings.
+  let syncQueued = false;
+  const syncFromStore = (): void => {
+    if (syncQueued) return;
+    syncQueued = true;
+    void serialized(async () => {
+      syncQueued = false;
+      if (gateway.closed) return;
+      const changed = await storage.changedElsewhere(gateway.config);
+      if (changed === null) return;
+      const r = await gateway.reload(changed.config);
+      storage.serving(changed.version);
+      logger.info({ version: changed.version, generation: r.generation }, 'entities changed in the store (another node): reloaded');
+    }).catch((err: unknown) => logger.error({ err, code: (err as { code?: string }).code }, 'reloading the entities another node stored failed'));
   };
   const admin = new AdminServer({ token: config.admin.token, logger });
   const entities = new ConfigEntities({
@@ -189,6 +227,14 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
     await closeHooks();
     throw err;
   }
+  try {
+    await storage.watch(syncFromStore);
+  } catch (err) {
+    await admin.close({ graceMs: 0 });
+    await gateway.close({ drainTimeoutMs: 0 });
+    await closeHooks();
+    throw err;
+  }
   let closing: Promise<void> | null = null;
   return {
     gateway,
@@ -207,7 +253,7 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
         logger.error({ code: err.code, stage: err.stage, listener: 'admin' }, err.message);
         throw err;
       }
-      const result = await gateway.reloadFromFile(undefined, (file) => storage.reloaded(file));
+      const result = await serialized(() => gateway.reloadFromFile(undefined, (file) => storage.reloaded(file)));
       if (switchAdmin !== null) {
         switchAdmin();
         logger.info('admin TLS certificates reloaded');

@@ -39,8 +39,8 @@ Commands:
                        configure every plugin (on_vm_start, on_configure) with no listener or call out
   inspect FILE.wasm    print a proxy-wasm module's ABI version, imports, exports and Envoy
                        compatibility (--json for the manifest form); exit 1 if Envoy would refuse it
-  config import -c FILE  replace the stored entities (storage.path) with FILE's; a running gateway
-                       serves them after SIGHUP
+  config import -c FILE  replace the stored entities (storage.path or storage.url) with FILE's; a
+                       running gateway serves them after SIGHUP (PostgreSQL: every node, at once)
   config export -c FILE  print the stored entities as a configuration document (YAML; --json)
   openapi              print the Admin API's OpenAPI 3.1 document (docs/openapi.json)
   help                 show this text
@@ -186,15 +186,15 @@ async function configCommand(args: readonly string[], path: string | null, json:
   let store: EntityStore | null = null;
   try {
     const { config, document } = await loadConfigDocument(path);
-    store = openEntityStore(config);
+    store = await openEntityStore(config);
     if (store === null) {
       io.err(`hookwire config ${sub}: ${config.source} has storage.kind off (DB-less): the file itself is the truth, there is no store`);
       return 1;
     }
-    const stored = store.load();
+    const stored = await store.load();
     if (sub === 'export') {
       if (stored === null) {
-        io.err(`hookwire config export: ${config.storage.path} holds no entities yet (the first start seeds it from the configuration file)`);
+        io.err(`hookwire config export: ${store.location} holds no entities yet (the first start seeds it from the configuration file)`);
         return 1;
       }
       const doc = compactDocument({ ...stored.entities });
@@ -204,15 +204,17 @@ async function configCommand(args: readonly string[], path: string | null, json:
     // Import: only what `start` would accept, plugins configured included.
     await configurePlugins(config, document);
     const incoming = entitiesOf(config);
-    store.save(incoming, stored?.version ?? null);
+    await store.save(incoming, stored?.version ?? null);
     const before = stored ? describeCounts(countEntities(stored.entities)) : 'an empty store';
-    io.out(`imported ${describeCounts(countEntities(incoming))} into ${config.storage.path} (replacing ${before}); send SIGHUP to a running gateway to serve them`);
+    io.out(`imported ${describeCounts(countEntities(incoming))} into ${store.location} (replacing ${before}); ${
+        config.storage.kind === 'postgres' ? 'running nodes serve them within a moment' : 'send SIGHUP to a running gateway to serve them'
+      }`);
     return 0;
   } catch (err) {
     io.err((err as Error).message);
     return 1;
   } finally {
-    store?.close();
+    await store?.close();
   }
 }
 

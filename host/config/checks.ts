@@ -32,6 +32,7 @@ export function checkDocument(root: unknown, ctx: CheckContext): ConfigIssue[] {
   checkAdminToken(doc, report);
   checkHttpCallTargets(doc, report);
   checkEventHooks(doc, report);
+  checkStorage(doc, report);
 
   const { groups, duplicates } = groupWorkspaces(doc);
   for (const dup of duplicates) {
@@ -43,6 +44,15 @@ export function checkDocument(root: unknown, ctx: CheckContext): ConfigIssue[] {
 }
 
 type Report = (path: string, message: string) => void;
+
+/** kind postgres needs a URL; a URL with another kind is a mistake worth naming. */
+function checkStorage(doc: Record<string, unknown>, report: Report): void {
+  const storage = asObject(doc.storage);
+  if (!storage) return;
+  const url = storage.url ?? null;
+  if (storage.kind === 'postgres' && url === null) report('/storage/url', 'is required with kind postgres (postgres://user:password@host:port/database)');
+  if (storage.kind !== 'postgres' && url !== null) report('/storage/url', `is only used with kind postgres (kind is ${String(storage.kind ?? 'sqlite')})`);
+}
 
 // --- listeners --------------------------------------------------------------
 

@@ -161,9 +161,14 @@ export const DEFAULTS = deepFreeze({
      * Kong's "with a database": Admin API entity writes are stored, and the
      * store (not the file) is the truth; the file's entities seed an empty store.
      */
-    kind: 'sqlite' as 'sqlite' | 'off',
+    kind: 'sqlite' as 'sqlite' | 'postgres' | 'off',
     /** SQLite file of the entities, beside the event-hooks store; ":memory:" keeps nothing. */
     path: '.hookwire/entities.db',
+    /** kind postgres: the connection URL (required then). */
+    url: null as string | null,
+    pool: { max: 10, idle_timeout_ms: 30_000, connect_timeout_ms: 10_000 },
+    /** LISTEN/NOTIFY carries changes at once; this poll catches what a dropped connection missed. */
+    poll_interval_ms: 1000,
   },
 
   plugin: {

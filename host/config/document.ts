@@ -121,7 +121,13 @@ export function toDocument(config: HookwireConfig): DocObject {
     wasm: { envoy_strict: config.wasm.envoy_strict, modules_dir: config.wasm.modules_dir },
     log_level: config.log_level,
     event_hooks: eventHooksDocument(config.event_hooks),
-    storage: { kind: config.storage.kind, path: config.storage.path },
+    storage: {
+      kind: config.storage.kind,
+      path: config.storage.path,
+      url: config.storage.url,
+      pool: { ...config.storage.pool },
+      poll_interval_ms: config.storage.poll_interval_ms,
+    },
     plugins: config.plugins.map(pluginDocument),
     workspaces: config.workspaces.map(workspaceDocument),
   };

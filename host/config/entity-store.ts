@@ -1,6 +1,6 @@
 /**
  * The entity store: the gateway's entities (workspaces, services, routes,
- * consumers, plugins) kept in SQLite, so an Admin API write that answered
+ * consumers, plugins) kept in SQLite (or PostgreSQL: pg-entity-store.ts), so an Admin API write that answered
  * 2xx survives a restart or a crash. The whole entities document is one row
  * with a version: a write replaces it in one transaction, and a write whose
  * base version is no longer current is refused (two processes on one file
@@ -21,16 +21,32 @@ export interface StoredEntities {
   readonly updatedAt: number;
 }
 
+/**
+ * The entity store's interface; SQLite (below) and PostgreSQL
+ * (pg-entity-store.ts) implement it, and one test suite runs against both.
+ * Asynchronous because PostgreSQL is: "resolved" means "committed".
+ */
 export interface EntityStore {
+  /** Where the entities live, for messages (a file path, or a URL without its password). */
+  readonly location: string;
   /** The stored entities, or null when nothing was ever stored (the file's entities seed it). */
-  load(): StoredEntities | null;
+  load(): Promise<StoredEntities | null>;
+  /** The current version only (cheap: what a poll for other writers' changes reads); null when empty. */
+  version(): Promise<number | null>;
   /**
    * Replace the stored entities. `base` is the version they were read at
-   * (null: the store must still be empty). Returns the new version. Throws
-   * EntityStoreConflictError when another writer got there first.
+   * (null: the store must still be empty). Resolves to the new version.
+   * Rejects with EntityStoreConflictError when another writer got there first.
    */
-  save(entities: EntitiesDocument, base: number | null): number;
-  close(): void;
+  save(entities: EntitiesDocument, base: number | null): Promise<number>;
+  /**
+   * Calls `changed` whenever another writer may have changed the entities
+   * (PostgreSQL: NOTIFY from any node, and a poll as a fallback). Stores
+   * that only one process writes (SQLite) never call it. Resolves once
+   * watching.
+   */
+  watch(changed: () => void): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** Forward-only migrations; index + 1 is the schema version they lead to. */
@@ -47,10 +63,12 @@ export const ENTITY_STORE_SCHEMA_VERSION = MIGRATIONS.length;
 export class SqliteEntityStore implements EntityStore {
   private readonly db: Database.Database;
   private readonly file: string;
+  readonly location: string;
   private readonly now: () => number;
 
   constructor(file: string, options: { now?: () => number } = {}) {
     this.file = file;
+    this.location = file;
     this.now = options.now ?? Date.now;
     try {
       this.db = new Database(file);
@@ -89,7 +107,7 @@ export class SqliteEntityStore implements EntityStore {
     })();
   }
 
-  load(): StoredEntities | null {
+  async load(): Promise<StoredEntities | null> {
     const row = this.db.prepare('SELECT version, document, updated_at FROM entities WHERE id = 1').get() as
       | { version: number; document: string; updated_at: number }
       | undefined;
@@ -103,7 +121,11 @@ export class SqliteEntityStore implements EntityStore {
     return { version: row.version, entities, updatedAt: row.updated_at };
   }
 
-  save(entities: EntitiesDocument, base: number | null): number {
+  async version(): Promise<number | null> {
+    return (this.db.prepare('SELECT version FROM entities WHERE id = 1').get() as { version: number } | undefined)?.version ?? null;
+  }
+
+  async save(entities: EntitiesDocument, base: number | null): Promise<number> {
     const document = JSON.stringify(entities);
     const now = this.now();
     try {
@@ -125,7 +147,11 @@ export class SqliteEntityStore implements EntityStore {
     }
   }
 
-  close(): void {
+  async watch(): Promise<void> {
+    // One process writes the file (a second one's writes are refused as conflicts): nothing to watch.
+  }
+
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

@@ -149,9 +149,18 @@ function normalizeWasm(raw: Raw, baseDir: string): WasmConfig {
 
 function normalizeStorage(raw: Raw, baseDir: string): StorageConfig {
   const path = (raw.path ?? DEFAULTS.storage.path) as string;
+  const pool = asObject(raw.pool) ?? {};
+  const d = DEFAULTS.storage.pool;
   return {
     kind: (raw.kind ?? DEFAULTS.storage.kind) as StorageConfig['kind'],
     path: path === MEMORY_STORE ? path : resolve(baseDir, path),
+    url: (raw.url ?? DEFAULTS.storage.url) as string | null,
+    pool: {
+      max: (pool.max ?? d.max) as number,
+      idle_timeout_ms: (pool.idle_timeout_ms ?? d.idle_timeout_ms) as number,
+      connect_timeout_ms: (pool.connect_timeout_ms ?? d.connect_timeout_ms) as number,
+    },
+    poll_interval_ms: (raw.poll_interval_ms ?? DEFAULTS.storage.poll_interval_ms) as number,
   };
 }
 

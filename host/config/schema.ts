@@ -52,8 +52,12 @@ export const LIMITS = {
   host: 253,
 } as const;
 
-/** Where entities live: `sqlite` (a database, the store is the truth) or `off` (DB-less: the file is). */
-export const STORAGE_KINDS = ['sqlite', 'off'] as const;
+/**
+ * Where entities live: `sqlite` (an embedded database, the store is the truth),
+ * `postgres` (a PostgreSQL database shared by several nodes; the event hooks'
+ * outbox lives there too) or `off` (DB-less: the file is).
+ */
+export const STORAGE_KINDS = ['sqlite', 'postgres', 'off'] as const;
 export type StorageKind = (typeof STORAGE_KINDS)[number];
 
 /** setTimeout silently turns delays above 2^31-1 ms into 1 ms, so cap every timeout there. */
@@ -137,9 +141,33 @@ export const CONFIG_SCHEMA = {
         kind: {
           enum: STORAGE_KINDS,
           default: DEFAULTS.storage.kind,
-          description: 'sqlite: the store is the truth for entities; off: DB-less, the file is the truth',
+          description: 'sqlite or postgres: the store is the truth for entities; off: DB-less, the file is the truth',
         },
         path: { type: 'string', minLength: 1, maxLength: LIMITS.location, default: DEFAULTS.storage.path },
+        url: {
+          type: ['string', 'null'],
+          minLength: 1,
+          maxLength: LIMITS.location,
+          pattern: '^postgres(ql)?://',
+          default: DEFAULTS.storage.url,
+          description: 'PostgreSQL connection URL (postgres://user:password@host:port/database); required with kind postgres',
+        },
+        pool: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            max: { type: 'integer', minimum: 1, maximum: 1000, default: DEFAULTS.storage.pool.max },
+            idle_timeout_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.storage.pool.idle_timeout_ms },
+            connect_timeout_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMEOUT_MS, default: DEFAULTS.storage.pool.connect_timeout_ms },
+          },
+        },
+        poll_interval_ms: {
+          type: 'integer',
+          minimum: 10,
+          maximum: MAX_TIMEOUT_MS,
+          default: DEFAULTS.storage.poll_interval_ms,
+          description: 'postgres: how often a node checks the entities and hooks version when no change notification arrived',
+        },
       },
     },
   },
@@ -587,10 +615,24 @@ export interface EventHooksConfig {
   readonly circuit: EventHooksCircuitConfig;
 }
 
+export interface StoragePoolConfig {
+  /** Most connections of the pool. */
+  readonly max: number;
+  /** An idle connection is closed after this long (0: never). */
+  readonly idle_timeout_ms: number;
+  /** Connecting gives up after this long (0: no limit). */
+  readonly connect_timeout_ms: number;
+}
+
 export interface StorageConfig {
   readonly kind: StorageKind;
-  /** Absolute path of the SQLite file (or ":memory:"). */
+  /** Absolute path of the SQLite file (or ":memory:"); kind sqlite. */
   readonly path: string;
+  /** PostgreSQL connection URL; kind postgres (null otherwise). */
+  readonly url: string | null;
+  readonly pool: StoragePoolConfig;
+  /** kind postgres: the change-notification fallback's poll period. */
+  readonly poll_interval_ms: number;
 }
 
 export interface HookwireConfig {

@@ -42,6 +42,13 @@ export interface DispatcherDeps {
   /** Lease owner name of this process. */
   owner: string;
   hook(id: string): EventHook | undefined;
+  /**
+   * A claimed delivery names a hook this process does not know. Shared
+   * stores: another node created it and the hook list here is about to be
+   * reloaded, so the delivery is handed back for a moment (true). Otherwise
+   * (absent: false) the hook was deleted.
+   */
+  hookNotLoadedYet?(id: string): boolean;
   /** The endpoint answered 410 Gone. */
   disableHook(id: string, reason: string): Promise<void>;
 }
@@ -51,6 +58,8 @@ const ERROR_TEXT_MAX = 1000;
 const OUTCOME_DELAY_MS = 10;
 /** ...or as soon as this many are waiting (one commit for all of them). */
 const OUTCOME_BATCH = 128;
+/** A delivery of a hook another node just created waits this long for this node's hook list to catch up. */
+const HOOK_RELOAD_WAIT_MS = 200;
 /** An origin keeps up to this many times its concurrency limit leased (in flight + queued). */
 const PREFETCH = 3;
 
@@ -334,6 +343,11 @@ export class Dispatcher {
     const { clock, counters } = this.deps;
     const hook = this.deps.hook(c.hookId);
     if (!hook) {
+      if (this.deps.hookNotLoadedYet?.(c.hookId)) {
+        // A deleted hook takes its deliveries with it in the store: this row's hook exists, elsewhere.
+        this.push({ seq: c.seq, kind: 'retry', nextAttemptAtMs: clock.now() + HOOK_RELOAD_WAIT_MS, attempt: null, error: null }, c.origin);
+        return;
+      }
       this.push({ seq: c.seq, kind: 'failed', attempt: null, error: 'hook deleted' }, c.origin);
       return;
     }

@@ -33,8 +33,8 @@ import { applyHookPatch, validateHookInput, type ValidHookInput } from './schema
 import { SourceRegistry, wasmEventOf, type CrudOperation, CRUD_OPERATIONS } from './sources.js';
 import { SqliteStore } from './sqlite-store.js';
 import { SsrfPolicy, systemLookup } from './ssrf.js';
-import type { EventHookStore, NewEvent, PublishedSource, StoredDeliveryState } from './store.js';
-import { Throttle } from './throttle.js';
+import type { EventHookStore, NewDelivery, NewEvent, PublishedSource, StoredDeliveryState, ThrottleDecision } from './store.js';
+import { Throttle, throttleKey } from './throttle.js';
 import { Transport } from './transport.js';
 import type {
   CircuitSnapshot,
@@ -123,6 +123,8 @@ export class EventHooks {
   private readonly transport: Transport;
   private readonly dispatcher: Dispatcher;
   private readonly hooks = new Map<string, EventHook>();
+  /** Deliveries whose on_change / snooze verdict the shared store gives at commit. */
+  private readonly sharedThrottle = new WeakMap<NewDelivery, ThrottleDecision>();
   private bySource = new Map<string, EventHook[]>();
   private readonly ready: Promise<void>;
   private batch: AcceptBatch | null = null;
@@ -161,6 +163,12 @@ export class EventHooks {
         random: options.random ?? Math.random,
         owner: `${process.pid}-${randomBytes(4).toString('hex')}`,
         hook: (id) => this.hooks.get(id),
+        hookNotLoadedYet: this.store.watch
+          ? () => {
+              this.reloadHooks();
+              return true;
+            }
+          : undefined,
         disableHook: (id, reason) => this.disable(id, reason),
       },
       d,
@@ -175,6 +183,39 @@ export class EventHooks {
     for (const h of await this.store.loadHooks()) this.hooks.set(h.id, h);
     this.reindex();
     for (const s of await this.store.loadSources()) if (!this.registry.isBuiltIn(s.source)) this.registry.publish(s.source, s.event, s.spec);
+  }
+
+  private reloading: Promise<void> | null = null;
+  private reloadAgain = false;
+
+  /**
+   * Another node changed the hooks or published sources (shared stores):
+   * reload both. Coalesced: changes arriving during a reload cause one more.
+   */
+  private reloadHooks(): void {
+    if (this.closing) return;
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = (async () => {
+      do {
+        this.reloadAgain = false;
+        const hooks = await this.store.loadHooks();
+        const ids = new Set(hooks.map((h) => h.id));
+        for (const id of this.hooks.keys()) if (!ids.has(id)) this.throttle.forget(id);
+        this.hooks.clear();
+        for (const h of hooks) this.hooks.set(h.id, h);
+        this.reindex();
+        for (const src of await this.store.loadSources()) if (!this.registry.isBuiltIn(src.source)) this.registry.publish(src.source, src.event, src.spec);
+      } while (this.reloadAgain && !this.closing);
+    })()
+      .catch((err: unknown) => {
+        if (!this.closing) this.logger.error({ err }, 'event hooks: reloading the hooks another node changed failed');
+      })
+      .finally(() => {
+        this.reloading = null;
+      });
   }
 
   private reindex(): void {
@@ -197,6 +238,8 @@ export class EventHooks {
   async start(): Promise<void> {
     this.live('start');
     await this.ready;
+    // A shared store: hooks created, changed or deleted on another node are matched here too.
+    if (this.store.watch) await this.store.watch(() => this.reloadHooks());
     await this.dispatcher.start();
     if (!this.sweeper) {
       this.sweeper = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
@@ -535,13 +578,20 @@ export class EventHooks {
     if (!(CRUD_OPERATIONS as readonly string[]).includes(operation)) {
       throw new EventRejectedError('crud', `${entity}:${operation}`, `source 'crud' has no '${entity}:${operation}' event`);
     }
-    const { events, results } = this.crudEvents(entity, operation, row, oldRow);
+    const { events, results, byResult } = this.crudEvents(entity, operation, row, oldRow);
     await this.commitCounted(events, results.length);
+    // A shared store may have throttled some deliveries at commit.
+    if (this.store.admitThrottled) byResult.forEach((ev, i) => (results[i]!.deliveries = ev?.deliveries.length ?? 0));
     return results;
   }
 
   /** The three events of a change, in Kong's order; `results` has one entry per event, delivered or not. */
-  private crudEvents(entity: string, operation: CrudOperation, row: unknown, oldRow: unknown): { events: NewEvent[]; results: EmitResult[] } {
+  private crudEvents(
+    entity: string,
+    operation: CrudOperation,
+    row: unknown,
+    oldRow: unknown,
+  ): { events: NewEvent[]; results: EmitResult[]; byResult: (NewEvent | null)[] } {
     this.registry.addCrudEntity(entity);
     const data: Record<string, unknown> = { operation, entity: stripNulls(row), schema: entity };
     if (operation === 'update' && oldRow) data.old_entity = stripNulls(oldRow);
@@ -549,6 +599,7 @@ export class EventHooks {
     const now = this.clock.now();
     const events: NewEvent[] = [];
     const results: EmitResult[] = [];
+    const byResult: (NewEvent | null)[] = [];
     for (const [source, event] of [
       ['crud', entity],
       ['crud', `${entity}:${operation}`],
@@ -557,9 +608,10 @@ export class EventHooks {
       this.counters.eventsReceived++;
       const ev = this.prepare(source, event, data, json, null, now);
       if (ev) events.push(ev);
+      byResult.push(ev);
       results.push({ event_id: ev?.id ?? eventId(now), deliveries: ev?.deliveries.length ?? 0 });
     }
-    return { events, results };
+    return { events, results, byResult };
   }
 
   /** A host/vm runtime event as an event of the `wasm` source (pass as RuntimeOptions.onEvent). Never throws. */
@@ -686,7 +738,8 @@ export class EventHooks {
     try {
       await this.commit(events, published);
       result.accepted += accepted;
-      result.deliveries += deliveries;
+      // A shared store may have throttled some at commit (on_change / snooze across nodes).
+      result.deliveries += this.store.admitThrottled ? events.reduce((n, e) => n + e.deliveries.length, 0) : deliveries;
       this.counters.eventsAccepted += accepted;
     } catch (err) {
       if (result.stored) this.logger.error({ err, records: records.length }, 'event hooks: storing ingested records failed');
@@ -746,6 +799,13 @@ export class EventHooks {
       if (!h.enabled || (h.event !== null && h.event !== event)) continue;
       if (h.on_change === true || (h.snooze ?? 0) > 0) {
         dg ??= digest(data, this.registry.spec(source, event)?.unique);
+        if (this.store.admitThrottled) {
+          // Decided by the shared store for every node, just before the commit (admitShared).
+          const d = { id: deliveryId(now), hookId: h.id, origin: originOf(h, source, event, data) };
+          this.sharedThrottle.set(d, { hookId: h.id, key: throttleKey(h, source, event, dg), digest: dg, onChange: h.on_change === true, snoozeMs: (h.snooze ?? 0) * 1000 });
+          deliveries.push(d);
+          continue;
+        }
         const verdict = this.throttle.admit(h, source, event, dg, now);
         if (verdict !== 'fire') {
           if (verdict === 'snoozed') this.counters.throttledSnooze++;
@@ -772,11 +832,43 @@ export class EventHooks {
   }
 
   /**
+   * Shared stores: on_change / snooze for the cluster. Removes, in place, the
+   * deliveries the store throttles, and the events left with none.
+   */
+  private async admitShared(events: NewEvent[]): Promise<void> {
+    const decisions: ThrottleDecision[] = [];
+    const of: NewDelivery[] = [];
+    for (const e of events) {
+      for (const d of e.deliveries) {
+        const decision = this.sharedThrottle.get(d);
+        if (decision) {
+          decisions.push(decision);
+          of.push(d);
+        }
+      }
+    }
+    if (decisions.length === 0) return;
+    const verdicts = await this.store.admitThrottled!(decisions, this.clock.now());
+    const dropped = new Set<NewDelivery>();
+    verdicts.forEach((fire, i) => {
+      if (fire) return;
+      dropped.add(of[i]!);
+      if (decisions[i]!.snoozeMs > 0) this.counters.throttledSnooze++;
+      else this.counters.throttledOnChange++;
+      this.logger.debug({ event_hook: decisions[i]!.hookId, verdict: decisions[i]!.snoozeMs > 0 ? 'snoozed' : 'unchanged' }, 'ignoring event_hooks event');
+    });
+    if (dropped.size === 0) return;
+    for (const e of events) e.deliveries = e.deliveries.filter((d) => !dropped.has(d));
+    for (let i = events.length - 1; i >= 0; i--) if (events[i]!.deliveries.length === 0) events.splice(i, 1);
+  }
+
+  /**
    * Group commit: everything accepted in one event-loop turn is written in
    * one transaction; each caller resolves once it is committed.
    */
-  private commit(events: NewEvent[], published: PublishedSource[]): Promise<void> {
-    if (events.length === 0 && published.length === 0) return Promise.resolve();
+  private async commit(events: NewEvent[], published: PublishedSource[]): Promise<void> {
+    if (this.store.admitThrottled) await this.admitShared(events);
+    if (events.length === 0 && published.length === 0) return;
     if (!this.batch) {
       this.batch = { events: [], published: [], waiters: [] };
       setImmediate(() => void this.flushAccept());

@@ -98,6 +98,17 @@ export interface CycleResult {
   nextDue: Map<string, number | null>;
 }
 
+/** One on_change / snooze decision a store makes for the whole cluster (see Throttle for the semantics). */
+export interface ThrottleDecision {
+  hookId: string;
+  /** throttleKey(): hook, source, event (and the digest when both on_change and snooze are set). */
+  key: string;
+  digest: string;
+  onChange: boolean;
+  /** The snooze window in ms (0: none). */
+  snoozeMs: number;
+}
+
 /** A delivery's state as stored; `delivering` is a pending one with an attempt in flight. */
 export type StoredDeliveryState = 'pending' | 'succeeded' | 'failed';
 
@@ -159,5 +170,17 @@ export interface EventHookStore {
   sweep(beforeMs: number): Promise<number>;
   /** Pending deliveries (a gauge; finished ones are counted by the service). */
   counts(): Promise<{ pending: number }>;
+
+  /**
+   * Shared stores (PostgreSQL) only: calls `changed` when another node changed
+   * the hooks or the published sources, so this node reloads them.
+   */
+  watch?(changed: () => void): Promise<void>;
+  /**
+   * Shared stores only: on_change / snooze decided for the cluster, in order,
+   * recording each firing (true: fire). Without it the service decides in
+   * memory, per process.
+   */
+  admitThrottled?(decisions: readonly ThrottleDecision[], nowMs: number): Promise<boolean[]>;
   close(): Promise<void>;
 }

@@ -9,7 +9,9 @@
  * | on  | N   | as snooze, keyed per digest: each distinct digest fires once per N-s window |
  *
  * State is per process and in memory, like Kong's (mlcache is per node): a
- * restart forgets it, so the next event fires.
+ * restart forgets it, so the next event fires. A shared store (PostgreSQL)
+ * decides instead, for every node (EventHookStore.admitThrottled), with the
+ * same keys and semantics, and keeps the state across restarts.
  */
 
 export type ThrottleVerdict = 'fire' | 'snoozed' | 'unchanged';
@@ -18,6 +20,12 @@ export interface ThrottledHook {
   readonly id: string;
   readonly on_change: boolean | null;
   readonly snooze: number | null;
+}
+
+/** What a verdict is kept under: hook, source, event, and the digest when snooze applies per digest (on_change with snooze). */
+export function throttleKey(hook: ThrottledHook, source: string, event: string, digest: string): string {
+  const key = `${hook.id}:${source}:${event}`;
+  return hook.on_change === true && (hook.snooze ?? 0) > 0 ? `${key}:${digest}` : key;
 }
 
 export class Throttle {
@@ -31,9 +39,8 @@ export class Throttle {
     const onChange = hook.on_change === true;
     const snooze = hook.snooze ?? 0;
     if ((!onChange && snooze <= 0) || digest === null) return 'fire';
-    let key = `${hook.id}:${source}:${event}`;
+    const key = throttleKey(hook, source, event, digest);
     if (snooze > 0) {
-      if (onChange) key += `:${digest}`;
       const end = this.until.get(key);
       if (end !== undefined && nowMs < end) return 'snoozed';
       this.until.set(key, nowMs + snooze * 1000);

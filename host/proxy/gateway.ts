@@ -358,7 +358,7 @@ export class Gateway implements StreamCore {
    * Re-read the configuration file (SIGHUP) and reload it, and re-read the
    * TLS listeners' certificate files: both change together, or nothing does.
    */
-  async reloadFromFile(path: string | null = this.configPath, prepare?: (file: HookwireConfig) => HookwireConfig): Promise<ReloadResult> {
+  async reloadFromFile(path: string | null = this.configPath, prepare?: (file: HookwireConfig) => HookwireConfig | Promise<HookwireConfig>): Promise<ReloadResult> {
     if (path === null) {
       const err = new ReloadError('config', this.generation, 'hookwire was started without a configuration file, there is nothing to re-read');
       this.logger.error({ code: err.code }, err.message);
@@ -367,8 +367,8 @@ export class Gateway implements StreamCore {
     let config: HookwireConfig;
     try {
       config = await loadConfigFile(path);
-      // The composition root puts the stored entities in (storage.kind sqlite: the store is the truth).
-      if (prepare) config = prepare(config);
+      // The composition root puts the stored entities in (with a store, the store is the truth).
+      if (prepare) config = await prepare(config);
     } catch (cause) {
       const err = new ReloadError('config', this.generation, (cause as Error).message, { cause });
       this.logger.error({ code: err.code, stage: err.stage }, err.message);

@@ -942,3 +942,30 @@ describe('keys from Object.prototype in the file (issue 19)', () => {
     expect(issues[0]!.message).toMatch(/nested deeper than 64 levels/);
   });
 });
+
+describe('storage: kind postgres', () => {
+  it('takes a URL and pool settings, with defaults', () => {
+    const cfg = validateConfigObject(minimal({ storage: { kind: 'postgres', url: 'postgres://u:p@127.0.0.1:5432/db', pool: { max: 4 } } }), 't', {
+      baseDir: BASE,
+    });
+    expect(cfg.storage).toMatchObject({
+      kind: 'postgres',
+      url: 'postgres://u:p@127.0.0.1:5432/db',
+      pool: { max: 4, idle_timeout_ms: DEFAULTS.storage.pool.idle_timeout_ms, connect_timeout_ms: DEFAULTS.storage.pool.connect_timeout_ms },
+      poll_interval_ms: 1000,
+    });
+    expect(validateConfigObject(minimal(), 't', { baseDir: BASE }).storage).toMatchObject({ kind: 'sqlite', url: null });
+  });
+
+  it('names what is wrong: no URL with postgres, a URL with another kind, a URL that is not postgres://, a bad pool size', () => {
+    expect(objIssues(minimal({ storage: { kind: 'postgres' } }))).toEqual([
+      { path: '/storage/url', message: 'is required with kind postgres (postgres://user:password@host:port/database)' },
+    ]);
+    expect(objIssues(minimal({ storage: { kind: 'sqlite', url: 'postgres://h/db' } }))).toEqual([
+      { path: '/storage/url', message: 'is only used with kind postgres (kind is sqlite)' },
+    ]);
+    expect(objIssues(minimal({ storage: { kind: 'postgres', url: 'mysql://h/db' } })).map((i) => i.path)).toEqual(['/storage/url']);
+    expect(objIssues(minimal({ storage: { kind: 'postgres', url: 'postgres://h/db', pool: { max: 0 } } })).map((i) => i.path)).toEqual(['/storage/pool/max']);
+    expect(objIssues(minimal({ storage: { kind: 'mysql' } })).map((i) => i.path)).toEqual(['/storage/kind']);
+  });
+});
