@@ -112,7 +112,9 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
   const { storage, config } = EntityStorage.open(fileConfig, logger);
   let hooks: EventHooks | null;
   try {
-    hooks = config.event_hooks.enabled ? await startEventHooks(config.event_hooks, logger, options.eventHooks ?? {}) : null;
+    // wasm hooks' module paths resolve under wasm.modules_dir, as plugins' do.
+    const overrides = { modulesDir: config.wasm.modules_dir, ...options.eventHooks };
+    hooks = config.event_hooks.enabled ? await startEventHooks(config.event_hooks, logger, overrides) : null;
   } catch (err) {
     storage.close();
     throw err;
