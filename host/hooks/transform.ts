@@ -23,6 +23,7 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { TransformError } from '../errors.js';
 import { DeadlineExceeded, guardImports, maxPages, WASM_PAGE, type GuestLimits } from '../vm/deadline.js';
 import { FUEL_SLICE, GUARD_MODULE, instrumentModule, InstrumentError } from '../vm/instrument.js';
+import { webhookJson } from './handlers.js';
 import { headerProblem, urlProblem } from './schemas.js';
 import type { EventHook, WasmConfig } from './types.js';
 
@@ -73,14 +74,14 @@ type BinaryenLike = {
   getFunctionInfo(f: number): { params: number; results: number };
   expandType(t: number): number[];
 };
-type BinaryenModule = { getExportByName(n: string): number; getFunction(n: string): number; dispose(): void };
+type BinaryenModule = { getExport(n: string): number; getFunction(n: string): number; dispose(): void };
 
 /** `transform`'s signature, as binaryen reads it: null when it is (i32) -> i32 (a string in, a string out). */
 async function signatureProblem(bytes: Uint8Array): Promise<string | null> {
   const b = (await import('binaryen')).default as unknown as BinaryenLike;
   const mod = b.readBinary(bytes, b.Features.All);
   try {
-    const info = b.getExportInfo(mod.getExportByName(TRANSFORM_EXPORT));
+    const info = b.getExportInfo(mod.getExport(TRANSFORM_EXPORT));
     const fn = b.getFunctionInfo(mod.getFunction(info.value));
     const params = b.expandType(fn.params);
     const results = b.expandType(fn.results);
@@ -130,9 +131,51 @@ export async function compileTransform(bytes: Uint8Array): Promise<WebAssembly.M
 
 interface Loaded {
   transform(ptr: number): number;
-  __newString(s: string): number;
-  __getString(ptr: number): string;
+  __new(size: number, id: number): number;
   memory: WebAssembly.Memory;
+}
+
+/**
+ * Strings in and out of the module, through its exported runtime (`__new`)
+ * and memory, in the AssemblyScript ≥ 0.20 layout the compiler writes: UTF-16LE
+ * code units, byte length at -4, runtime type id at -8, where String is id 2.
+ * The loader's own __newString/__getString are not used because the installed
+ * @assemblyscript/loader is 0.19.23, which still says String is id 1 (its
+ * __getString refuses every string asc 0.28 returns: "not a string"); once the
+ * loader matches the compiler (0.28.x), these two can be its functions again.
+ */
+const STRING_ID = 2;
+const ID_OFFSET = -8;
+const SIZE_OFFSET = -4;
+const utf16 = new TextDecoder('utf-16le', { fatal: false });
+
+function newString(inst: Loaded, s: string): number {
+  const ptr = inst.__new(s.length << 1, STRING_ID) >>> 0;
+  // A fresh view: __new may have grown (and so replaced) the memory's buffer.
+  const units = new Uint16Array(inst.memory.buffer, ptr, s.length);
+  for (let i = 0; i < s.length; i++) units[i] = s.charCodeAt(i);
+  return ptr;
+}
+
+/** An abort's message or file name, or a placeholder when it cannot be read. */
+function safeString(inst: Loaded, ptr: number): string {
+  try {
+    return getString(inst, ptr);
+  } catch {
+    return `<string at ${ptr}>`;
+  }
+}
+
+function getString(inst: Loaded, ptr: number): string {
+  const buf = inst.memory.buffer;
+  ptr >>>= 0;
+  if (ptr === 0 || ptr % 4 !== 0 || ptr + SIZE_OFFSET < 0 || ptr > buf.byteLength) throw new TransformError('invalid_output', `transform returned no string (pointer ${ptr})`);
+  const header = new Uint32Array(buf, ptr + ID_OFFSET, 2);
+  const size = header[1]!;
+  if (header[0] !== STRING_ID || size % 2 !== 0 || ptr + size > buf.byteLength) {
+    throw new TransformError('invalid_output', `transform returned no string (pointer ${ptr}: runtime id ${header[0]})`);
+  }
+  return utf16.decode(new Uint8Array(buf, ptr, size));
 }
 
 /**
@@ -142,6 +185,8 @@ interface Loaded {
  */
 export class TransformRunner {
   private instance: Loaded | null = null;
+  /** The instance being set up or called (abort reads its message from it, even during instantiation). */
+  private current: Loaded | null = null;
   private readonly limits: GuestLimits;
   private callStart = 0;
   private stopped: DeadlineExceeded | null = null;
@@ -173,7 +218,7 @@ export class TransformRunner {
     const imports = {
       env: {
         abort: (msg: number, file: number, line: number, col: number) => {
-          const str = (p: number) => (p === 0 || this.instance === null ? '' : this.instance.__getString(p));
+          const str = (p: number) => (p === 0 || this.current === null ? '' : safeString(this.current, p));
           this.lastAbort = `abort: ${str(msg)} at ${str(file)}:${line}:${col}`;
           throw new WebAssembly.RuntimeError(this.lastAbort);
         },
@@ -184,6 +229,7 @@ export class TransformRunner {
     };
     const { exports } = instantiateSync<Record<string, unknown>>(this.module, imports as unknown as Parameters<typeof instantiateSync>[1]);
     const loaded = exports as unknown as Loaded;
+    this.current = loaded;
     if (loaded.memory.buffer.byteLength > maxPages(this.limits) * WASM_PAGE) {
       throw new TransformError('trap', `the module's initial memory (${loaded.memory.buffer.byteLength / WASM_PAGE} pages) exceeds max_memory_mb`);
     }
@@ -199,7 +245,7 @@ export class TransformRunner {
     try {
       this.instance ??= this.instantiate();
       const inst = this.instance;
-      out = inst.__getString(inst.transform(inst.__newString(eventJson)));
+      out = getString(inst, inst.transform(newString(inst, eventJson)));
     } catch (err) {
       this.instance = null; // torn state: the next event gets a fresh instance
       if (err instanceof TransformError) throw err;
@@ -273,4 +319,49 @@ export function transformRunner(hook: EventHook, modulesDir: string | null): Pro
     runners.set(hook, p);
   }
   return p;
+}
+
+/** Options of loadTransform (the `wasm` hook's config fields of the same meaning). */
+export interface LoadTransformOptions {
+  /** Deadline of one call, in ms (default 100, as a hook's `timeout_ms`). */
+  timeoutMs?: number;
+  /** Memory cap, in MiB (default 16, as `max_memory_mb`). */
+  maxMemoryMb?: number;
+  /** Whether the result may carry a `url` (as `allow_url`; default false). */
+  allowUrl?: boolean;
+}
+
+/** A transform loaded for a unit test: the same checks, guard and result parsing as a `wasm` hook's. */
+export interface LoadedTransform {
+  /** Runs the transform on what a hook of `source`/`event` would give it for `data`. Throws TransformError. */
+  run(source: string, event: string | null, data: Record<string, unknown>): TransformResult;
+  /** Runs the transform on an event's JSON text as given. Throws TransformError. */
+  runJson(json: string): TransformResult;
+}
+
+/**
+ * Loads a transform as a `wasm` hook would (a .wasm file path or its bytes),
+ * for a transform author's unit tests: no service, no network. Throws
+ * TransformModuleError when a hook would refuse the module at create.
+ */
+export async function loadTransform(module: string | Uint8Array, options: LoadTransformOptions = {}): Promise<LoadedTransform> {
+  let bytes: Uint8Array;
+  if (typeof module === 'string') {
+    try {
+      bytes = await readFile(module);
+    } catch (err) {
+      throw new TransformModuleError(`cannot read ${module}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  } else bytes = module;
+  const runner = new TransformRunner(
+    await compileTransform(bytes),
+    typeof module === 'string' ? module : 'transform',
+    options.timeoutMs ?? 100,
+    options.maxMemoryMb ?? 16,
+    options.allowUrl ?? false,
+  );
+  return {
+    run: (source, event, data) => runner.run(webhookJson(source, event, JSON.stringify(data))),
+    runJson: (json) => runner.run(json),
+  };
 }
