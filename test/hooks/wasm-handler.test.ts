@@ -118,6 +118,15 @@ describe('handler wasm: delivery', () => {
     expect((await deliveriesOf(webhook.id))[0]?.state).toBe('succeeded');
   });
 
+  it('one instance per hook serves every event (its globals persist)', async () => {
+    const r = await recv();
+    svc = await testService();
+    await svc.hooks.createHook({ source: 'crud', event: 'services:create', handler: 'wasm', config: { module: { base64: fixture('counter') }, url: r.url } });
+    for (const id of ['s1', 's2', 's3']) await svc.hooks.emitCrud('services', 'create', { id });
+    const got = await r.waitFor(3);
+    expect(got.map((x) => x.body.toString()).sort()).toEqual(['1', '2', '3']);
+  });
+
   it('a trapping transform fails the attempt with the abort message, and a later event goes through (fresh instance)', async () => {
     const r = await recv();
     svc = await testService({ delivery: { retrySchedule: [] } });
