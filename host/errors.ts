@@ -142,6 +142,20 @@ export class WebhookRequestError extends HookwireError {
   }
 }
 
+/**
+ * An event-hook transform (handler `wasm`) failed for one event: it trapped
+ * (`trap`, an AssemblyScript abort included), ran past its deadline
+ * (`deadline`), or returned something that is not a request or a drop
+ * decision (`invalid_output`). Recorded as the attempt's error; retried.
+ */
+export class TransformError extends HookwireError {
+  readonly reason: 'trap' | 'deadline' | 'invalid_output';
+  constructor(reason: TransformError['reason'], message: string, options?: { cause?: unknown }) {
+    super('HW_ERR_TRANSFORM', message, options);
+    this.reason = reason;
+  }
+}
+
 /** A received webhook failed verification (missing header, bad timestamp, no matching signature). */
 export class WebhookVerificationError extends HookwireError {
   constructor(reason: string) {

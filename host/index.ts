@@ -26,4 +26,5 @@ export {
   WasmModuleError,
   WasmTrapError,
   UnknownImportError,
+  TransformError,
 } from './errors.js';

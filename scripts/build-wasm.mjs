@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Compile every AssemblyScript plugin to dist/<name>.wasm and every test
-// fixture to build/fixtures/<name>.wasm, two at a time (asc is single-threaded).
+// Compile every AssemblyScript plugin to dist/<name>.wasm, every event-hook
+// transform (assembly/transforms/*.ts) to dist/transforms/<name>.wasm, and every
+// test fixture to build/fixtures/<name>.wasm (transform fixtures, under
+// test/fixtures/transforms, to build/fixtures/transforms/<name>.wasm), two at a
+// time (asc is single-threaded). Transforms use assembly/transforms/asconfig.json
+// (no WASI shim, runtime exported for @assemblyscript/loader).
 // An output newer than all of its possible inputs is kept (pass --force to rebuild).
 //   node scripts/build-wasm.mjs [--target release|debug] [--force] [--only name]
 import { spawn } from 'node:child_process';
@@ -37,12 +41,23 @@ for (const file of existsSync(fixturesDir) ? readdirSync(fixturesDir) : []) {
   const name = file.slice(0, -3);
   jobs.push({ name: `fixture:${name}`, entry: join(fixturesDir, file), out: join(root, 'build/fixtures', `${name}.wasm`) });
 }
+const transformConfig = join(root, 'assembly/transforms/asconfig.json');
+for (const [dir, out, prefix] of [
+  [join(root, 'assembly/transforms'), join(root, outDir, 'transforms'), 'transform:'],
+  [join(root, 'test/fixtures/transforms'), join(root, 'build/fixtures/transforms'), 'fixture:transform:'],
+]) {
+  for (const file of existsSync(dir) ? readdirSync(dir) : []) {
+    if (!file.endsWith('.ts') || file.startsWith('_')) continue;
+    const name = file.slice(0, -3);
+    jobs.push({ name: `${prefix}${name}`, entry: join(dir, file), out: join(out, `${name}.wasm`), config: transformConfig });
+  }
+}
 
 // Anything under assembly/ (plugins and libraries), the SDK and the compiler
 // config can change any output; fixtures also share the `_*.ts` helpers beside them.
 // Libraries: everything under assembly/ except the plugin folders (a plugin depends on its own folder only).
 const libraryInputs = (existsSync(join(root, 'assembly')) ? readdirSync(join(root, 'assembly')) : [])
-  .filter((e) => e !== 'plugins')
+  .filter((e) => e !== 'plugins' && e !== 'transforms')
   .map((e) => newestMtime(join(root, 'assembly', e)));
 const commonInputs = Math.max(
   0,
@@ -58,14 +73,16 @@ const fixtureHelpers = Math.max(
     .map((f) => newestMtime(join(fixturesDir, f))),
 );
 const inputsOf = (job) =>
-  Math.max(commonInputs, newestMtime(job.dir ?? job.entry), job.name.startsWith('fixture:') ? fixtureHelpers : 0);
+  job.config
+    ? Math.max(newestMtime(job.entry), newestMtime(job.config), newestMtime(join(root, 'node_modules/assemblyscript/package.json')))
+    : Math.max(commonInputs, newestMtime(job.dir ?? job.entry), job.name.startsWith('fixture:') ? fixtureHelpers : 0);
 
 const todo = jobs.filter((j) => (!only || j.name.endsWith(only)) && (force || newestMtime(j.out) < inputsOf(j)));
 
 function compile(job) {
   mkdirSync(dirname(job.out), { recursive: true });
   const asc = join(root, 'node_modules/assemblyscript/bin/asc.js');
-  const argv = [asc, relative(root, job.entry), '--config', 'asconfig.json', '--target', target, '-o', relative(root, job.out)];
+  const argv = [asc, relative(root, job.entry), '--config', relative(root, job.config ?? join(root, 'asconfig.json')), '--target', target, '-o', relative(root, job.out)];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -167,7 +167,7 @@ const DELIVERY: Schema = {
     source: { type: 'string' },
     event: { type: 'string' },
     data: { type: 'object' },
-    state: { type: 'string', enum: ['pending', 'delivering', 'succeeded', 'failed'] },
+    state: { type: 'string', enum: ['pending', 'delivering', 'succeeded', 'failed', 'dropped'] },
     attempt_count: { type: 'integer' },
     next_attempt_at_ms: { type: ['integer', 'null'] },
     created_at_ms: { type: 'integer' },
@@ -200,10 +200,11 @@ const TEST_RESULT: Schema = {
   properties: {
     data: { type: 'object', description: 'the posted data' },
     result: {
-      description: 'webhook / webhook-custom: the answer of the endpoint; log: true',
+      description: 'webhook / webhook-custom / wasm: the answer of the endpoint; log: true; wasm whose transform dropped the data: {dropped, reason}',
       oneOf: [
-        { type: 'object', properties: { status: { type: 'integer' }, headers: { type: 'object' }, body: { type: 'string' } } },
+        { type: 'object', required: ['status'], properties: { status: { type: 'integer' }, headers: { type: 'object' }, body: { type: 'string' } } },
         { const: true },
+        { type: 'object', required: ['dropped'], properties: { dropped: { const: true }, reason: { type: ['string', 'null'] } } },
       ],
     },
   },
@@ -260,7 +261,7 @@ const UNAVAILABLE_DOC = json('hookwire is shutting down', ref('Error'));
 
 const SIZE_QUERY = { name: 'size', description: 'items per page, 1-1000 (default 100)', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } };
 /** The stored states a delivery list can be filtered by. */
-const DELIVERY_STATES = ['pending', 'succeeded', 'failed'] as const;
+const DELIVERY_STATES = ['pending', 'succeeded', 'failed', 'dropped'] as const;
 const STATE_QUERY = { name: 'state', description: 'only deliveries in this state (pending includes those in flight)', schema: { type: 'string', enum: [...DELIVERY_STATES] } };
 const OFFSET_QUERY = { name: 'offset', description: 'the `offset` of the previous page', schema: { type: 'string' } };
 

@@ -18,6 +18,7 @@ import {
   EventRejectedError,
   HookwireError,
   WebhookRequestError,
+  TransformError,
   type ConfigIssue,
 } from '../errors.js';
 import { inputCopy, InputShapeError, MAX_INPUT_DEPTH, PROTO_KEY } from '../input.js';
@@ -143,6 +144,8 @@ export function errorReply(err: unknown): ErrorReply {
     const status = err.reason === 'refused' || err.reason === 'invalid_request' ? 400 : 502;
     return { status, body: { message: err.message, reason: err.reason, ...(err.status !== null ? { status: err.status } : {}) } };
   }
+  // A wasm hook's test: its transform failed on the posted data (the module is the caller's).
+  if (err instanceof TransformError) return { status: 400, body: { message: err.message, reason: err.reason, code: err.code } };
   if (err instanceof HookwireError) return { status: 500, body: { message: 'An unexpected error occurred', code: err.code } };
   return { status: 500, body: { message: 'An unexpected error occurred' } };
 }

@@ -125,7 +125,8 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
   // storage.kind postgres: the outbox lives in the shared database too (every node delivers from it).
   const hookStore = config.event_hooks.enabled && config.storage.kind === 'postgres' ? pgEventHookStore(config) : null;
   try {
-    const overrides = hookStore ? { ...options.eventHooks, store: hookStore } : (options.eventHooks ?? {});
+    // wasm hooks' module paths resolve under wasm.modules_dir, as plugins' do.
+    const overrides = { modulesDir: config.wasm.modules_dir, ...options.eventHooks, ...(hookStore ? { store: hookStore } : {}) };
     hooks = config.event_hooks.enabled ? await startEventHooks(config.event_hooks, logger, overrides) : null;
   } catch (err) {
     await hookStore?.close();

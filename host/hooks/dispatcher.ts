@@ -23,11 +23,13 @@
 import type { Logger } from 'pino';
 import { WebhookRequestError } from '../errors.js';
 import type { Circuit, Origins } from './circuit.js';
-import { buildRequest, signRequest } from './handlers.js';
+import { TransformError } from '../errors.js';
+import { buildRequest, signRequest, transformedRequest, webhookJson, type BuiltRequest } from './handlers.js';
 import type { HookCounters } from './metrics.js';
 import type { DeliveryOptions } from './options.js';
 import { parseRetryAfter, retryDelay } from './retry.js';
 import type { AttemptRecord, ClaimedDelivery, ClaimRequest, CycleResult, DeliveryOutcome, EventHookStore } from './store.js';
+import { transformRunner } from './transform.js';
 import type { Transport } from './transport.js';
 import type { EventHook, HookClock } from './types.js';
 
@@ -49,6 +51,8 @@ export interface DispatcherDeps {
    * (absent: false) the hook was deleted.
    */
   hookNotLoadedYet?(id: string): boolean;
+  /** Where `wasm` hooks' module paths are looked up (null: base64 modules only). */
+  modulesDir: string | null;
   /** The endpoint answered 410 Gone. */
   disableHook(id: string, reason: string): Promise<void>;
 }
@@ -378,11 +382,31 @@ export class Dispatcher {
       return;
     }
 
+    let transformed: BuiltRequest | null = null;
+    if (hook.handler === 'wasm') {
+      // The transform runs first; its failures are the attempt's (retried), and touch no circuit: nothing was contacted.
+      try {
+        const runner = await transformRunner(hook, this.deps.modulesDir);
+        const result = runner.run(webhookJson(c.source, c.event, c.json));
+        if (result.drop) {
+          counters.deliveriesDropped++;
+          this.push({ seq: c.seq, kind: 'dropped', attempt: record(null, null, result.reason, null, null) }, c.origin);
+          return;
+        }
+        transformed = transformedRequest(hook, result);
+      } catch (err) {
+        const error = err instanceof TransformError ? err.message : `transform module: ${(err as Error).message}`;
+        counters.attemptsFailure++;
+        this.retryOrFail(c, record(null, error, null, null, null), error, 0);
+        return;
+      }
+    }
+
     let url: string | null = null;
     let ts: number | null = null;
     const circuit = this.deps.origins.get(c.origin).circuit;
     try {
-      const req = buildRequest(hook, c.source, c.event, c.json);
+      const req = transformed ?? buildRequest(hook, c.source, c.event, c.json);
       url = req.url;
       ts = Math.floor(clock.now() / 1000);
       const headers = signRequest(req, hook, c.id, ts);

@@ -13,6 +13,9 @@
  *   another type → empty body, as Kong). A non-empty `body` always wins;
  *   other methods send only `body`.
  * - `log`: one structured log line (no request).
+ * - `wasm`: the hook's transform (transform.ts) gets the `webhook` body and
+ *   returns the request (sent to `url` unless it may choose its own, the
+ *   configured headers under its own) or drops the event.
  *
  * Requests are built once per attempt from the stored event and the hook's
  * current config; signing happens last, over the exact body bytes.
@@ -20,7 +23,8 @@
 import { WebhookRequestError } from '../errors.js';
 import { isStandardWebhooksKey, kongSignature, standardSignature } from './signing.js';
 import { render } from './templates.js';
-import type { EventHook, HttpHandlerConfig, KongSignatureAlgorithm, WebhookConfig, WebhookCustomConfig } from './types.js';
+import type { TransformResult } from './transform.js';
+import type { EventHook, HttpHandlerConfig, KongSignatureAlgorithm, WasmConfig, WebhookConfig, WebhookCustomConfig } from './types.js';
 
 /** The origin key of the log handler (no endpoint). */
 export const LOG_ORIGIN = 'log:';
@@ -61,7 +65,7 @@ function prepare(hook: EventHook): Prepared {
   const mode = c.signature ?? 'auto';
   let origin: string | null = null;
   if (hook.handler === 'log') origin = LOG_ORIGIN;
-  else if (hook.handler === 'webhook' || !c.url!.includes('{{')) origin = originOfUrl(c.url!);
+  else if (hook.handler !== 'webhook-custom' || !c.url!.includes('{{')) origin = originOfUrl(c.url!);
   let webhookHeaders: Record<string, string> | null = null;
   if (hook.handler === 'webhook') {
     // Null prototype: a configured header named `__proto__` is a header like any other (never dropped).
@@ -143,6 +147,25 @@ function webhookBody(json: string, source: string, event: string | null, data: (
     return json === '{}' ? `{${tail}` : `${json.slice(0, -1)},${tail}`;
   }
   return JSON.stringify(templateData(data(), source, event));
+}
+
+/** What a `wasm` hook's transform receives for one event: the body `webhook` would POST. */
+export function webhookJson(source: string, event: string | null, json: string): string {
+  return webhookBody(json, source, event, () => JSON.parse(json) as Record<string, unknown>);
+}
+
+/**
+ * The request of a `wasm` hook from its transform's result: the hook's `url`
+ * (or the result's, when the hook allows it), the configured headers with the
+ * result's on top (a name in any letter case replaces the configured one).
+ */
+export function transformedRequest(hook: EventHook, result: Extract<TransformResult, { drop: false }>): BuiltRequest {
+  const c = hook.config as WasmConfig;
+  const headers = Object.create(null) as Record<string, string>;
+  const overridden = new Set(Object.keys(result.headers).map((k) => k.toLowerCase()));
+  for (const [k, v] of Object.entries(c.headers)) if (!overridden.has(k.toLowerCase())) headers[k] = v;
+  Object.assign(headers, result.headers);
+  return { method: result.method, url: result.url ?? c.url, headers, body: result.body, sslVerify: c.ssl_verify };
 }
 
 /**

@@ -12,6 +12,7 @@ export {
   WEBHOOK_CONFIG_SCHEMA,
   WEBHOOK_CUSTOM_CONFIG_SCHEMA,
   LOG_CONFIG_SCHEMA,
+  WASM_CONFIG_SCHEMA,
   validateHookInput,
   applyHookPatch,
 } from './schemas.js';
@@ -19,6 +20,15 @@ export { verifyWebhook, verifyKongSignature, publicKeyOf, standardSignature, kon
 export { classifyAddress, SsrfPolicy, type AddressVerdict, type SsrfPolicyOptions, type LookupFn } from './ssrf.js';
 export { digest, normalizeTable } from './digest.js';
 export { BUILT_IN_SOURCES, WASM_EVENTS, DEFAULT_CRUD_ENTITIES, CRUD_OPERATIONS, type CrudOperation } from './sources.js';
+export {
+  loadTransform,
+  TransformModuleError,
+  TRANSFORM_EXPORT,
+  TRANSFORM_IMPORTS,
+  type LoadedTransform,
+  type LoadTransformOptions,
+  type TransformResult,
+} from './transform.js';
 export { DEFAULT_RETRY_SCHEDULE_MS } from './retry.js';
 export { WIRE_VERSION } from './wire.js';
 export { SqliteStore } from './sqlite-store.js';

@@ -15,6 +15,8 @@ export class HookCounters {
   deliveriesSucceeded = 0;
   deliveriesFailed = 0;
   deliveriesRetried = 0;
+  /** `wasm` hooks: events their transform decided not to send. */
+  deliveriesDropped = 0;
   hooksDisabled = 0;
   circuitsOpened = 0;
 
@@ -42,6 +44,7 @@ export class HookCounters {
       c('deliveries_succeeded_total', 'Deliveries that succeeded', this.deliveriesSucceeded),
       c('deliveries_failed_total', 'Deliveries that failed for good', this.deliveriesFailed),
       c('deliveries_retried_total', 'Retries scheduled', this.deliveriesRetried),
+      c('deliveries_dropped_total', 'Deliveries a wasm transform dropped', this.deliveriesDropped),
       c('hooks_disabled_total', 'Hooks disabled by a 410 Gone', this.hooksDisabled),
       c('circuits_opened_total', 'Circuit breakers opened', this.circuitsOpened),
       g('deliveries_in_flight', 'Attempts in flight', gauges.inFlight),

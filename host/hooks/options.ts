@@ -56,6 +56,8 @@ export interface EventHooksOptions {
   crudEntities?: readonly string[];
   /** Largest event data accepted, as JSON bytes. */
   maxEventBytes?: number;
+  /** Where a `wasm` hook's `module.path` is looked up (the config's wasm.modules_dir); null: only base64 modules. */
+  modulesDir?: string | null;
   /** Kong's ping on create/update of a webhook hook, through the outbox (default false). */
   pingOnChange?: boolean;
 }
@@ -104,6 +106,7 @@ export interface ResolvedOptions {
   crudEntities: readonly string[];
   maxEventBytes: number;
   pingOnChange: boolean;
+  modulesDir: string | null;
 }
 
 export function resolveOptions(o: EventHooksOptions): ResolvedOptions {
@@ -147,5 +150,6 @@ export function resolveOptions(o: EventHooksOptions): ResolvedOptions {
     crudEntities,
     maxEventBytes,
     pingOnChange: o.pingOnChange ?? DEFAULTS.pingOnChange,
+    modulesDir: o.modulesDir ?? null,
   };
 }

@@ -504,6 +504,13 @@ export class PgEventHookStore implements EventHookStore {
            last_error = NULL, updated_at = $3 WHERE seq = $4`,
           [attempts, status, now, o.seq],
         );
+      } else if (o.kind === 'dropped') {
+        // A wasm hook's transform dropped the event: finished, nothing sent (the attempt row keeps its reason).
+        r = await c.query(
+          `UPDATE hookwire_deliveries SET state = 'dropped', attempts = $1, next_attempt_at = NULL, lease_owner = NULL, last_status = NULL,
+           last_error = NULL, updated_at = $2 WHERE seq = $3`,
+          [attempts, now, o.seq],
+        );
       } else if (o.kind === 'retry') {
         r = await c.query(
           `UPDATE hookwire_deliveries SET attempts = $1, next_attempt_at = $2, lease_owner = NULL, last_status = $3, last_error = $4,

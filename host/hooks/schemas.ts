@@ -63,11 +63,35 @@ export const LOG_CONFIG_SCHEMA = {
   properties: {},
 } as const;
 
+export const WASM_CONFIG_SCHEMA = {
+  $id: 'hookwire:event-hooks:wasm',
+  type: 'object',
+  additionalProperties: false,
+  required: ['module', 'url'],
+  properties: {
+    module: {
+      type: 'object',
+      description: 'the transform module: {"path": "<file under wasm.modules_dir>"} or {"base64": "<the .wasm bytes>"}',
+      oneOf: [
+        { type: 'object', additionalProperties: false, required: ['path'], properties: { path: { type: 'string', minLength: 1 } } },
+        { type: 'object', additionalProperties: false, required: ['base64'], properties: { base64: { type: 'string', minLength: 1 } } },
+      ],
+    },
+    url: { type: 'string', minLength: 1 },
+    allow_url: { type: 'boolean', default: false },
+    timeout_ms: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
+    max_memory_mb: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
+    headers: HEADERS,
+    ...SECRET_PROPS,
+  },
+} as const;
+
 /** Each handler's config schema, by handler name. */
 export const HANDLER_CONFIG_SCHEMAS = {
   webhook: WEBHOOK_CONFIG_SCHEMA,
   'webhook-custom': WEBHOOK_CUSTOM_CONFIG_SCHEMA,
   log: LOG_CONFIG_SCHEMA,
+  wasm: WASM_CONFIG_SCHEMA,
 } as const satisfies Record<HandlerName, object>;
 
 const ENTITY_PROPERTIES = {
@@ -108,6 +132,7 @@ const validateConfig: Record<HandlerName, ValidateFunction> = {
   webhook: ajv.compile(WEBHOOK_CONFIG_SCHEMA),
   'webhook-custom': ajv.compile(WEBHOOK_CUSTOM_CONFIG_SCHEMA),
   log: ajv.compile(LOG_CONFIG_SCHEMA),
+  wasm: ajv.compile(WASM_CONFIG_SCHEMA),
 };
 
 /** Header names hookwire sets itself. */
@@ -123,6 +148,14 @@ const RESERVED_HEADERS = new Set([
 ]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** Why (name, value) cannot be a header a hook sends (a transform's output is checked the same way), or null. */
+export function headerProblem(name: string, value: string): string | null {
+  if (!TOKEN.test(name)) return 'must be a valid HTTP header name';
+  if (RESERVED_HEADERS.has(name.toLowerCase())) return 'is set by hookwire and cannot be configured';
+  if (/[\r\n\0]/.test(value)) return 'must not contain CR, LF or NUL';
+  return null;
+}
 
 function prefixed(issues: ConfigIssue[], prefix: string): ConfigIssue[] {
   return issues.map((i) => ({ path: `${prefix}${i.path}`, message: i.message }));
@@ -162,6 +195,13 @@ function configIssues(handler: HandlerName, config: Record<string, unknown>): Co
   }
   if (signature === 'kong' && secrets.length > 0 && secrets.every(([, s]) => s.startsWith('whsk_'))) {
     issues.push({ path: '/config/signature', message: 'X-Kong-Signature needs an HMAC secret (not a whsk_ ed25519 key)' });
+  }
+  if (handler === 'wasm') {
+    const module = config.module as { base64?: string };
+    // Whitespace (a wrapped base64 text) is allowed; the module itself is checked by the service (transform.ts).
+    if (typeof module.base64 === 'string' && !BASE64.test(module.base64.replace(/\s+/g, ''))) {
+      issues.push({ path: '/config/module', message: 'base64 is not valid base64 of the .wasm bytes' });
+    }
   }
   if (handler === 'webhook-custom') {
     if (config.body_format === true && typeof config.body === 'string') {
@@ -218,6 +258,15 @@ function fail(issues: ConfigIssue[]): never {
   throw new EventHookValidationError(issues);
 }
 
+/** Kong's `lambda` runs Lua, which hookwire does not: its /handler issue says so and points to `wasm`. */
+export const LAMBDA_NOT_SUPPORTED =
+  "Kong's lambda handler (Lua functions) is not supported: write the transform in AssemblyScript and use handler 'wasm' (docs/event-hooks.md)";
+
+function lambdaHint(body: Record<string, unknown>, issues: ConfigIssue[]): ConfigIssue[] {
+  if (body.handler !== 'lambda') return issues;
+  return issues.map((i) => (i.path === '/handler' ? { path: i.path, message: LAMBDA_NOT_SUPPORTED } : i));
+}
+
 /** A validated, normalized hook input (defaults applied, server fields dropped). */
 export interface ValidHookInput {
   id: string | null;
@@ -243,7 +292,7 @@ function checkConfig(handler: HandlerName, config: unknown): Record<string, unkn
 export function validateHookInput(input: unknown): ValidHookInput {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) fail([{ path: '', message: 'must be a JSON object' }]);
   const body = { ...(input as Record<string, unknown>) };
-  if (!validateEntity(body)) fail(issuesFromAjv(validateEntity.errors ?? []));
+  if (!validateEntity(body)) fail(lambdaHint(body, issuesFromAjv(validateEntity.errors ?? [])));
   const handler = body.handler as HandlerName;
   return {
     id: typeof body.id === 'string' ? canonicalHookId(body.id) : null,
@@ -265,7 +314,7 @@ export function validateHookInput(input: unknown): ValidHookInput {
 export function applyHookPatch(current: EventHook, patch: unknown): ValidHookInput {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) fail([{ path: '', message: 'must be a JSON object' }]);
   const body = { ...(patch as Record<string, unknown>) };
-  if (!validatePatch(body)) fail(issuesFromAjv(validatePatch.errors ?? []));
+  if (!validatePatch(body)) fail(lambdaHint(body, issuesFromAjv(validatePatch.errors ?? [])));
   if (typeof body.id === 'string' && canonicalHookId(body.id) !== current.id) {
     fail([{ path: '/id', message: 'cannot be changed' }]);
   }

@@ -25,11 +25,12 @@ import type { RuntimeEvent } from '../vm/runtime.js';
 import { Origins } from './circuit.js';
 import { digest } from './digest.js';
 import { Dispatcher } from './dispatcher.js';
-import { buildRequest, originOf, redactedHook, signRequest } from './handlers.js';
+import { buildRequest, originOf, redactedHook, signRequest, transformedRequest, webhookJson, type BuiltRequest } from './handlers.js';
 import { canonicalDeliveryId, canonicalHookId, deliveryId, eventId, hookId as newHookId } from './ids.js';
 import { HookCounters } from './metrics.js';
 import { resolveOptions, type EventHooksOptions, type ResolvedOptions } from './options.js';
 import { applyHookPatch, validateHookInput, type ValidHookInput } from './schemas.js';
+import { compileTransform, TransformModuleError, transformBytes, transformRunner } from './transform.js';
 import { SourceRegistry, wasmEventOf, type CrudOperation, CRUD_OPERATIONS } from './sources.js';
 import { SqliteStore } from './sqlite-store.js';
 import { SsrfPolicy, systemLookup } from './ssrf.js';
@@ -51,6 +52,7 @@ import type {
   PageRequest,
   SourcesView,
   TestResult,
+  WasmConfig,
 } from './types.js';
 import { parseRecord } from './wire.js';
 
@@ -169,6 +171,7 @@ export class EventHooks {
               return true;
             }
           : undefined,
+        modulesDir: this.options.modulesDir,
         disableHook: (id, reason) => this.disable(id, reason),
       },
       d,
@@ -292,6 +295,7 @@ export class EventHooks {
     this.live('createHook');
     await this.ready;
     const v = validateHookInput(input);
+    await this.checkTransform(v);
     const id = v.id ?? newHookId();
     if (this.hooks.has(id)) throw new EventHookValidationError([{ path: '/id', message: 'an event hook with this id already exists' }]);
     const now = Math.floor(this.clock.now() / 1000);
@@ -326,6 +330,9 @@ export class EventHooks {
     await this.ready;
     const current = this.mustHook(id);
     const v = applyHookPatch(current, patch);
+    if (v.handler !== current.handler || JSON.stringify(v.config.module) !== JSON.stringify((current.config as { module?: unknown }).module)) {
+      await this.checkTransform(v);
+    }
     const next = this.entity(v, current.id, current.created_at, Math.floor(this.clock.now() / 1000));
     // current.id, never the caller's spelling of it: one entry in memory, the same row in the store.
     await this.store.updateHook(next);
@@ -349,6 +356,20 @@ export class EventHooks {
     this.reindex();
     this.throttle.forget(current.id);
     await this.afterChange('delete', current, current);
+  }
+
+  /**
+   * A `wasm` hook's module is loaded, compiled and checked before the hook is
+   * stored (EventHookValidationError under /config/module saying why not).
+   */
+  private async checkTransform(v: ValidHookInput): Promise<void> {
+    if (v.handler !== 'wasm') return;
+    try {
+      await compileTransform(await transformBytes(v.config.module as WasmConfig['module'], this.options.modulesDir));
+    } catch (err) {
+      if (!(err instanceof TransformModuleError)) throw err;
+      throw new EventHookValidationError([{ path: '/config/module', message: err.message }]);
+    }
   }
 
   private entity(v: ValidHookInput, id: string, createdAt: number, updatedAt: number): EventHook {
@@ -430,7 +451,13 @@ export class EventHooks {
       this.logger.info({ event_hook: hook.id, event: hook.event, source: hook.source, data, test: true }, 'log callback');
       return { data, result: true };
     }
-    const req = buildRequest(hook, hook.source, hook.event, JSON.stringify(data), data);
+    let req: BuiltRequest;
+    if (hook.handler === 'wasm') {
+      // TransformError (trap, deadline, invalid output) goes to the caller as it is.
+      const result = (await transformRunner(hook, this.options.modulesDir)).run(webhookJson(hook.source, hook.event, JSON.stringify(data)));
+      if (result.drop) return { data, result: { dropped: true, reason: result.reason } };
+      req = transformedRequest(hook, result);
+    } else req = buildRequest(hook, hook.source, hook.event, JSON.stringify(data), data);
     const now = this.clock.now();
     const headers = signRequest(req, hook, deliveryId(now), Math.floor(now / 1000));
     const res = await this.transport.send({ ...req, headers });

@@ -407,6 +407,10 @@ export class SqliteStore implements EventHookStore {
         `UPDATE deliveries SET state = 'succeeded', attempts = ?, next_attempt_at = NULL, last_status = ?, last_error = NULL,
          updated_at = ? WHERE seq = ?`,
       ),
+      drop: db.prepare(
+        `UPDATE deliveries SET state = 'dropped', attempts = ?, next_attempt_at = NULL, last_status = NULL, last_error = NULL,
+         updated_at = ? WHERE seq = ?`,
+      ),
       retry: db.prepare(
         `UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?, updated_at = ?
          WHERE seq = ? AND state = 'pending'`,
@@ -667,6 +671,7 @@ export class SqliteStore implements EventHookStore {
       const attempts = a ? a.attempt : 0;
       let changed: number;
       if (o.kind === 'succeeded') changed = this.st.succeed.run(attempts, status, now, o.seq).changes;
+      else if (o.kind === 'dropped') changed = this.st.drop.run(attempts, now, o.seq).changes;
       else if (o.kind === 'retry') changed = this.st.retry.run(attempts, o.nextAttemptAtMs, status, o.error, now, o.seq).changes;
       else if (a) changed = this.st.fail.run(attempts, status, o.error, now, o.seq).changes;
       else changed = this.st.failUnattempted.run(o.error, now, o.seq).changes;

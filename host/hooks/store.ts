@@ -73,6 +73,8 @@ export interface AttemptRecord {
 
 export type DeliveryOutcome =
   | { seq: number; kind: 'succeeded'; attempt: AttemptRecord }
+  /** A `wasm` hook's transform dropped the event: finished, nothing sent. */
+  | { seq: number; kind: 'dropped'; attempt: AttemptRecord }
   | { seq: number; kind: 'retry'; nextAttemptAtMs: number; attempt: AttemptRecord | null; error: string | null }
   | { seq: number; kind: 'failed'; attempt: AttemptRecord | null; error: string };
 
@@ -110,7 +112,7 @@ export interface ThrottleDecision {
 }
 
 /** A delivery's state as stored; `delivering` is a pending one with an attempt in flight. */
-export type StoredDeliveryState = 'pending' | 'succeeded' | 'failed';
+export type StoredDeliveryState = 'pending' | 'succeeded' | 'failed' | 'dropped';
 
 export interface DeliveryPage {
   deliveries: DeliveryView[];

@@ -8,8 +8,11 @@
  * named with an `_ms` suffix.
  */
 
-/** The handlers hookwire implements (Kong's `lambda` is not: it would run operator-supplied code). */
-export const HANDLERS = ['webhook', 'webhook-custom', 'log'] as const;
+/**
+ * The handlers hookwire implements. Kong's `lambda` (operator-supplied Lua) is
+ * not one of them: `wasm` runs an operator-supplied transform, sandboxed.
+ */
+export const HANDLERS = ['webhook', 'webhook-custom', 'log', 'wasm'] as const;
 export type HandlerName = (typeof HANDLERS)[number];
 
 /**
@@ -64,7 +67,24 @@ export interface WebhookCustomConfig extends HttpHandlerConfig {
 
 export type LogConfig = Record<string, never>;
 
-export type HandlerConfig = WebhookConfig | WebhookCustomConfig | LogConfig;
+/**
+ * The `wasm` handler (a transform: host/hooks/transform.ts): the module's
+ * `transform` turns each event into the request to send, or drops it.
+ */
+export interface WasmConfig extends HttpHandlerConfig {
+  /** The transform: a path under `wasm.modules_dir`, or the module's bytes in base64. */
+  module: { path: string } | { base64: string };
+  /** Where the request goes (and the delivery's scheduling origin). */
+  url: string;
+  /** May the transform choose another URL (its result's `url`)? */
+  allow_url: boolean;
+  /** Deadline of one transform call, in ms. */
+  timeout_ms: number;
+  /** Largest memory of the transform's instance, in MiB. */
+  max_memory_mb: number;
+}
+
+export type HandlerConfig = WebhookConfig | WebhookCustomConfig | LogConfig | WasmConfig;
 
 /** An event hook, as stored and returned (Kong's entity plus `enabled`). */
 export interface EventHook {
@@ -123,7 +143,8 @@ export interface Page<T> {
   offset: string | null;
 }
 
-export type DeliveryState = 'pending' | 'delivering' | 'succeeded' | 'failed';
+/** `dropped`: a `wasm` hook's transform decided not to send the event (a finished state, like succeeded). */
+export type DeliveryState = 'pending' | 'delivering' | 'succeeded' | 'failed' | 'dropped';
 
 export interface AttemptView {
   /** 1-based attempt number within the delivery. */
@@ -165,8 +186,8 @@ export interface DeliveryView {
 /** Kong's POST /event-hooks/{id}/test answer. */
 export interface TestResult {
   data: Record<string, unknown>;
-  /** webhook / webhook-custom: the endpoint's answer; log: true. */
-  result: { status: number; headers: Record<string, string>; body: string } | true;
+  /** webhook / webhook-custom / wasm: the endpoint's answer; log: true; wasm whose transform dropped the data: dropped. */
+  result: { status: number; headers: Record<string, string>; body: string } | true | { dropped: true; reason: string | null };
 }
 
 export interface EmitResult {

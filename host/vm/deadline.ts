@@ -26,6 +26,21 @@ export function maxPages(limits: GuestLimits): number {
 /** Callbacks that run once per plugin start and may do more work (parse a configuration). */
 const START_CALLBACKS = new Set(['_start', '_initialize', 'proxy_on_vm_start', 'proxy_on_configure']);
 
+/**
+ * The imports an instrumented module (instrument.ts) needs, under
+ * GUARD_MODULE: `refuel` (the caller's deadline check) and the memory cap as
+ * an immutable global. Shared by proxy-wasm VMs and event-hook transforms.
+ */
+export function guardImports(refuel: () => number, limits: GuestLimits): Record<string, unknown> {
+  return {
+    refuel,
+    max_pages: new (WebAssembly.Global as unknown as new (d: { value: 'i32'; mutable: boolean }, v: number) => object)(
+      { value: 'i32', mutable: false },
+      maxPages(limits),
+    ),
+  };
+}
+
 export function deadlineOf(limits: GuestLimits, callback: string): number {
   return START_CALLBACKS.has(callback) ? limits.startDeadlineMs : limits.callDeadlineMs;
 }

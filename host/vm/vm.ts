@@ -13,7 +13,7 @@ import { createImportObject } from '../abi/imports.js';
 import { GuestMemory } from '../abi/memory.js';
 import { UnknownImportError, VmPoisonedError, WasmModuleError, WasmTrapError } from '../errors.js';
 import type { ContextBinding } from './context.js';
-import { DeadlineExceeded, deadlineOf, guestActivity, maxPages, WASM_PAGE, type GuestLimits } from './deadline.js';
+import { DeadlineExceeded, deadlineOf, guardImports, guestActivity, maxPages, WASM_PAGE, type GuestLimits } from './deadline.js';
 import { FUEL_SLICE, GUARD_MODULE } from './instrument.js';
 import { parseStdioLine } from './logging.js';
 import { envoyUnknownImports, type ProxyWasmModule } from './module.js';
@@ -116,13 +116,7 @@ export class WasmVm implements AbiHost {
     const guard = options.guard;
     this.limits = guard === null ? null : guard.limits;
     if (guard !== null) {
-      (imports as Record<string, Record<string, unknown>>)[GUARD_MODULE] = {
-        refuel: () => this.refuel(),
-        max_pages: new (WebAssembly.Global as unknown as new (d: { value: 'i32'; mutable: boolean }, v: number) => object)(
-          { value: 'i32', mutable: false },
-          maxPages(guard.limits),
-        ),
-      };
+      (imports as Record<string, Record<string, unknown>>)[GUARD_MODULE] = guardImports(() => this.refuel(), guard.limits);
     }
     let instance: WebAssembly.Instance;
     try {

@@ -64,7 +64,7 @@ describe('GET /event-hooks/deliveries', () => {
   it('refuses an unknown state or offset, naming the parameter', async () => {
     const r = await api('GET', '/event-hooks/deliveries?state=delivered');
     expect(r.status).toBe(400);
-    expect(r.body.issues).toEqual([{ path: '/state', message: 'must be one of pending, succeeded, failed (found "delivered")' }]);
+    expect(r.body.issues).toEqual([{ path: '/state', message: 'must be one of pending, succeeded, failed, dropped (found "delivered")' }]);
     expect((await api('GET', '/event-hooks/deliveries?offset=nope')).status).toBe(400);
   });
 });

@@ -17,6 +17,9 @@ function transpileTree(): string {
     join(ROOT, 'host', 'errors.ts'),
     join(ROOT, 'host', 'input.ts'),
     join(ROOT, 'host', 'config', 'issues.ts'),
+    // The wasm handler's transforms run under the plugins' guard.
+    join(ROOT, 'host', 'vm', 'deadline.ts'),
+    join(ROOT, 'host', 'vm', 'instrument.ts'),
     ...readdirSync(join(ROOT, 'host', 'hooks')).filter((f) => f.endsWith('.ts')).map((f) => join(ROOT, 'host', 'hooks', f)),
     join(ROOT, 'test', 'hooks', 'crash-child.ts'),
   ];

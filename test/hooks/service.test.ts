@@ -76,7 +76,7 @@ describe('hooks: create, get, list, update, delete', () => {
       expect.arrayContaining([
         { path: '/extra', message: expect.stringMatching(/^unknown key "extra"/) },
         { path: '/source', message: 'required key "source" is missing' },
-        { path: '/handler', message: expect.stringMatching(/^must be one of webhook, webhook-custom, log/) },
+        { path: '/handler', message: expect.stringMatching(/^Kong's lambda handler \(Lua functions\) is not supported: .* use handler 'wasm'/) },
         { path: '/snooze', message: expect.stringMatching(/^must be an integer/) },
       ]),
     );

@@ -207,6 +207,20 @@ describe.each(backends)('outcomes and listings: $name', (b) => {
     ]);
   });
 
+  it("a dropped delivery (a wasm hook's transform said drop) is finished as dropped, its attempt keeping the reason, and listed by that state", async () => {
+    const s = await store();
+    const [e] = events(1);
+    await s.accept([e!], [], 1000);
+    const c = (await one(s, 1000))!;
+    const reason = { ...attempt(c, 1000, null), response: 'consumers are not announced' };
+    await s.cycle([{ seq: c.seq, kind: 'dropped', attempt: reason }], [], 1100, 61_100, 'me');
+    const d = await s.getDelivery('h', e!.deliveries[0]!.id, 1200);
+    expect(d).toMatchObject({ state: 'dropped', attempt_count: 1, last_status: null, last_error: null, next_attempt_at_ms: null });
+    expect(d!.attempts.map((a) => [a.attempt, a.response])).toEqual([[1, 'consumers are not announced']]);
+    expect((await s.listAllDeliveries('dropped', 10, null, 1200)).deliveries.map((x) => x.id)).toEqual([e!.deliveries[0]!.id]);
+    expect(await one(s, 1300)).toBeUndefined(); // finished: never leased again
+  });
+
   it('pages of deliveries newest first; the sweep deletes finished ones older than the bound, never pending ones', async () => {
     const s = await store();
     await s.accept(events(5), [], 1000);

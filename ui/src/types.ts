@@ -37,7 +37,7 @@ export interface Status {
   event_hooks: { enabled: boolean; store: string; ingest: boolean; in_flight?: number; circuits?: Circuit[] };
 }
 
-export type HandlerName = 'webhook' | 'webhook-custom' | 'log';
+export type HandlerName = 'webhook' | 'webhook-custom' | 'log' | 'wasm';
 
 export interface EventHook {
   id: string;
@@ -62,7 +62,7 @@ export interface Attempt {
   url: string | null;
 }
 
-export type DeliveryState = 'pending' | 'delivering' | 'succeeded' | 'failed';
+export type DeliveryState = 'pending' | 'delivering' | 'succeeded' | 'failed' | 'dropped';
 
 export interface Delivery {
   id: string;

@@ -11,7 +11,7 @@ import { navigate } from '../router';
 import type { Delivery, DeliveryState, EventHook } from '../types';
 import { StateBadge } from './Hooks';
 
-const STATES: readonly DeliveryState[] = ['pending', 'delivering', 'succeeded', 'failed'];
+const STATES: readonly DeliveryState[] = ['pending', 'delivering', 'succeeded', 'failed', 'dropped'];
 /** Deliveries read (the newest). */
 const LIMIT = 200;
 /** Upper bounds (ms) of the latency histogram's bars; the last bar is everything slower. */

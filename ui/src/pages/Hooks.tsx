@@ -13,7 +13,8 @@ const SIGNATURES = ['standard', 'kong', 'both'];
 
 /** The outcome badge of a delivery state. */
 export function StateBadge({ state }: { state: string }) {
-  const kind = state === 'succeeded' ? 'ok' : state === 'failed' ? 'bad' : 'wait';
+  // dropped: a wasm transform decided not to send (finished, not a failure).
+  const kind = state === 'succeeded' ? 'ok' : state === 'failed' ? 'bad' : state === 'dropped' ? 'off' : 'wait';
   return <Badge kind={kind}>{state}</Badge>;
 }
 
