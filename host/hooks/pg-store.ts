@@ -24,6 +24,7 @@ import { redactUrl } from '../errors.js';
 import { inputCopy } from '../input.js';
 import { ChangeFeed, CHANGE_CHANNEL, createPool, DEFAULT_POOL, migrate, transaction, type PgPoolSettings } from '../postgres.js';
 import type { AttemptView, DeliveryView, EventHook, EventSpec } from './types.js';
+import { attemptOf, inlineAttemptOf, type AttemptRow, type InlineSuccessColumns } from './rows.js';
 import type {
   ClaimedDelivery,
   ClaimRequest,
@@ -138,7 +139,7 @@ interface HookRow {
   config: string;
 }
 
-interface DeliveryRow {
+interface DeliveryRow extends InlineSuccessColumns {
   seq: number;
   id: string;
   hook_id: string;
@@ -156,25 +157,6 @@ interface DeliveryRow {
   source: string;
   event: string;
   data: string;
-  ok_attempt: number | null;
-  ok_started_at: number | null;
-  ok_duration_ms: number | null;
-  ok_status: number | null;
-  ok_response: string | null;
-  ok_webhook_timestamp: number | null;
-  ok_url: string | null;
-}
-
-interface AttemptRow {
-  delivery_seq: number;
-  attempt: number;
-  started_at: number;
-  duration_ms: number;
-  status: number | null;
-  error: string | null;
-  response: string | null;
-  webhook_timestamp: number | null;
-  url: string | null;
 }
 
 function hookOf(r: HookRow): EventHook {
@@ -569,31 +551,14 @@ export class PgEventHookStore implements EventHookStore {
     for (const a of r.rows) {
       let list = attempts.get(a.delivery_seq);
       if (!list) attempts.set(a.delivery_seq, (list = []));
-      list.push({
-        attempt: a.attempt,
-        started_at_ms: a.started_at,
-        duration_ms: a.duration_ms,
-        status: a.status,
-        error: a.error,
-        response: a.response,
-        webhook_timestamp: a.webhook_timestamp,
-        url: a.url,
-      });
+      list.push(attemptOf(a));
     }
     for (const row of rows) {
-      if (row.ok_attempt === null) continue;
+      const inline = inlineAttemptOf(row);
+      if (inline === null) continue;
       let list = attempts.get(row.seq);
       if (!list) attempts.set(row.seq, (list = []));
-      list.push({
-        attempt: row.ok_attempt,
-        started_at_ms: row.ok_started_at!,
-        duration_ms: row.ok_duration_ms!,
-        status: row.ok_status,
-        error: null,
-        response: row.ok_response,
-        webhook_timestamp: row.ok_webhook_timestamp,
-        url: row.ok_url,
-      });
+      list.push(inline);
       list.sort((x, y) => x.attempt - y.attempt);
     }
     return rows.map((row) => {

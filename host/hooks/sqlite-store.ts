@@ -29,6 +29,7 @@ import { EventHooksStoreVersionError } from '../errors.js';
 import { inputCopy } from '../input.js';
 import { OutboxTails } from './outbox-tail.js';
 import type { AttemptView, DeliveryView, EventHook, EventSpec } from './types.js';
+import { attemptOf, inlineAttemptOf, type AttemptRow, type InlineSuccessColumns } from './rows.js';
 import type {
   ClaimedDelivery,
   ClaimRequest,
@@ -154,7 +155,7 @@ interface HookRow {
   config: string;
 }
 
-interface DeliveryRow {
+interface DeliveryRow extends InlineSuccessColumns {
   seq: number;
   id: string;
   hook_id: string;
@@ -171,25 +172,6 @@ interface DeliveryRow {
   source: string;
   event: string;
   data: string;
-  ok_attempt: number | null;
-  ok_started_at: number | null;
-  ok_duration_ms: number | null;
-  ok_status: number | null;
-  ok_response: string | null;
-  ok_webhook_timestamp: number | null;
-  ok_url: string | null;
-}
-
-interface AttemptRow {
-  delivery_seq: number;
-  attempt: number;
-  started_at: number;
-  duration_ms: number;
-  status: number | null;
-  error: string | null;
-  response: string | null;
-  webhook_timestamp: number | null;
-  url: string | null;
 }
 
 const SWEEP_BATCH = 5_000;
@@ -225,37 +207,9 @@ function hookParams(h: EventHook): unknown[] {
   ];
 }
 
-function attemptOf(r: AttemptRow): AttemptView {
-  return {
-    attempt: r.attempt,
-    started_at_ms: r.started_at,
-    duration_ms: r.duration_ms,
-    status: r.status,
-    error: r.error,
-    response: r.response,
-    webhook_timestamp: r.webhook_timestamp,
-    url: r.url,
-  };
-}
-
 const DELIVERY_COLUMNS = `seq, id, hook_id, origin, state, attempts, cycle_start, next_attempt_at,
   last_status, last_error, created_at, updated_at, event_id, source, event, data,
   ${INLINE_SUCCESS_COLUMNS.map(([name]) => name).join(', ')}`;
-
-/** The first successful attempt kept in the delivery row, as listed. */
-function inlineAttemptOf(r: DeliveryRow): AttemptView | null {
-  if (r.ok_attempt === null) return null;
-  return {
-    attempt: r.ok_attempt,
-    started_at_ms: r.ok_started_at!,
-    duration_ms: r.ok_duration_ms!,
-    status: r.ok_status,
-    error: null,
-    response: r.ok_response,
-    webhook_timestamp: r.ok_webhook_timestamp,
-    url: r.ok_url,
-  };
-}
 
 /** Columns a claim reads, in this order (raw rows: arrays, cheaper than objects). */
 const CLAIM_COLUMNS = 'seq, id, hook_id, origin, attempts, cycle_start, event_id, source, event, data, created_at, next_attempt_at';
