@@ -16,15 +16,23 @@ import { HANDLERS, KONG_SIGNATURE_ALGORITHMS, SIGNATURE_MODES, type EventHook, t
 /** Longest source / event name (as the wire format). */
 const NAME = { type: 'string', minLength: 1, maxLength: 256 } as const;
 
+/**
+ * Length limits of a hook's free strings (Kong has none): a URL as the
+ * configuration's, a header value as common servers take, a secret generously.
+ */
+const URL_MAX = 2048; // the configuration's LIMITS.location
+const HEADER_VALUE_MAX = 8192;
+const SECRET_MAX = 1024;
+
 const SECRET_PROPS = {
-  secret: { type: ['string', 'null'], minLength: 1, default: null },
-  secrets: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 10, default: [] },
+  secret: { type: ['string', 'null'], minLength: 1, maxLength: SECRET_MAX, default: null },
+  secrets: { type: 'array', items: { type: 'string', minLength: 1, maxLength: SECRET_MAX }, maxItems: 10, default: [] },
   signature: { enum: [...SIGNATURE_MODES], default: 'auto' },
   kong_signature_algorithm: { enum: [...KONG_SIGNATURE_ALGORITHMS], default: 'sha256' },
   ssl_verify: { type: 'boolean', default: true },
 } as const;
 
-const HEADERS = { type: 'object', additionalProperties: { type: 'string' }, default: {} } as const;
+const HEADERS = { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: HEADER_VALUE_MAX }, default: {} } as const;
 
 export const WEBHOOK_CONFIG_SCHEMA = {
   $id: 'hookwire:event-hooks:webhook',
@@ -32,7 +40,7 @@ export const WEBHOOK_CONFIG_SCHEMA = {
   additionalProperties: false,
   required: ['url'],
   properties: {
-    url: { type: 'string', minLength: 1 },
+    url: { type: 'string', minLength: 1, maxLength: URL_MAX },
     headers: HEADERS,
     ...SECRET_PROPS,
   },
@@ -44,7 +52,7 @@ export const WEBHOOK_CUSTOM_CONFIG_SCHEMA = {
   additionalProperties: false,
   required: ['url', 'method'],
   properties: {
-    url: { type: 'string', minLength: 1 },
+    url: { type: 'string', minLength: 1, maxLength: URL_MAX },
     method: { type: 'string', pattern: '^[A-Z]+$', description: 'an upper-case HTTP method such as POST' },
     payload: { type: ['object', 'null'], additionalProperties: { type: 'string' }, default: null },
     payload_format: { type: 'boolean', default: true },
@@ -77,7 +85,7 @@ export const WASM_CONFIG_SCHEMA = {
         { type: 'object', additionalProperties: false, required: ['base64'], properties: { base64: { type: 'string', minLength: 1 } } },
       ],
     },
-    url: { type: 'string', minLength: 1 },
+    url: { type: 'string', minLength: 1, maxLength: URL_MAX },
     allow_url: { type: 'boolean', default: false },
     timeout_ms: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
     max_memory_mb: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },

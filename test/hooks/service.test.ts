@@ -81,6 +81,11 @@ describe('hooks: create, get, list, update, delete', () => {
       ]),
     );
     expect(await issuesOf(svc.hooks.createHook({ source: 's', handler: 'webhook', config: {} }))).toEqual([{ path: '/config/url', message: 'required key "url" is missing' }]);
+    // Free strings have length limits (documented in docs/event-hooks.md), refused naming the field.
+    const long = await issuesOf(
+      svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: `http://x/${'a'.repeat(2100)}`, secret: 's'.repeat(1025), headers: { 'x-big': 'v'.repeat(8193) } } }),
+    );
+    expect(long.map((i) => i.path).sort()).toEqual(['/config/headers/x-big', '/config/secret', '/config/url']);
     expect(await issuesOf(svc.hooks.createHook({ source: 's', handler: 'webhook', config: { url: 'ftp://x/', bogus: true } }))).toEqual([
       { path: '/config/bogus', message: expect.stringMatching(/^unknown key "bogus" \(allowed: url, headers, secret, secrets, signature, kong_signature_algorithm, ssl_verify\)/) },
     ]);
