@@ -175,3 +175,40 @@ export class ChangeFeed {
     await c?.end().catch(() => {});
   }
 }
+
+/**
+ * Watches other nodes' changes of one kind: `payload` notifications on the
+ * change feed, and a poll of `probe` (a version or fingerprint) every
+ * `pollIntervalMs` as the fallback for a notification lost with its
+ * connection. `changed` is also called once right away (what changed between
+ * the caller's load and the LISTEN) and after a reconnect.
+ */
+export class ChangeWatch {
+  private poller: NodeJS.Timeout | null = null;
+
+  private constructor(private readonly feed: ChangeFeed) {}
+
+  static async start(url: string, payload: string, probe: () => Promise<unknown>, pollIntervalMs: number, changed: () => void): Promise<ChangeWatch> {
+    const watch = new ChangeWatch(new ChangeFeed(url, (p) => p === payload && changed(), changed));
+    await watch.feed.start();
+    // The poll's baseline is taken now, so a change landing before its first tick still counts.
+    let seen = await probe();
+    changed();
+    watch.poller = setInterval(() => {
+      probe().then(
+        (v) => {
+          if (v !== seen) changed();
+          seen = v;
+        },
+        () => {},
+      );
+    }, pollIntervalMs);
+    watch.poller.unref();
+    return watch;
+  }
+
+  async close(): Promise<void> {
+    if (this.poller) clearInterval(this.poller);
+    await this.feed.close();
+  }
+}

@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import { EntityStoreConflictError, EntityStoreError, redactUrl } from '../errors.js';
-import { ChangeFeed, CHANGE_CHANNEL, createPool, DEFAULT_POOL, migrate, type PgPoolSettings } from '../postgres.js';
+import { ChangeWatch, CHANGE_CHANNEL, createPool, DEFAULT_POOL, migrate, type PgPoolSettings } from '../postgres.js';
 import type { EntitiesDocument } from './entities.js';
 import type { EntityStore, StoredEntities } from './entity-store.js';
 
@@ -38,8 +38,7 @@ export class PgEntityStore implements EntityStore {
   private readonly pool: pg.Pool;
   private readonly now: () => number;
   private readonly pollIntervalMs: number;
-  private feed: ChangeFeed | null = null;
-  private poller: NodeJS.Timeout | null = null;
+  private watcher: ChangeWatch | null = null;
   private closed = false;
 
   private constructor(
@@ -133,37 +132,17 @@ export class PgEntityStore implements EntityStore {
   }
 
   async watch(changed: () => void): Promise<void> {
-    if (this.feed || this.closed) return;
-    this.feed = new ChangeFeed(
-      this.url,
-      (payload) => {
-        if (payload === ENTITIES_CHANGED) changed();
-      },
-      changed,
-    );
-    await this.feed.start();
-    // The poll's baseline is taken now, so a write landing before its first tick is still a change.
-    let seen = await this.version();
-    // What changed between the caller's load and the LISTEN is seen now.
-    changed();
-    // The fallback: a notification lost with its connection is seen here within a period.
-    this.poller = setInterval(() => {
-      this.version().then(
-        (v) => {
-          if (v !== seen) changed();
-          seen = v;
-        },
-        () => {},
-      );
-    }, this.pollIntervalMs);
-    this.poller.unref();
+    if (this.watcher || this.closed) return;
+    const watcher = await ChangeWatch.start(this.url, ENTITIES_CHANGED, () => this.version(), this.pollIntervalMs, changed);
+    // Closed while the feed was starting: stop it now rather than leak its connection.
+    if (this.closed || this.watcher) await watcher.close();
+    else this.watcher = watcher;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.poller) clearInterval(this.poller);
-    await this.feed?.close();
+    await this.watcher?.close();
     await this.pool.end().catch(() => {});
   }
 }

@@ -22,9 +22,9 @@
 import pg from 'pg';
 import { redactUrl } from '../errors.js';
 import { inputCopy } from '../input.js';
-import { ChangeFeed, CHANGE_CHANNEL, createPool, DEFAULT_POOL, migrate, transaction, type PgPoolSettings } from '../postgres.js';
+import { ChangeWatch, CHANGE_CHANNEL, createPool, DEFAULT_POOL, migrate, transaction, type PgPoolSettings } from '../postgres.js';
 import type { AttemptView, DeliveryView, EventHook, EventSpec } from './types.js';
-import { attemptOf, inlineAttemptOf, type AttemptRow, type InlineSuccessColumns } from './rows.js';
+import { attemptOf, deliveryViewOf, inlineAttemptOf, type AttemptRow, type DeliveryRow as SharedDeliveryRow } from './rows.js';
 import type {
   ClaimedDelivery,
   ClaimRequest,
@@ -139,24 +139,8 @@ interface HookRow {
   config: string;
 }
 
-interface DeliveryRow extends InlineSuccessColumns {
-  seq: number;
-  id: string;
-  hook_id: string;
-  origin: string;
-  state: string;
-  attempts: number;
-  cycle_start: number;
-  next_attempt_at: number | null;
+interface DeliveryRow extends SharedDeliveryRow {
   lease_owner: string | null;
-  last_status: number | null;
-  last_error: string | null;
-  created_at: number;
-  updated_at: number;
-  event_id: string;
-  source: string;
-  event: string;
-  data: string;
 }
 
 function hookOf(r: HookRow): EventHook {
@@ -190,8 +174,7 @@ export class PgEventHookStore implements EventHookStore {
   readonly location: string;
   private readonly pool: pg.Pool;
   private readonly pollIntervalMs: number;
-  private feed: ChangeFeed | null = null;
-  private poller: NodeJS.Timeout | null = null;
+  private watcher: ChangeWatch | null = null;
   private initialized: Promise<void> | null = null;
   private closed = false;
 
@@ -280,29 +263,11 @@ export class PgEventHookStore implements EventHookStore {
    * (NOTIFY, and a poll of a fingerprint of both tables as a fallback).
    */
   async watch(changed: () => void): Promise<void> {
-    if (this.feed || this.closed) return;
-    this.feed = new ChangeFeed(
-      this.url,
-      (payload) => {
-        if (payload === HOOKS_CHANGED) changed();
-      },
-      changed,
-    );
-    await this.feed.start();
-    // The poll's baseline is taken now, so a change landing before its first tick still counts.
-    let seen = await this.fingerprint();
-    // What changed between the caller's load and the LISTEN is seen now.
-    changed();
-    this.poller = setInterval(() => {
-      this.fingerprint().then(
-        (f) => {
-          if (f !== seen) changed();
-          seen = f;
-        },
-        () => {},
-      );
-    }, this.pollIntervalMs);
-    this.poller.unref();
+    if (this.watcher || this.closed) return;
+    const watcher = await ChangeWatch.start(this.url, HOOKS_CHANGED, () => this.fingerprint(), this.pollIntervalMs, changed);
+    // Closed while the feed was starting: stop it now rather than leak its connection.
+    if (this.closed || this.watcher) await watcher.close();
+    else this.watcher = watcher;
   }
 
   /** What changes when a hook or a published source does: counts and the newest update times. */
@@ -564,22 +529,7 @@ export class PgEventHookStore implements EventHookStore {
     return rows.map((row) => {
       // Leased by some node and the lease still running: an attempt is in flight.
       const leased = row.state === 'pending' && row.lease_owner !== null && (row.next_attempt_at ?? 0) > now;
-      return {
-        id: row.id,
-        hook_id: row.hook_id,
-        event_id: row.event_id,
-        source: row.source,
-        event: row.event,
-        data: JSON.parse(row.data) as Record<string, unknown>,
-        state: leased ? 'delivering' : (row.state as DeliveryView['state']),
-        attempt_count: leased ? row.attempts + 1 : row.attempts,
-        next_attempt_at_ms: row.state === 'pending' && !leased ? row.next_attempt_at : null,
-        created_at_ms: row.created_at,
-        updated_at_ms: row.updated_at,
-        last_status: row.last_status,
-        last_error: row.last_error,
-        attempts: attempts.get(row.seq) ?? [],
-      };
+      return deliveryViewOf(row, leased, attempts.get(row.seq) ?? []);
     });
   }
 
@@ -698,8 +648,7 @@ export class PgEventHookStore implements EventHookStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.poller) clearInterval(this.poller);
-    await this.feed?.close();
+    await this.watcher?.close();
     await this.pool.end().catch(() => {});
   }
 }

@@ -29,7 +29,7 @@ import { EventHooksStoreVersionError } from '../errors.js';
 import { inputCopy } from '../input.js';
 import { OutboxTails } from './outbox-tail.js';
 import type { AttemptView, DeliveryView, EventHook, EventSpec } from './types.js';
-import { attemptOf, inlineAttemptOf, type AttemptRow, type InlineSuccessColumns } from './rows.js';
+import { attemptOf, deliveryViewOf, inlineAttemptOf, type AttemptRow, type DeliveryRow } from './rows.js';
 import type {
   ClaimedDelivery,
   ClaimRequest,
@@ -153,25 +153,6 @@ interface HookRow {
   snooze: number | null;
   enabled: number;
   config: string;
-}
-
-interface DeliveryRow extends InlineSuccessColumns {
-  seq: number;
-  id: string;
-  hook_id: string;
-  origin: string;
-  state: string;
-  attempts: number;
-  cycle_start: number;
-  next_attempt_at: number | null;
-  last_status: number | null;
-  last_error: string | null;
-  created_at: number;
-  updated_at: number;
-  event_id: string;
-  source: string;
-  event: string;
-  data: string;
 }
 
 const SWEEP_BATCH = 5_000;
@@ -747,24 +728,7 @@ export class SqliteStore implements EventHookStore {
     }
     return rows.map((r) => {
       const leased = r.state === 'pending' && this.inFlight.has(r.seq);
-
-      return {
-        id: r.id,
-        hook_id: r.hook_id,
-        event_id: r.event_id,
-        source: r.source,
-        event: r.event,
-        data: JSON.parse(r.data) as Record<string, unknown>,
-        state: leased ? 'delivering' : (r.state as DeliveryView['state']),
-        // A delivery in flight is on its next attempt.
-        attempt_count: leased ? r.attempts + 1 : r.attempts,
-        next_attempt_at_ms: r.state === 'pending' && !leased ? r.next_attempt_at : null,
-        created_at_ms: r.created_at,
-        updated_at_ms: r.updated_at,
-        last_status: r.last_status,
-        last_error: r.last_error,
-        attempts: attempts.get(r.seq) ?? [],
-      };
+      return deliveryViewOf(r, leased, attempts.get(r.seq) ?? []);
     });
   }
 
