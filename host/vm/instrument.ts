@@ -27,16 +27,9 @@
  * keeps the name section so stack traces still name functions.
  */
 import type * as BinaryenNs from 'binaryen';
+import { COUNTED_STEP_MAX, countedLoop, type Binaryen, type CountedLoop } from './counted-loops.js';
 
 type ExpressionRef = number;
-/** The expression wrappers this file uses; binaryen's bundled typings (index.d.ts) predate them. */
-interface Wrappers {
-  Function: { getBody(fn: number): ExpressionRef; setBody(fn: number, body: ExpressionRef): void };
-  Loop: { getBody(e: ExpressionRef): ExpressionRef; setBody(e: ExpressionRef, body: ExpressionRef): void };
-  MemoryGrow: { getDelta(e: ExpressionRef): ExpressionRef; setDelta(e: ExpressionRef, delta: ExpressionRef): void };
-  Call: { getTarget(e: ExpressionRef): string };
-}
-type Binaryen = typeof BinaryenNs.default & Wrappers;
 
 /** Import module of the guard's host imports; chosen not to clash with any SDK's. */
 export const GUARD_MODULE = 'hookwire:guard';
@@ -44,6 +37,10 @@ export const GUARD_MODULE = 'hookwire:guard';
 export const FUEL_SLICE = 100_000;
 /** Loop iterations counted in a register between two spends from the fuel global (a power of two). */
 const LOOP_STRIDE = 64;
+/** Counted loops entered with more trips than this take their checked copy: bounds the unchecked run to about a millisecond. */
+export const COUNTED_TRIPS_MAX = 1 << 16;
+/** Counter and bound values (from -COUNTED_STEP_MAX) with which a counted loop cannot wrap around. */
+const COUNTED_RANGE = 1 << 30;
 
 const FUEL = 'hookwire_guard_fuel';
 const REFUEL = 'hookwire_guard_refuel';
@@ -116,18 +113,47 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
         mod.block(null, [mod.local.set(counter, mod.i32.const(LOOP_STRIDE)), spend(LOOP_STRIDE)]),
       );
 
-    const walker = new Walker(b, mod, loopCheck, imported);
+    // A counted loop (host/vm/counted-loops.ts) entered with small, non-wrapping values is charged its
+    // trip count once, at entry, and runs without per-iteration checks; any other entry takes a checked
+    // copy of the loop. `tripsLocal` holds the trip count between the test and the charge.
+    const countedEntry = (loop: ExpressionRef, counted: CountedLoop, tripsLocal: number, checked: ExpressionRef): ExpressionRef | null => {
+      const i = () => mod.local.get(counted.counter, b.i32);
+      const bound = () => ('local' in counted.bound ? mod.local.get(counted.bound.local, b.i32) : mod.i32.const(counted.bound.value));
+      // The counter and the bound stay within [-STEP, 2^30) for the whole loop: no step can wrap them.
+      const inRange = (e: ExpressionRef) => mod.i32.lt_u(mod.i32.add(e, mod.i32.const(COUNTED_STEP_MAX)), mod.i32.const(COUNTED_RANGE + COUNTED_STEP_MAX));
+      if ('value' in counted.bound && !(counted.bound.value >= -COUNTED_STEP_MAX && counted.bound.value < COUNTED_RANGE)) return null;
+      const trips = counted.direction === 'up' ? mod.i32.sub(bound(), i()) : mod.i32.sub(i(), bound());
+      const fast = mod.i32.and(
+        mod.i32.and(inRange(i()), 'local' in counted.bound ? inRange(bound()) : mod.i32.const(1)),
+        mod.i32.lt_u(mod.local.tee(tripsLocal, trips, b.i32), mod.i32.const(COUNTED_TRIPS_MAX)),
+      );
+      const charge = spendDynamic(mod.i32.add(mod.local.get(tripsLocal, b.i32), mod.i32.const(1)));
+      const type = b.getExpressionType(loop);
+      return mod.if(fast, mod.block(null, [charge, loop], type), checked);
+    };
+    // Like spend, for a cost computed at run time (never negative: the caller checked it).
+    const spendDynamic = (cost: ExpressionRef): ExpressionRef =>
+      mod.block(null, [
+        mod.global.set(FUEL, mod.i32.sub(mod.global.get(FUEL, b.i32), cost)),
+        mod.if(mod.i32.lt_s(mod.global.get(FUEL, b.i32), mod.i32.const(0)), mod.global.set(FUEL, mod.call(REFUEL, [], b.i32))),
+      ]);
+
+    const walker = new Walker(b, mod, loopCheck, countedEntry, imported);
     for (const fn of functions) {
       const body = b.Function.getBody(fn);
-      let counter = -1;
-      walker.counter = () => (counter = (b as unknown as { _BinaryenFunctionAddVar(fn: number, type: number): number })._BinaryenFunctionAddVar(fn, b.i32));
+      const locals: Record<string, number> = {};
+      const addLocal = (role: string) => (locals[role] ??= (b as unknown as { _BinaryenFunctionAddVar(fn: number, type: number): number })._BinaryenFunctionAddVar(fn, b.i32));
+      walker.local = addLocal;
       // Only a function that calls guest code needs a check at its entry: a leaf runs a bounded
       // number of instructions between its caller's check and its own loop checks, and AssemblyScript
       // code is mostly small leaves, so checking those would cost the most for nothing.
       const prologue: ExpressionRef[] = [];
-      if (walker.walk(body)) prologue.push(spend(1));
-      if (counter >= 0) prologue.push(mod.local.set(counter, mod.i32.const(LOOP_STRIDE)));
-      if (prologue.length > 0) b.Function.setBody(fn, mod.block(null, [...prologue, body], b.getExpressionType(body)));
+      if (walker.walk(body, (e) => b.Function.setBody(fn, e))) prologue.push(spend(1));
+      if (locals.counter !== undefined) prologue.push(mod.local.set(locals.counter, mod.i32.const(LOOP_STRIDE)));
+      if (prologue.length > 0) {
+        const current = b.Function.getBody(fn);
+        b.Function.setBody(fn, mod.block(null, [...prologue, current], b.getExpressionType(current)));
+      }
     }
     if (!mod.validate()) throw new InstrumentError('the instrumented module does not validate (binaryen printed why on stderr)');
     b.setDebugInfo(true);
@@ -153,6 +179,7 @@ class Walker {
     private readonly b: Binaryen,
     private readonly mod: BinaryenNs.default.Module,
     private readonly loopCheck: (counter: number) => ExpressionRef,
+    private readonly countedEntry: (loop: ExpressionRef, counted: CountedLoop, tripsLocal: number, checked: ExpressionRef) => ExpressionRef | null,
     private readonly imported: ReadonlySet<string>,
   ) {
     const B = b as unknown as Record<string, Record<string, (e: ExpressionRef) => unknown>> & Record<string, number>;
@@ -220,37 +247,129 @@ class Walker {
     }
   }
 
-  /** Guard the loops and memory.grow under `root`; returns whether it calls guest code (not only host imports). */
-  /** Adds the loop-counter local to the function being walked; returns its index. */
-  counter: () => number = () => {
+  /** Adds a local of the given role (one per role) to the function being walked; returns its index. */
+  local: (role: 'counter' | 'trips') => number = () => {
     throw new Error('no function');
   };
 
-  walk(root: ExpressionRef): boolean {
+  /** The operands of `e` (none for a leaf). */
+  operands(e: ExpressionRef): readonly ExpressionRef[] {
+    const id = this.b.getExpressionId(e);
+    if (this.leaves.has(id)) return [];
+    const kids = this.children.get(id);
+    if (kids === undefined) {
+      throw new InstrumentError(`unsupported instruction in function code: ${this.b.emitText(e).split('\n')[0]!.trim()}`);
+    }
+    return kids(e);
+  }
+
+  private copies = 0;
+
+  /** `copy` with fresh names for the labels it defines (binaryen wants a function's labels unique). */
+  private relabeled(copy: ExpressionRef): ExpressionRef {
     const b = this.b;
-    let callsGuest = false;
-    let counter = -1;
-    const stack: ExpressionRef[] = [root];
+    const suffix = `$hookwire_guard_${++this.copies}`;
+    const all: ExpressionRef[] = [];
+    this.forEach(copy, (e) => all.push(e));
+    const renamed = new Set<string>();
+    for (const e of all) {
+      const id = b.getExpressionId(e);
+      const owner = id === b.LoopId ? b.Loop : id === b.BlockId ? b.Block : null;
+      const name = owner?.getName(e);
+      if (owner && name) {
+        renamed.add(name);
+        owner.setName(e, name + suffix);
+      }
+    }
+    for (const e of all) {
+      const id = b.getExpressionId(e);
+      if (id === b.BreakId) {
+        const name = b.Break.getName(e);
+        if (name && renamed.has(name)) b.Break.setName(e, name + suffix);
+      } else if (id === b.SwitchId) {
+        b.Switch.getNames(e).forEach((name, i) => renamed.has(name) && b.Switch.setNameAt(e, i, name + suffix));
+        const d = b.Switch.getDefaultName(e);
+        if (d && renamed.has(d)) b.Switch.setDefaultName(e, d + suffix);
+      }
+    }
+    return copy;
+  }
+
+  /** Calls `visit` on every expression under `root`, `root` included. */
+  private forEach(root: ExpressionRef, visit: (e: ExpressionRef) => void): void {
+    const stack = [root];
     while (stack.length > 0) {
       const e = stack.pop()!;
-      if (e === 0) continue; // an absent optional child (an if without else, a br without value)
+      if (e === 0) continue;
+      visit(e);
+      stack.push(...this.operands(e));
+    }
+  }
+
+  private callsGuest(e: ExpressionRef): boolean {
+    const b = this.b;
+    const id = b.getExpressionId(e);
+    if (id === b.CallId) return !this.imported.has(b.Call.getTarget(e));
+    return id === b.CallIndirectId || id === b.CallRefId;
+  }
+
+  /**
+   * Guard the loops and memory.grow under `root` (which `replaceRoot` can swap for another
+   * expression); returns whether it calls guest code (not only host imports).
+   */
+  walk(root: ExpressionRef, replaceRoot: (e: ExpressionRef) => void): boolean {
+    const b = this.b;
+    let callsGuest = false;
+    // Each entry: an expression and how to put another in its place (null where the parent kind has no setter here).
+    const stack: Array<[ExpressionRef, ((e: ExpressionRef) => void) | null]> = [[root, replaceRoot]];
+    const uncounted = new Set<ExpressionRef>();
+    const pushChildren = (e: ExpressionRef) => {
       const id = b.getExpressionId(e);
-      if (this.leaves.has(id)) continue;
-      const kids = this.children.get(id);
-      if (kids === undefined) {
-        throw new InstrumentError(`unsupported instruction in function code: ${b.emitText(e).split('\n')[0]!.trim()}`);
+      if (id === b.BlockId) {
+        const n = b.Block.getNumChildren(e);
+        for (let i = 0; i < n; i++) stack.push([b.Block.getChildAt(e, i), (x) => b.Block.setChildAt(e, i, x)]);
+      } else if (id === b.IfId) {
+        stack.push([b.If.getCondition(e), null]);
+        stack.push([b.If.getIfTrue(e), (x) => b.If.setIfTrue(e, x)]);
+        const no = b.If.getIfFalse(e);
+        if (no !== 0) stack.push([no, (x) => b.If.setIfFalse(e, x)]);
+      } else {
+        for (const k of this.operands(e)) stack.push([k, null]);
       }
-      for (const k of kids(e)) stack.push(k);
+    };
+    // The per-iteration check at the top of a loop; its former body stays reachable for the walk.
+    const checkLoop = (loop: ExpressionRef) => {
+      const body = b.Loop.getBody(loop);
+      const wrapper = this.mod.block(null, [this.loopCheck(this.local('counter')), body], b.getExpressionType(body));
+      b.Loop.setBody(loop, wrapper);
+      stack.push([body, (x) => b.Block.setChildAt(wrapper, 1, x)]);
+    };
+    while (stack.length > 0) {
+      const [e, replace] = stack.pop()!;
+      if (e === 0) continue; // an absent optional child (a br without value)
+      const id = b.getExpressionId(e);
       if (id === b.LoopId) {
-        const body = b.Loop.getBody(e);
-        if (counter < 0) counter = this.counter();
-        b.Loop.setBody(e, this.mod.block(null, [this.loopCheck(counter), body], b.getExpressionType(body)));
-      } else if (id === b.MemoryGrowId) {
+        const counted = replace === null || uncounted.has(e) ? null : countedLoop(b, e, (x) => this.operands(x));
+        if (counted !== null) {
+          const checked = this.relabeled(this.mod.copyExpression(e));
+          const entry = this.countedEntry(e, counted, this.local('trips'), checked);
+          if (entry !== null) {
+            replace!(entry);
+            // Loops inside the checked copy stay checked only: copying them again would double the code at every nesting level.
+            this.forEach(checked, (x) => b.getExpressionId(x) === b.LoopId && uncounted.add(x));
+            checkLoop(checked);
+            stack.push([b.Loop.getBody(e), (x) => b.Loop.setBody(e, x)]);
+            continue;
+          }
+        }
+        checkLoop(e);
+        continue;
+      }
+      pushChildren(e);
+      if (id === b.MemoryGrowId) {
         b.MemoryGrow.setDelta(e, this.mod.call(CAP_GROW, [b.MemoryGrow.getDelta(e)], b.i32));
-      } else if (id === b.CallId) {
-        callsGuest ||= !this.imported.has(b.Call.getTarget(e));
-      } else if (id === b.CallIndirectId || id === b.CallRefId) {
-        callsGuest = true;
+      } else {
+        callsGuest ||= this.callsGuest(e);
       }
     }
     return callsGuest;
