@@ -4,11 +4,11 @@
  * how far the guest's memory can grow. The file on disk is never touched, so
  * the same artifact still loads in Envoy.
  *
- * - Fuel: a mutable i32 global, decremented at every loop header and at the
- *   entry of every function that calls guest code (wasmtime checks at loop
- *   headers and function entries: without entry checks a loop-free call tree
- *   could still run for exponential time; a leaf function without loops runs a
- *   bounded number of instructions, so it needs none). When it
+ * - Fuel: a mutable i32 global, decremented at loop headers and at the entry
+ *   of the functions entry-checks.ts picks (wasmtime checks at every loop
+ *   header and function entry: without entry checks recursion, or a loop-free
+ *   call tree, could still run for exponential time). A counted loop
+ *   (counted-loops.ts) is charged its trip count once, at entry. When it
  *   drops below zero the guest calls the host import `hookwire:guard.refuel`,
  *   which compares the clock with the current call's deadline and either
  *   returns a new allowance or throws, which unwinds the guest like a trap.
@@ -28,6 +28,7 @@
  */
 import type * as BinaryenNs from 'binaryen';
 import { COUNTED_STEP_MAX, countedLoop, type Binaryen, type CountedLoop } from './counted-loops.js';
+import { functionsNeedingEntryCheck } from './entry-checks.js';
 
 type ExpressionRef = number;
 
@@ -76,12 +77,10 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
     const F = b.Features as unknown as Record<string, number>;
     mod.setFeatures(F.All! & ~F.CompactImports! & ~F.CustomPageSizes!);
     const functions: ExpressionRef[] = [];
-    const imported = new Set<string>();
     for (let i = 0; i < mod.getNumFunctions(); i++) {
       const fn = mod.getFunctionByIndex(i);
       const info = b.getFunctionInfo(fn);
       if (info.module === '') functions.push(fn);
-      else imported.add(info.name);
     }
 
     mod.addGlobal(FUEL, b.i32, true, mod.i32.const(FUEL_SLICE));
@@ -138,17 +137,20 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
         mod.if(mod.i32.lt_s(mod.global.get(FUEL, b.i32), mod.i32.const(0)), mod.global.set(FUEL, mod.call(REFUEL, [], b.i32))),
       ]);
 
-    const walker = new Walker(b, mod, loopCheck, countedEntry, imported);
+    const walker = new Walker(b, mod, loopCheck, countedEntry);
+    const entryChecked = functionsNeedingEntryCheck(
+      b,
+      new Map(functions.map((fn) => [b.getFunctionInfo(fn).name, b.Function.getBody(fn)])),
+      (e) => walker.operands(e),
+    );
     for (const fn of functions) {
       const body = b.Function.getBody(fn);
       const locals: Record<string, number> = {};
       const addLocal = (role: string) => (locals[role] ??= (b as unknown as { _BinaryenFunctionAddVar(fn: number, type: number): number })._BinaryenFunctionAddVar(fn, b.i32));
       walker.local = addLocal;
-      // Only a function that calls guest code needs a check at its entry: a leaf runs a bounded
-      // number of instructions between its caller's check and its own loop checks, and AssemblyScript
-      // code is mostly small leaves, so checking those would cost the most for nothing.
       const prologue: ExpressionRef[] = [];
-      if (walker.walk(body, (e) => b.Function.setBody(fn, e))) prologue.push(spend(1));
+      walker.walk(body, (e) => b.Function.setBody(fn, e));
+      if (entryChecked.has(b.getFunctionInfo(fn).name)) prologue.push(spend(1));
       if (locals.counter !== undefined) prologue.push(mod.local.set(locals.counter, mod.i32.const(LOOP_STRIDE)));
       if (prologue.length > 0) {
         const current = b.Function.getBody(fn);
@@ -180,7 +182,6 @@ class Walker {
     private readonly mod: BinaryenNs.default.Module,
     private readonly loopCheck: (counter: number) => ExpressionRef,
     private readonly countedEntry: (loop: ExpressionRef, counted: CountedLoop, tripsLocal: number, checked: ExpressionRef) => ExpressionRef | null,
-    private readonly imported: ReadonlySet<string>,
   ) {
     const B = b as unknown as Record<string, Record<string, (e: ExpressionRef) => unknown>> & Record<string, number>;
     const get =
@@ -306,20 +307,12 @@ class Walker {
     }
   }
 
-  private callsGuest(e: ExpressionRef): boolean {
-    const b = this.b;
-    const id = b.getExpressionId(e);
-    if (id === b.CallId) return !this.imported.has(b.Call.getTarget(e));
-    return id === b.CallIndirectId || id === b.CallRefId;
-  }
-
   /**
    * Guard the loops and memory.grow under `root` (which `replaceRoot` can swap for another
-   * expression); returns whether it calls guest code (not only host imports).
+   * expression).
    */
-  walk(root: ExpressionRef, replaceRoot: (e: ExpressionRef) => void): boolean {
+  walk(root: ExpressionRef, replaceRoot: (e: ExpressionRef) => void): void {
     const b = this.b;
-    let callsGuest = false;
     // Each entry: an expression and how to put another in its place (null where the parent kind has no setter here).
     const stack: Array<[ExpressionRef, ((e: ExpressionRef) => void) | null]> = [[root, replaceRoot]];
     const uncounted = new Set<ExpressionRef>();
@@ -366,12 +359,7 @@ class Walker {
         continue;
       }
       pushChildren(e);
-      if (id === b.MemoryGrowId) {
-        b.MemoryGrow.setDelta(e, this.mod.call(CAP_GROW, [b.MemoryGrow.getDelta(e)], b.i32));
-      } else {
-        callsGuest ||= this.callsGuest(e);
-      }
+      if (id === b.MemoryGrowId) b.MemoryGrow.setDelta(e, this.mod.call(CAP_GROW, [b.MemoryGrow.getDelta(e)], b.i32));
     }
-    return callsGuest;
   }
 }

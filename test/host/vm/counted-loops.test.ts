@@ -11,47 +11,10 @@
  *   counters written otherwise than by a step, and unbounded loops nested in
  *   counted ones are all stopped, and the stop is counted as fuel.
  */
-import binaryen from 'binaryen';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { countedLoop, type Binaryen } from '../../../host/vm/counted-loops.js';
-import { FUEL_SLICE, GUARD_MODULE, instrumentModule } from '../../../host/vm/instrument.js';
-
-const b = binaryen as unknown as Binaryen;
-
-/** A module of one exported function `run`, written in WAT. */
-function wat(params: string, body: string, locals = ''): Uint8Array {
-  const mod = b.parseText(`(module (memory 1) (func (export "run") ${params} (result i32) ${locals} ${body}))`);
-  try {
-    if (!mod.validate()) throw new Error('test module does not validate');
-    return mod.emitBinary();
-  } finally {
-    mod.dispose();
-  }
-}
-
-class Stopped extends Error {}
-
-/** Instantiates `bytes` guarded; refuel stops the call after `slices` refills (a deadline in fuel, not in time). */
-async function guarded(bytes: Uint8Array, slices = 50): Promise<{ run: (...args: number[]) => number; refuels: () => number }> {
-  let refuels = 0;
-  const instance = await WebAssembly.instantiate(await WebAssembly.compile(await instrumentModule(bytes)), {
-    [GUARD_MODULE]: {
-      refuel: () => {
-        if (++refuels > slices) throw new Stopped(`out of fuel after ${refuels - 1} slices`);
-        return FUEL_SLICE;
-      },
-      max_pages: new WebAssembly.Global({ value: 'i32', mutable: false }, 65536),
-    },
-  });
-  const run = instance.exports.run as (...args: number[]) => number;
-  return { run, refuels: () => refuels };
-}
-
-async function plain(bytes: Uint8Array): Promise<(...args: number[]) => number> {
-  const instance = await WebAssembly.instantiate(await WebAssembly.compile(bytes), {});
-  return instance.exports.run as (...args: number[]) => number;
-}
+import { countedLoop } from '../../../host/vm/counted-loops.js';
+import { b, guarded, plain, Stopped, wat } from './guard-harness.js';
 
 /** Whether the guard recognised the module's loops as counted (how many of them). */
 function countedLoops(bytes: Uint8Array): number {

@@ -1,0 +1,91 @@
+/**
+ * Entry checks (host/vm/entry-checks.ts): the guard checks at function entry
+ * only where code without loops could still run unbounded (recursion, calls
+ * through a table, call trees that multiply), and every such shape is
+ * stopped; small functions called from checked code carry no check.
+ */
+import { describe, expect, it } from 'vitest';
+import { functionsNeedingEntryCheck, WORK_MAX } from '../../../host/vm/entry-checks.js';
+import { b, guarded, Stopped, wat } from './guard-harness.js';
+
+/** The names of `bytes`'s functions that get a check at entry. */
+function checkedFunctions(bytes: Uint8Array): string[] {
+  const mod = b.readBinary(bytes);
+  try {
+    const functions = new Map<string, number>();
+    for (let i = 0; i < mod.getNumFunctions(); i++) {
+      const info = b.getFunctionInfo(mod.getFunctionByIndex(i));
+      if (info.module === '') functions.set(info.name, info.body);
+    }
+    return [...functionsNeedingEntryCheck(b, functions, kids)].sort();
+  } finally {
+    mod.dispose();
+  }
+}
+
+function kids(e: number): number[] {
+  const id = b.getExpressionId(e);
+  if (id === b.BlockId) return Array.from({ length: b.Block.getNumChildren(e) }, (_, i) => b.Block.getChildAt(e, i));
+  if (id === b.IfId) return [b.If.getCondition(e), b.If.getIfTrue(e), b.If.getIfFalse(e)];
+  if (id === b.CallId) return (b as unknown as { Call: { getOperands(e: number): number[] } }).Call.getOperands(e);
+  if (id === b.CallIndirectId) return [];
+  if (id === b.DropId) return [(b as unknown as { Drop: { getValue(e: number): number } }).Drop.getValue(e)];
+  if (id === b.BinaryId) return [b.Binary.getLeft(e), b.Binary.getRight(e)];
+  return [];
+}
+
+// $f0 calls $f1 twice, $f1 calls $f2 twice, ... $f39 is a leaf: 2^40 calls without a loop.
+const levels = 40;
+const TREE = wat(
+  '(param $x i32)',
+  '(call $f0 (local.get $x))',
+  '',
+  Array.from({ length: levels }, (_, k) =>
+    k === levels - 1
+      ? `(func $f${k} (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))`
+      : `(func $f${k} (param i32) (result i32) (i32.add (call $f${k + 1} (local.get 0)) (call $f${k + 1} (local.get 0))))`,
+  ).join(' '),
+);
+
+describe('entry checks', () => {
+  it('checks recursion, calls through a table and call trees past the work bound; not small callees', () => {
+    const recursive = wat('(param $x i32)', '(call $down (local.get $x))', '', '(func $down (param i32) (result i32) (if (result i32) (local.get 0) (then (call $down (i32.sub (local.get 0) (i32.const 1)))) (else (i32.const 0))))');
+    expect(checkedFunctions(recursive)).toEqual(['down']);
+
+    const mutual = wat('(param $x i32)', '(call $ping (local.get $x))', '', '(func $ping (param i32) (result i32) (call $pong (local.get 0))) (func $pong (param i32) (result i32) (call $ping (local.get 0)))');
+    expect(checkedFunctions(mutual)).toEqual(['ping', 'pong']);
+
+    const table = wat('(param $x i32)', '(call_indirect (type $t) (local.get $x) (i32.const 0))', '', '(type $t (func (param i32) (result i32))) (table 1 funcref) (elem (i32.const 0) $leaf) (func $leaf (param i32) (result i32) (local.get 0))');
+    expect(checkedFunctions(table).length).toBe(1); // run, the table's caller (names: run is unnamed)
+
+    const small = wat('(param $x i32)', '(i32.add (call $leaf (local.get $x)) (call $leaf (local.get $x)))', '', '(func $leaf (param i32) (result i32) (i32.mul (local.get 0) (i32.const 3)))');
+    expect(checkedFunctions(small)).toEqual([]);
+
+    // Some levels of the tree are checked: no unchecked stretch of it runs more than the bound.
+    const tree = checkedFunctions(TREE);
+    expect(tree.length).toBeGreaterThan(0);
+    expect(tree.length).toBeLessThan(levels);
+    expect(WORK_MAX).toBeLessThan(2 ** 20);
+  });
+
+  it.each([
+    ['endless recursion', wat('(param $x i32)', '(call $spin (local.get $x))', '', '(func $spin (param i32) (result i32) (call $spin (local.get 0)))')],
+    ['endless mutual recursion', wat('(param $x i32)', '(call $ping (local.get $x))', '', '(func $ping (param i32) (result i32) (call $pong (local.get 0))) (func $pong (param i32) (result i32) (call $ping (local.get 0)))')],
+    ['a call tree of 2^40 calls without a loop', TREE],
+    [
+      'endless recursion through a table',
+      wat('(param $x i32)', '(call_indirect (type $t) (local.get $x) (i32.const 0))', '', '(type $t (func (param i32) (result i32))) (table 1 funcref) (elem (i32.const 0) $self) (func $self (param i32) (result i32) (call_indirect (type $t) (local.get 0) (i32.const 0)))'),
+    ],
+  ])('stops %s', async (_what, bytes) => {
+    const { run } = await guarded(bytes, 5);
+    // Endless recursion may also end in the engine's stack overflow (a RangeError) before the fuel runs out: either way it stops.
+    let stopped: unknown = null;
+    try {
+      run(1);
+    } catch (err) {
+      stopped = err;
+    }
+    expect(stopped instanceof Stopped || stopped instanceof RangeError).toBe(true);
+    if (_what === 'a call tree of 2^40 calls without a loop') expect(stopped).toBeInstanceOf(Stopped);
+  });
+});
