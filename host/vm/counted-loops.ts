@@ -57,6 +57,8 @@ export interface CountedLoop {
   readonly bound: { readonly local: number } | { readonly value: number };
   /** `up`: the counter grows while below the bound; `down`: it shrinks while above it (signed). */
   readonly direction: 'up' | 'down';
+  /** The loop's condition compares unsigned (then a negative bound is past every counter). */
+  readonly unsigned: boolean;
 }
 
 interface Visited {
@@ -128,7 +130,9 @@ export function countedLoop(
 
   // `a < b` reads as "a counts up to b" or "b counts down to a": the writes in the loop decide.
   for (const candidate of matchComparison(b, B, condition)) {
-    if (provesCounter(b, B, candidate, body, refs, sets, parents)) return { counter: candidate.counter, bound: candidate.bound, direction: candidate.direction };
+    if (provesCounter(b, B, candidate, body, refs, sets, parents)) {
+      return { counter: candidate.counter, bound: candidate.bound, direction: candidate.direction, unsigned: candidate.unsigned };
+    }
   }
   return null;
 }
@@ -137,6 +141,7 @@ interface Candidate {
   readonly counter: number;
   readonly bound: CountedLoop['bound'];
   readonly direction: CountedLoop['direction'];
+  readonly unsigned: boolean;
   /** The counter's operand in the condition (a tee there may be the step). */
   readonly counterExpr: ExpressionRef;
 }
@@ -200,7 +205,8 @@ function matchComparison(
     const bound = boundOperand(b, n);
     if (counter === null || bound === null) continue;
     if ('local' in bound && bound.local === counter.index) continue;
-    found.push({ counter: counter.index, bound, direction, counterExpr: counter.expr });
+    const unsigned = [B.LtUInt32, B.LeUInt32, B.GtUInt32, B.GeUInt32].includes(op);
+    found.push({ counter: counter.index, bound, direction, unsigned, counterExpr: counter.expr });
   }
   return found;
 }

@@ -118,15 +118,15 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
     const countedEntry = (loop: ExpressionRef, counted: CountedLoop, tripsLocal: number, checked: ExpressionRef): ExpressionRef | null => {
       const i = () => mod.local.get(counted.counter, b.i32);
       const bound = () => ('local' in counted.bound ? mod.local.get(counted.bound.local, b.i32) : mod.i32.const(counted.bound.value));
-      // The counter and the bound stay within [-STEP, 2^30) for the whole loop: no step can wrap them.
-      const inRange = (e: ExpressionRef) => mod.i32.lt_u(mod.i32.add(e, mod.i32.const(COUNTED_STEP_MAX)), mod.i32.const(COUNTED_RANGE + COUNTED_STEP_MAX));
-      if ('value' in counted.bound && !(counted.bound.value >= -COUNTED_STEP_MAX && counted.bound.value < COUNTED_RANGE)) return null;
+      // No step may wrap the counter around: the bound lies in [0, 2^30) (from -STEP when the loop
+      // compares signed), and the trip test puts the counter within COUNTED_TRIPS_MAX of it.
+      const low = counted.unsigned ? 0 : -COUNTED_STEP_MAX;
+      if ('value' in counted.bound && !(counted.bound.value >= low && counted.bound.value < COUNTED_RANGE)) return null;
+      const boundInRange = () => mod.i32.lt_u(mod.i32.sub(bound(), mod.i32.const(low)), mod.i32.const(COUNTED_RANGE - low));
       const trips = counted.direction === 'up' ? mod.i32.sub(bound(), i()) : mod.i32.sub(i(), bound());
-      const fast = mod.i32.and(
-        mod.i32.and(inRange(i()), 'local' in counted.bound ? inRange(bound()) : mod.i32.const(1)),
-        mod.i32.lt_u(mod.local.tee(tripsLocal, trips, b.i32), mod.i32.const(COUNTED_TRIPS_MAX)),
-      );
-      const charge = spendDynamic(mod.i32.add(mod.local.get(tripsLocal, b.i32), mod.i32.const(1)));
+      const tripsSmall = mod.i32.lt_u(mod.local.tee(tripsLocal, trips, b.i32), mod.i32.const(COUNTED_TRIPS_MAX));
+      const fast = 'local' in counted.bound ? mod.i32.and(boundInRange(), tripsSmall) : tripsSmall;
+      const charge = spendDynamic(mod.local.get(tripsLocal, b.i32));
       const type = b.getExpressionType(loop);
       return mod.if(fast, mod.block(null, [charge, loop], type), checked);
     };

@@ -150,6 +150,7 @@ describe('counted loops', () => {
   it.each([
     ['a trip count over the unchecked maximum', UP_WHILE, [0, 0x3fffffff]],
     ['a bound where a step would wrap the counter', UP_UNSIGNED_OFFSET, [0, -1]],
+    ['a negative bound compared unsigned, which a step wraps below', UP_UNSIGNED_OFFSET, [-6, -5]],
     ['a counter that wraps below the bound', DOWN_DO_WHILE_TEE, [0x7ffffff0, -0x80000000]],
   ] as const)('stops %s (the checked copy runs)', async (_what, bytes, args) => {
     const { run } = await guarded(bytes, 5);
