@@ -184,6 +184,17 @@ export class FilterChain implements StreamDelegate {
     return this.trailersFrom(d, 0);
   }
 
+  /**
+   * For a driver that delivers each phase itself (the emulator, where the
+   * test plays the data plane): step k gets its next phase whatever it
+   * paused in, as if it had continued; a body phase that paused keeps
+   * buffering (the next chunk is added to what it holds) unless `replaceBody`.
+   */
+  deliverTo(d: Direction, k: number, replaceBody: boolean): void {
+    const blocked = d.steps[k]! & BLOCK;
+    if (replaceBody || blocked === ON_HEADERS || blocked === ON_TRAILERS) d.steps[k] = NONE;
+  }
+
   /** Answer with `reply` (or reset) now, unless something already decided how the stream ends. */
   answer(p: Pending): void {
     this.pending ??= p;
