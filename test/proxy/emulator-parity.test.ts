@@ -15,9 +15,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePairs } from '../../host/abi/memory.js';
-import { HostEmulator } from '../../host/testing/emulator.js';
+import { FilterResult, HostEmulator } from '../../host/testing/emulator.js';
 import { op, parseRecord, probeWasm, type Rec } from '../host/abi/probe.js';
-import { send, startGateway, until, type TestGateway } from '../helpers/gateway.js';
+import { send, startGateway, until, type Reply, type TestGateway } from '../helpers/gateway.js';
 import { fixture } from '../helpers/paths.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -50,7 +50,9 @@ interface ProbeRequest {
 /** Run `script` as plugin "probe" on a fresh gateway (one plugin: ids and counters start as in a fresh emulator). */
 async function throughGateway(script: readonly string[], request: ProbeRequest) {
   const { replies, records } = await requestsThroughGateway(script, [request]);
-  return { reply: replies[0]!, records };
+  const reply = replies[0]!;
+  if (reply instanceof Error) throw reply;
+  return { reply, records };
 }
 
 /** Send `requests` one after the other; the records once every stream has ended (its access log line written, after on_log). */
@@ -70,9 +72,11 @@ async function requestsThroughGateway(script: readonly string[], requests: reado
     },
   ); // startGateway reloads a trapped VM for the very next stream, as the emulator does
   const lines = gw.lines;
-  const replies = [];
+  // A stream the gateway resets ends the client's request with an error.
+  const replies: Array<Reply | Error> = [];
   for (const [i, request] of requests.entries()) {
-    replies.push(await send(gw.url + request.path, { method: request.method, headers: request.headers, ...(request.body === undefined ? {} : { body: request.body }) }));
+    const body = request.body === undefined ? {} : { body: request.body };
+    replies.push(await send(gw.url + request.path, { method: request.method, headers: request.headers, ...body }).catch((err: unknown) => err as Error));
     // on_log runs once the response is over, before the stream's access log line.
     await until(() => lines.filter((l) => l.msg === 'request').length > i);
   }
@@ -383,7 +387,7 @@ describe('the emulator answers as the gateway does (same script, same records)',
       const g = await requestsThroughGateway(script, [request, request], policy);
       // fail_open: the filter is dropped (then skipped) and the upstream's answer goes through; else 503.
       const status = policy === 'fail_open' ? 200 : 503;
-      expect(g.replies.map((r) => r.status)).toEqual([status, status]);
+      expect(g.replies.map((r) => (r instanceof Error ? r : r.status))).toEqual([status, status]);
       // A reload runs the second stream on a fresh VM (which traps again); the others never reach the guest again.
       const streams = g.records.filter((m) => m.startsWith('R request_headers args')).length;
       expect(streams).toBe(policy === 'reload' ? 2 : 1);
@@ -398,5 +402,51 @@ describe('the emulator answers as the gateway does (same script, same records)',
       }
       if (policy !== 'reload') expect(() => host!.initHttpContext()).toThrow(policy === 'fail_open' ? /\(skip\)/ : /\(reject\)/);
     });
+  });
+
+  it('close_stream resets the stream: no more phases, on_log still runs', async () => {
+    const script = [
+      op('request_headers', 'get_pairs', 0),
+      op('response_headers', 'get_pairs', 2),
+      op('response_headers', 'close', 1),
+      op('response_headers', 'return', 0),
+      op('response_body', 'get_buffer', 1, 0, 100000),
+      op('log', 'get_property', prop('response', 'code_details')),
+      op('log', 'get_property', prop('response', 'code')),
+    ];
+    const g = await requestsThroughGateway(script, [{ path: '/', method: 'GET', headers: {} }]);
+    expect(g.replies[0]).toBeInstanceOf(Error);
+    const phases = g.records.filter((m) => m.includes(' args ')).map((m) => m.split(' ')[1]);
+    expect(phases).toEqual(['request_headers', 'response_headers', 'log']);
+    // The upstream's answer already set the details (via_upstream): Envoy keeps the first reason.
+    const details = Buffer.from('via_upstream').toString('hex');
+    expect(g.records.some((m) => m.startsWith('R log get_property') && m.includes(` hex=${details} `))).toBe(true);
+    const e = await throughEmulator(script, g.records, []);
+    expect(e).toEqual(g.records);
+    expect(host!.streamControl(replayed[0]!).closed).toEqual({ request: false, response: true });
+  });
+
+  it('a local reply once the response head went out resets the stream', async () => {
+    const script = [
+      op('request_headers', 'get_pairs', 0),
+      op('response_headers', 'get_pairs', 2),
+      op('response_body', 'get_buffer', 1, 0, 100000),
+      op('response_trailers', 'get_pairs', 3),
+      op('response_trailers', 'send_local', 500, 'too late', 'late'),
+      op('log', 'get_property', prop('response', 'code')),
+      op('log', 'get_property', prop('response', 'code_details')),
+      op('log', 'get_property', prop('response', 'size')),
+    ];
+    const g = await requestsThroughGateway(script, [{ path: '/trailers', method: 'GET', headers: {} }]);
+    expect(g.replies[0]).toBeInstanceOf(Error);
+    const e = await throughEmulator(script, g.records, []);
+    expect(e).toEqual(g.records);
+    // The data plane runs nothing more on a reset stream; the emulator refuses to, and says why.
+    const id = host!.initHttpContext();
+    host!.callOnRequestHeaders(id, { ':method': 'GET', ':path': '/' }, true);
+    host!.callOnResponseHeaders(id, { ':status': '200' });
+    host!.callOnResponseBody(id, 'sent', false);
+    expect(host!.callOnResponseTrailers(id, {})).toBe(FilterResult.PAUSE);
+    expect(() => host!.callOnResponseTrailers(id, {})).toThrow(/reset \(local reply 500 after the response started\)/);
   });
 });
