@@ -2,12 +2,15 @@
  * The host emulator for plugin authors: run a compiled proxy-wasm module in
  * the real hookwire host (host/abi + host/vm), drive an HTTP stream phase by
  * phase, and inspect everything the plugin did, with no proxy and no sockets.
- * Modelled on proxy-wasm-go-sdk's proxytest. What a stream computes
- * (request.* / response.* attributes, local replies and their code details)
- * is the data plane's own code (host/vm/stream-properties.ts,
- * host/vm/local-reply.ts), and the defaults are Envoy's: undeclared clusters
- * are refused, a local reply stops iteration and runs the response phases.
- * test/proxy/emulator-parity.test.ts holds both hosts to the same records.
+ * Modelled on proxy-wasm-go-sdk's proxytest. A stream is the data plane's
+ * own filter chain (host/vm/filter-chain.ts: phase results, pauses,
+ * buffering, local replies, failure policy, resets, the end of the stream)
+ * with the plugin as its only filter, fed from the call* methods instead of
+ * sockets; its request.* / response.* attributes are the data plane's too
+ * (host/vm/stream-properties.ts), and the defaults are Envoy's: undeclared
+ * clusters are refused, a local reply stops iteration and runs the response
+ * phases. test/proxy/emulator-parity.test.ts holds both hosts to the same
+ * records.
  *
  * ```ts
  * const host = await HostEmulator.start({ wasm: 'dist/my-filter.wasm', pluginConfig: { header: 'x-a' } });

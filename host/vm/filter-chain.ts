@@ -22,11 +22,11 @@ import type { PropertyValue } from './properties.js';
 const EMPTY = Buffer.alloc(0);
 
 // Per-step state of a direction, as bit flags (steps count in the direction's order).
-export const BLOCK = 3; // mask
-export const NONE = 0;
-export const ON_HEADERS = 1; // paused in the headers phase: waits for continue_stream
-export const ON_BODY = 2; // paused in a body phase: buffering; called again as data arrives
-export const ON_TRAILERS = 3; // paused in the trailers phase
+const BLOCK = 3; // mask
+const NONE = 0;
+const ON_HEADERS = 1; // paused in the headers phase: waits for continue_stream
+const ON_BODY = 2; // paused in a body phase: buffering; called again as data arrives
+const ON_TRAILERS = 3; // paused in the trailers phase
 const HELD = 4; // the step's body buffer holds data not passed on yet
 const HELD_EOS = 8; // ... and that data ends the stream
 const HELD_TRAILERS = 16; // trailers wait here (the step is paused in headers)
