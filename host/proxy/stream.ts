@@ -18,9 +18,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { HeaderMap } from '../abi/header-map.js';
-import { FilterResult, type HttpContext, type LocalResponse, type StreamDelegate } from '../vm/http-context.js';
-import { CLOSE_STREAM_DETAILS, localReplyDetails, localReplyHeaders } from '../vm/local-reply.js';
-import type { PropertySource } from '../vm/properties.js';
+import { FilterChain, type ChainOwner, type ChainReply, type Direction } from '../vm/filter-chain.js';
+import type { Plugin } from '../vm/plugin.js';
+import type { PropertyValue } from '../vm/properties.js';
 import type { Generation, RouteEntry } from './generation.js';
 import type { GatewayMetrics } from './metrics.js';
 import { requestProperty, type LiveRequest } from './properties.js';
@@ -389,63 +389,20 @@ function trailerPairs(raw: (Buffer | string)[]): [string, string][] {
 }
 
 // ---------------------------------------------------------------------------
-// The filter chain.
+// The filter chain (its walk is host/vm/filter-chain.ts, shared with the emulator).
 
-// Per-step state of a direction, as bit flags (steps count in the direction's order).
-const BLOCK = 3; // mask
-const NONE = 0;
-const ON_HEADERS = 1; // paused in the headers phase: waits for continue_stream
-const ON_BODY = 2; // paused in a body phase: buffering; called again as data arrives
-const ON_TRAILERS = 3; // paused in the trailers phase
-const HELD = 4; // the step's body buffer holds data not passed on yet
-const HELD_EOS = 8; // ... and that data ends the stream
-const HELD_TRAILERS = 16; // trailers wait here (the step is paused in headers)
-
-/** One direction (request or response) of a filter stream. */
-class Direction {
-  readonly request: boolean;
-  readonly steps: number[];
-  headers: HeaderMap | null = null;
-  trailers: HeaderMap | null = null;
-  headersEos = false;
-  /** Cut (local reply, reset): nothing more flows in this direction. */
-  dead = false;
-  /** Body bytes that entered the direction. */
-  bytesIn = 0;
-  /** Body bytes that left the chain (sent upstream / to the client). */
-  bytesOut = 0;
-
-  constructor(request: boolean, n: number) {
-    this.request = request;
-    this.steps = new Array<number>(n).fill(0);
-  }
-}
-
-type Pending =
-  | { kind: 'reply'; status: number; headers: string[]; body: Buffer; details: string; close: boolean }
-  | { kind: 'reset'; reason: string };
-
-/** A route with plugins: every phase of every filter, Envoy's way. */
-class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
+/** A route with plugins: every phase of every filter, Envoy's way; this side feeds the chain and carries out what leaves it. */
+class FilterStream extends Exchange implements ChainOwner, LiveRequest {
   private readonly match: RouteMatch<RouteEntry>;
-  private readonly chain: RouteEntry['chain'];
-  private readonly n: number;
-  private readonly ctxs: (HttpContext | null)[];
-  private readonly rq: Direction;
-  private readonly rs: Direction;
+  readonly chain: FilterChain;
   readonly requestHeaders: HeaderMap;
   private readonly originalAuthority: string;
   private readonly hasBody: boolean;
   declare readonly entry: RouteEntry;
   private readonly startWallMs = Date.now();
   target: UpstreamTarget | null = null;
-  codeDetails = '';
   /** The status the upstream answered (before filters), or 0 when none answered. */
   upstreamStatus = 0;
-
-  private pending: Pending | null = null;
-  /** A local reply is going through the response chain. */
-  private replying = false;
 
   // Upstream side.
   upstreamRequest: { path: string; method: string; headers: string[] } | null = null;
@@ -476,11 +433,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
   ) {
     super(core, gen, req, res, requestId, entry);
     this.match = match;
-    this.chain = entry.chain;
-    this.n = entry.chain.length;
-    this.ctxs = new Array<HttpContext | null>(this.n).fill(null);
-    this.rq = new Direction(true, this.n);
-    this.rs = new Direction(false, this.n);
+    this.chain = new FilterChain(this, entry.chain);
     this.hasBody = hasBody;
     this.originalAuthority = authority;
     // Envoy's request map: pseudo-headers first, Host folded into :authority.
@@ -496,15 +449,19 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
   }
 
   get responseHeaders(): HeaderMap | null {
-    return this.rs.headers;
+    return this.chain.rs.headers;
   }
 
   get requestBodyBytes(): number {
-    return this.rq.bytesIn;
+    return this.chain.rq.bytesIn;
   }
 
   get responseBodyBytes(): number {
-    return this.rs.bytesOut;
+    return this.chain.rs.bytesOut;
+  }
+
+  get codeDetails(): string {
+    return this.chain.codeDetails;
   }
 
   backendLatency(): bigint {
@@ -512,211 +469,81 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     return (this.upstreamEnd > 0n ? this.upstreamEnd : process.hrtime.bigint()) - this.upstreamStart;
   }
 
-  private readonly properties: PropertySource = (key) => requestProperty(this, key);
+  property(key: string): PropertyValue | undefined {
+    return requestProperty(this, key);
+  }
 
   // ---- start ----
 
   start(): void {
-    let rejectedBy: string | null = null;
-    for (let i = 0; i < this.n; i++) {
-      const plugin = this.chain[i]!;
-      const ctx = plugin.newHttpContext({ delegate: this, properties: this.properties });
-      if (ctx === 'skip') {
-        // Per request, so debug: the trap itself was logged once, as an error.
-        this.core.logger.debug({ request_id: this.requestId, plugin: plugin.name, reason: plugin.failure }, 'plugin skipped (fail_open)');
-        continue;
-      }
-      if (ctx === 'reject') {
-        rejectedBy ??= plugin.name;
-        continue;
-      }
-      ctx.requestHeaders = this.requestHeaders;
-      this.ctxs[i] = ctx;
-    }
+    const rejectedBy = this.chain.open(this.requestHeaders);
     this.target = this.pickTarget(this.match.value);
-    this.rq.headers = this.requestHeaders;
-    this.rq.headersEos = !this.hasBody;
+    const d = this.chain.rq;
     if (this.hasBody) {
       this.req.on('data', (chunk: Buffer) => this.onRequestData(chunk));
       this.req.on('end', () => this.onRequestEnd());
     }
     if (rejectedBy !== null) {
+      d.headers = this.requestHeaders;
+      d.headersEos = !this.hasBody;
       this.core.logger.warn(
-        { request_id: this.requestId, plugin: rejectedBy, reason: this.match.value.chain.find((p) => p.name === rejectedBy)?.failure },
+        { request_id: this.requestId, plugin: rejectedBy.name, reason: rejectedBy.failure },
         'plugin unavailable, request refused (failure policy)',
       );
-      this.pending = this.failureReply(rejectedBy);
-      this.processPending();
+      this.chain.answer(this.failureReply(rejectedBy));
       return;
     }
-    this.headersFrom(this.rq, 0);
+    this.chain.requestHeaders(this.requestHeaders, !this.hasBody);
   }
 
-  private failureReply(plugin: string): Pending {
+  skipped(plugin: Plugin): void {
+    // Per request, so debug: the trap itself was logged once, as an error.
+    this.core.logger.debug({ request_id: this.requestId, plugin: plugin.name, reason: plugin.failure }, 'plugin skipped (fail_open)');
+  }
+
+  failureReply(plugin: Plugin): ChainReply {
     return {
       kind: 'reply',
       status: 503,
       headers: ['content-type', JSON_TYPE],
-      body: errorBody(`The request could not be processed: plugin ${plugin} failed`, this.requestId),
+      body: errorBody(`The request could not be processed: plugin ${plugin.name} failed`, this.requestId),
       details: 'wasm_fail_stream',
       close: false,
     };
   }
 
+  trapped(plugin: Plugin, inPhase: boolean): void {
+    this.core.metrics.trap(plugin.name);
+    if (!inPhase) return;
+    const failOpen = plugin.failurePolicy === 'fail_open';
+    this.core.logger.error(
+      { request_id: this.requestId, plugin: plugin.name, policy: plugin.failurePolicy, reason: plugin.failure },
+      failOpen ? 'filter failed, continuing without it (fail_open)' : 'filter failed, request refused',
+    );
+  }
+
   private onRequestData(chunk: Buffer): void {
-    const d = this.rq;
+    const d = this.chain.rq;
     if (d.dead || this.done) return;
     d.bytesIn += chunk.length;
-    this.dataFrom(d, 0, chunk, false);
+    this.chain.dataFrom(d, 0, chunk, false);
   }
 
   private onRequestEnd(): void {
-    const d = this.rq;
+    const d = this.chain.rq;
     if (d.dead || this.done) return;
     const rawTrailers = this.req.rawTrailers;
     if (rawTrailers.length > 0) {
       const flat: string[] = [];
       for (let i = 0; i < rawTrailers.length; i += 2) flat.push(rawTrailers[i]!.toLowerCase(), rawTrailers[i + 1]!);
-      d.trailers = new HeaderMap(flat);
-      for (const ctx of this.ctxs) if (ctx !== null) ctx.requestTrailers = d.trailers;
-      this.trailersFrom(d, 0);
+      this.chain.trailersArrived(d, new HeaderMap(flat));
     } else {
-      this.dataFrom(d, 0, EMPTY, true);
-    }
-  }
-
-  // ---- the chain ----
-
-  private ctxAt(d: Direction, k: number): HttpContext | null {
-    const ctx = this.ctxs[d.request ? k : this.n - 1 - k]!;
-    return ctx === null || ctx.failed ? null : ctx;
-  }
-
-  /**
-   * After a guest callback at step k: apply the failure policy to a trap,
-   * carry out a local reply or reset the callback asked for. True when the
-   * caller must stop walking the chain.
-   */
-  private interrupted(d: Direction, k: number, r: FilterResult): boolean {
-    if (r === FilterResult.FAILED) {
-      const plugin = this.chain[d.request ? k : this.n - 1 - k]!;
-      this.core.metrics.trap(plugin.name);
-      const failOpen = plugin.failurePolicy === 'fail_open';
-      this.core.logger.error(
-        { request_id: this.requestId, plugin: plugin.name, policy: plugin.failurePolicy, reason: plugin.failure },
-        failOpen ? 'filter failed, continuing without it (fail_open)' : 'filter failed, request refused',
-      );
-      // A failure while a reply is already on its way only drops that filter.
-      if (!failOpen && !this.replying) this.pending ??= this.failureReply(plugin.name);
-    }
-    if (this.pending !== null) {
-      this.processPending();
-      return true;
-    }
-    return d.dead || this.done;
-  }
-
-  private headersFrom(d: Direction, k: number): void {
-    for (; k < this.n; k++) {
-      const ctx = this.ctxAt(d, k);
-      if (ctx === null) continue;
-      const r = d.request ? ctx.onRequestHeaders(d.headersEos) : ctx.onResponseHeaders(d.headersEos);
-      if (this.interrupted(d, k, r)) return;
-      if (r === FilterResult.PAUSE) {
-        d.steps[k] = (d.steps[k]! & ~BLOCK) | ON_HEADERS;
-        return;
-      }
-    }
-    this.headersAtEnd(d);
-  }
-
-  private dataFrom(d: Direction, k: number, chunk: Buffer, eos: boolean): void {
-    for (; k < this.n; k++) {
-      const ctx = this.ctxAt(d, k);
-      if (ctx === null) continue;
-      const buffer = d.request ? ctx.requestBody : ctx.responseBody;
-      const state = d.steps[k]!;
-      const blocked = state & BLOCK;
-      if (blocked === ON_HEADERS || blocked === ON_TRAILERS) {
-        // Held until this filter continues; it sees it all then.
-        if (chunk.length > 0) buffer.append(chunk);
-        d.steps[k] = blocked | HELD | (eos ? HELD_EOS : 0) | (state & HELD_TRAILERS);
-        this.overLimit(d, buffer.size);
-        return;
-      }
-      if (blocked === ON_BODY) {
-        if (chunk.length > 0) buffer.append(chunk);
-        if (this.overLimit(d, buffer.size)) return;
-      } else {
-        buffer.replace(chunk);
-      }
-      const r = d.request ? ctx.onRequestBody(eos) : ctx.onResponseBody(eos);
-      if (this.interrupted(d, k, r)) return;
-      if (r === FilterResult.PAUSE) {
-        d.steps[k] = ON_BODY | HELD | (eos ? HELD_EOS : 0);
-        if (blocked !== ON_BODY) this.overLimit(d, buffer.size);
-        return;
-      }
-      d.steps[k] = NONE;
-      chunk = buffer.bytes();
-    }
-    this.dataAtEnd(d, chunk, eos);
-  }
-
-  private trailersFrom(d: Direction, k: number): void {
-    for (; k < this.n; k++) {
-      const ctx = this.ctxAt(d, k);
-      if (ctx === null) continue;
-      const state = d.steps[k]!;
-      if ((state & BLOCK) === ON_HEADERS) {
-        d.steps[k] = state | HELD_TRAILERS;
-        return;
-      }
-      const r = d.request ? ctx.onRequestTrailers() : ctx.onResponseTrailers();
-      if (this.interrupted(d, k, r)) return;
-      if (r === FilterResult.PAUSE) {
-        d.steps[k] = (state & HELD) | ON_TRAILERS;
-        return;
-      }
-      d.steps[k] = NONE;
-      if (state & HELD) {
-        // Data this filter was buffering goes on before the trailers.
-        this.dataFrom(d, k + 1, d.request ? ctx.requestBody.bytes() : ctx.responseBody.bytes(), false);
-        if (d.dead || this.done) return;
-      }
-    }
-    this.trailersAtEnd(d);
-  }
-
-  /** continue_stream from the filter at step k (run from a microtask, never inside the guest). */
-  private resume(d: Direction, k: number): void {
-    if (d.dead || this.done) return;
-    const state = d.steps[k]!;
-    const blocked = state & BLOCK;
-    if (blocked === NONE) return; // continue without a pause: nothing to do
-    const ctx = this.ctxs[d.request ? k : this.n - 1 - k]!;
-    const buffered = (): Buffer => (ctx === null ? EMPTY : d.request ? ctx.requestBody.bytes() : ctx.responseBody.bytes());
-    d.steps[k] = NONE;
-    if (blocked === ON_HEADERS) {
-      this.headersFrom(d, k + 1);
-      if (d.dead || this.done) return;
-      // Data that arrived meanwhile now reaches this filter, then the trailers.
-      if (state & HELD) this.dataFrom(d, k, buffered(), (state & HELD_EOS) !== 0);
-      if (d.dead || this.done) return;
-      if (state & HELD_TRAILERS) this.trailersFrom(d, k);
-    } else if (blocked === ON_BODY) {
-      this.dataFrom(d, k + 1, buffered(), (state & HELD_EOS) !== 0);
-    } else {
-      if (state & HELD) {
-        this.dataFrom(d, k + 1, buffered(), false);
-        if (d.dead || this.done) return;
-      }
-      this.trailersFrom(d, k + 1);
+      this.chain.dataFrom(d, 0, EMPTY, true);
     }
   }
 
   /** Over the buffer limit: 413 for a request, 502 for a response. True when that happened. */
-  private overLimit(d: Direction, size: number): boolean {
+  overLimit(d: Direction, size: number): boolean {
     const proxy = this.gen.config.proxy;
     const limit = d.request ? proxy.request_body_buffer_limit : proxy.response_body_buffer_limit;
     if (size <= limit) return false;
@@ -724,21 +551,20 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     const setting = d.request ? 'proxy.request_body_buffer_limit' : 'proxy.response_body_buffer_limit';
     const message = `The ${what} body exceeds the buffer limit of ${limit} bytes (${setting}) while a plugin buffers it`;
     this.core.logger.warn({ request_id: this.requestId, route: this.match.value.resolved.route.name, limit }, message);
-    this.pending ??= {
+    this.chain.answer({
       kind: 'reply',
       status: d.request ? 413 : 502,
       headers: ['content-type', JSON_TYPE],
       body: errorBody(message, this.requestId),
       details: `${what}_payload_too_large`,
       close: d.request, // the client may still be uploading: do not read the rest
-    };
-    this.processPending();
+    });
     return true;
   }
 
   // ---- ends of the chain ----
 
-  private headersAtEnd(d: Direction): void {
+  headersAtEnd(d: Direction): void {
     if (d.request) {
       this.prepareUpstream();
       if (d.headersEos) this.dispatch(null);
@@ -749,8 +575,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     }
   }
 
-  private dataAtEnd(d: Direction, chunk: Buffer, eos: boolean): void {
-    d.bytesOut += chunk.length;
+  dataAtEnd(d: Direction, chunk: Buffer, eos: boolean): void {
     if (d.request) {
       if (!this.dispatched) {
         if (eos) {
@@ -777,7 +602,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     } else if (chunk.length > 0 && !this.res.write(chunk)) this.clientBackpressure = true;
   }
 
-  private trailersAtEnd(d: Direction): void {
+  trailersAtEnd(d: Direction): void {
     if (d.request) {
       // HTTP/1.1 upstream requests carry no trailers: filters saw them, the upstream does not.
       if (!this.dispatched) this.dispatch(EMPTY);
@@ -802,7 +627,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
   }
 
   private noResponseBody(): boolean {
-    const status = this.rs.headers?.get(':status');
+    const status = this.chain.rs.headers?.get(':status');
     return this.req.method === 'HEAD' || status === '204' || status === '304';
   }
 
@@ -880,19 +705,18 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
       if (name === 'content-length' && value === '0') eos = true;
       flat.push(name, value);
     }
-    this.codeDetails = 'via_upstream';
     this.upstreamStatus = status;
-    this.startResponse(new HeaderMap(flat), eos);
+    this.chain.upstreamResponse(new HeaderMap(flat), eos);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     if (this.upstreamDone || this.done) return this.stopUpstream();
-    const d = this.rs;
+    const d = this.chain.rs;
     if (d.dead) return true;
     d.bytesIn += chunk.length;
     this.clientBackpressure = false;
-    this.dataFrom(d, 0, chunk, false);
+    this.chain.dataFrom(d, 0, chunk, false);
     if (this.clientBackpressure && !this.done) {
       this.res.once('drain', this.upstreamResume!);
       return false;
@@ -904,16 +728,14 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     if (this.upstreamDone || this.done) return;
     this.upstreamDone = true;
     this.upstreamEnd = process.hrtime.bigint();
-    const d = this.rs;
+    const d = this.chain.rs;
     if (d.dead) return;
     if (trailers !== null && trailers.length > 0) {
       const flat: string[] = [];
       for (let i = 0; i < trailers.length; i += 2) flat.push(rawString(trailers[i]!).toLowerCase(), rawString(trailers[i + 1]!));
-      d.trailers = new HeaderMap(flat);
-      for (const ctx of this.ctxs) if (ctx !== null) ctx.responseTrailers = d.trailers;
-      this.trailersFrom(d, 0);
+      this.chain.trailersArrived(d, new HeaderMap(flat));
     } else if (!d.headersEos) {
-      this.dataFrom(d, 0, EMPTY, true);
+      this.chain.dataFrom(d, 0, EMPTY, true);
     }
   }
 
@@ -925,15 +747,14 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     const failure = classifyUpstreamError(err);
     this.core.metrics.upstreamError(service, failure.kind);
     this.logUpstreamError(service, failure.status, failure.reason);
-    this.pending ??= {
+    this.chain.answer({
       kind: 'reply',
       status: failure.status,
       headers: ['content-type', JSON_TYPE],
       body: errorBody(failure.message, this.requestId),
       details: failure.kind === 'timeout' ? 'upstream_response_timeout' : 'upstream_reset_before_response_started',
       close: false,
-    };
-    this.processPending();
+    });
   }
 
   /** Stop talking to the upstream (local reply, reset, client gone). */
@@ -947,14 +768,6 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
 
   // ---- client ----
 
-  private startResponse(headers: HeaderMap, eos: boolean): void {
-    const d = this.rs;
-    d.headers = headers;
-    d.headersEos = eos;
-    for (const ctx of this.ctxs) if (ctx !== null) ctx.responseHeaders = headers;
-    this.headersFrom(d, 0);
-  }
-
   /**
    * Write the status line and headers as the response chain left them. With
    * `knownLength` >= 0 the whole body is known, so Content-Length is set to
@@ -962,7 +775,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
    * be written (the stream was answered with an error instead).
    */
   private writeClientHead(knownLength: number): boolean {
-    const map = this.rs.headers!;
+    const map = this.chain.rs.headers!;
     const flat = map.flat;
     const status = Number(map.get(':status'));
     const headers: string[] = [];
@@ -981,7 +794,7 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     } catch (err) {
       // A filter left headers node refuses to send (bad characters, bad :status).
       this.core.logger.error({ request_id: this.requestId, reason: (err as Error).message }, 'response headers rejected');
-      this.rs.dead = true;
+      this.chain.rs.dead = true;
       this.abandonUpstream();
       this.clientHead = true;
       if (!res.headersSent) this.sendError(502, 'The response headers could not be sent');
@@ -992,97 +805,46 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
     return true;
   }
 
-  // ---- StreamDelegate (called from inside the guest: record, act later) ----
-
-  continueStream(ctx: HttpContext, stream: 0 | 1): void {
-    const slot = this.ctxs.indexOf(ctx);
-    if (slot < 0) return;
-    const d = stream === 0 ? this.rq : this.rs;
-    const k = d.request ? slot : this.n - 1 - slot;
-    queueMicrotask(() => this.guarded(() => this.resume(d, k)));
-  }
-
-  closeStream(ctx: HttpContext, stream: 0 | 1): void {
-    // Envoy records why the stream ended unless something already did.
-    if (this.codeDetails === '') this.codeDetails = CLOSE_STREAM_DETAILS;
-    this.pending = { kind: 'reset', reason: `close_stream(${stream}) by plugin ${ctx.plugin.name}` };
-    queueMicrotask(() => this.guarded(() => this.processPending()));
-  }
-
-  sendLocalResponse(ctx: HttpContext, response: LocalResponse): void {
-    if (this.pending?.kind === 'reset') return;
-    this.pending = {
-      kind: 'reply',
-      status: response.status,
-      headers: response.headers.flat,
-      body: response.body,
-      details: localReplyDetails(response.details, ctx.plugin.name),
-      close: false,
-    };
-    queueMicrotask(() => this.guarded(() => this.processPending()));
-  }
+  // ---- ChainOwner: what leaves the chain, and work outside the guest ----
 
   /**
    * Work run outside any guest or undici callback (a microtask): an exception
    * there would be uncaught and end the process, so it resets this stream instead.
    */
+  schedule(work: () => void): void {
+    queueMicrotask(() => this.guarded(work));
+  }
+
   private guarded(work: () => void): void {
     try {
       work();
     } catch (err) {
       this.core.logger.error({ request_id: this.requestId, reason: (err as Error).message }, 'stream failed');
-      if (!this.done) this.reset(`internal error: ${(err as Error).message}`);
+      if (!this.done) this.chain.reset(`internal error: ${(err as Error).message}`);
     }
   }
 
-  private processPending(): void {
-    const p = this.pending;
-    if (p === null) return;
-    this.pending = null;
-    if (this.done) return;
-    if (p.kind === 'reset') {
-      this.reset(p.reason);
-      return;
-    }
-    this.reply(p.status, p.headers, p.body, p.details, p.close);
+  get responseStarted(): boolean {
+    return this.clientHead;
   }
 
-  /**
-   * A local reply, Envoy's way: before any response exists it is encoded
-   * through the response filter chain; once response headers exist but are
-   * not sent it replaces them directly; after that the stream is reset.
-   */
-  private reply(status: number, extra: readonly string[], body: Buffer, details: string, close: boolean): void {
-    this.rq.dead = true;
+  /** A local reply starts: the upstream is no longer needed. */
+  replyStarted(reply: ChainReply): void {
     this.abandonUpstream();
     // The rest of the request body is not needed; keep reading it so the connection can be reused.
     if (this.hasBody) this.req.resume();
-    const res = this.res;
-    if (close) res.shouldKeepAlive = false;
-    this.codeDetails = details;
-    const flat = localReplyHeaders(status, extra, body);
-    if (this.rs.headers === null) {
-      this.replying = true;
-      this.startResponse(new HeaderMap(flat), body.length === 0);
-      if (body.length > 0 && !this.rs.dead && !this.done) this.dataFrom(this.rs, 0, body, true);
-      return;
-    }
-    if (!this.clientHead) {
-      this.rs.dead = true;
-      this.rs.headers.setAll(flat); // on_log sees the reply's :status
-      if (this.writeClientHead(this.noResponseBody() ? -1 : body.length)) {
-        this.rs.bytesOut += body.length;
-        res.end(body);
-      }
-      return;
-    }
-    this.reset(`local reply ${status} after the response started`);
+    if (reply.close) this.res.shouldKeepAlive = false;
   }
 
-  private reset(reason: string): void {
+  replaceResponse(d: Direction, body: Buffer): void {
+    if (this.writeClientHead(this.noResponseBody() ? -1 : body.length)) {
+      d.bytesOut += body.length;
+      this.res.end(body);
+    }
+  }
+
+  reset(reason: string): void {
     this.core.logger.warn({ request_id: this.requestId, reason }, 'stream reset');
-    this.rq.dead = true;
-    this.rs.dead = true;
     this.abortStatus = 444;
     this.abandonUpstream();
     this.res.destroy();
@@ -1091,17 +853,8 @@ class FilterStream extends Exchange implements StreamDelegate, LiveRequest {
   // ---- end ----
 
   protected finish(): void {
-    this.rq.dead = true;
-    this.rs.dead = true;
     this.abandonUpstream();
     // Done, log and delete, in configured order, after the response.
-    for (const ctx of this.ctxs) {
-      if (ctx === null) continue;
-      // A trap in on_done/on_log/on_delete counts like one in any other phase
-      // (a VM already poisoned by another stream is not this stream's trap).
-      const healthy = !ctx.failed && ctx.vm.poisoned === null;
-      ctx.complete();
-      if (healthy && ctx.vm.poisoned !== null) this.core.metrics.trap(ctx.plugin.name);
-    }
+    this.chain.complete();
   }
 }

@@ -2,12 +2,15 @@
  * The host emulator for plugin authors: run a compiled proxy-wasm module in
  * the real hookwire host (host/abi + host/vm), drive an HTTP stream phase by
  * phase, and inspect everything the plugin did, with no proxy and no sockets.
- * Modelled on proxy-wasm-go-sdk's proxytest. What a stream computes
- * (request.* / response.* attributes, local replies and their code details)
- * is the data plane's own code (host/vm/stream-properties.ts,
- * host/vm/local-reply.ts), and the defaults are Envoy's: undeclared clusters
- * are refused, a local reply stops iteration and runs the response phases.
- * test/proxy/emulator-parity.test.ts holds both hosts to the same records.
+ * Modelled on proxy-wasm-go-sdk's proxytest. A stream is the data plane's
+ * own filter chain (host/vm/filter-chain.ts: phase results, pauses,
+ * buffering, local replies, failure policy, resets, the end of the stream)
+ * with the plugin as its only filter, fed from the call* methods instead of
+ * sockets; its request.* / response.* attributes are the data plane's too
+ * (host/vm/stream-properties.ts), and the defaults are Envoy's: undeclared
+ * clusters are refused, a local reply stops iteration and runs the response
+ * phases. test/proxy/emulator-parity.test.ts holds both hosts to the same
+ * records.
  *
  * ```ts
  * const host = await HostEmulator.start({ wasm: 'dist/my-filter.wasm', pluginConfig: { header: 'x-a' } });
@@ -23,10 +26,10 @@ import { readFile } from 'node:fs/promises';
 import { LOG_LEVEL_NAMES, LogLevel, type LogLevelName } from '../abi/constants.js';
 import { HeaderMap } from '../abi/header-map.js';
 import { ContextNotFoundError } from '../errors.js';
-import { FilterResult, HttpContext, type LocalResponse } from '../vm/http-context.js';
+import { FilterResult, type HttpContext } from '../vm/http-context.js';
 import { DEFAULT_LIMITS, type GuestLimits } from '../vm/deadline.js';
+import { FilterChain, type ChainOwner, type ChainReply, type Direction } from '../vm/filter-chain.js';
 import type { PluginLogRecord } from '../vm/logging.js';
-import { CLOSE_STREAM_DETAILS, localReplyDetails, localReplyHeaders } from '../vm/local-reply.js';
 import { compileModule } from '../vm/module.js';
 import type { FailurePolicy, HttpCallFailure, HttpCallRequest, HttpCallResponse, Plugin } from '../vm/plugin.js';
 import type { PropertyValue } from '../vm/properties.js';
@@ -90,34 +93,125 @@ export interface SentLocalResponse {
 }
 
 /**
- * One emulated stream: the plugin's context plus what the data plane keeps
- * per stream (the StreamFacts the request.* and response.* attributes are
- * derived from, which body chunks a filter is buffering, whether a local
- * reply cut the request direction).
+ * One emulated stream: the data plane's filter chain (host/vm/filter-chain.ts,
+ * the same walk the gateway's FilterStream drives) with this plugin as its
+ * only filter, fed from the call* methods instead of sockets. What leaves the
+ * chain is only recorded: whether the response head "went out" (a later
+ * local reply then resets the stream, as in the gateway), and why the stream
+ * was reset.
  */
-class StreamRecord implements StreamFacts {
+class EmulatedStream implements ChainOwner, StreamFacts {
+  readonly chain: CountingChain;
   ctx!: HttpContext;
-  readonly continued = { request: 0, response: 0 };
-  readonly closed = { request: false, response: false };
-  codeDetails = '';
-  requestBodyBytes = 0;
-  responseBodyBytes = 0;
-  /** The last body call of the direction paused: the next chunk is added to the buffer (else it replaces it). */
-  requestBuffering = false;
-  responseBuffering = false;
-  /** A local reply was carried out: the request direction is over. */
-  replied = false;
-  /** A local reply replaced the response: what is left of the upstream's is not run. */
-  responseCut = false;
+  responseStarted = false;
+  /** Why the stream was reset (close_stream, a local reply after the response started), or null. */
+  resetReason: string | null = null;
+  /** The plugin's failure policy let the stream pass without it (fail_open after a trap). */
+  skippedPlugin = false;
+  private readonly overrides: Record<string, PropertyValue>;
+  private readonly deferred: Array<() => void>;
+
+  constructor(plugin: Plugin, overrides: Record<string, PropertyValue>, deferred: Array<() => void>) {
+    this.overrides = overrides;
+    this.deferred = deferred;
+    this.chain = new CountingChain(this, [plugin]);
+  }
+
+  // ---- StreamFacts (request.* / response.*) ----
 
   get requestHeaders(): HeaderMap | null {
-    return this.ctx.requestHeaders;
+    return this.chain.rq.headers;
   }
 
   get responseHeaders(): HeaderMap | null {
-    return this.ctx.responseHeaders;
+    return this.chain.rs.headers;
+  }
+
+  get requestBodyBytes(): number {
+    return this.chain.rq.bytesIn;
+  }
+
+  get responseBodyBytes(): number {
+    return this.chain.rs.bytesOut;
+  }
+
+  get codeDetails(): string {
+    return this.chain.codeDetails;
+  }
+
+  // ---- ChainOwner ----
+
+  property(key: string): PropertyValue | undefined {
+    // Own keys only: "constructor" or "__proto__" are not properties of the request.
+    return Object.hasOwn(this.overrides, key) ? this.overrides[key] : streamProperty(this, key);
+  }
+
+  /** Run after the current emulator call returns (HostEmulator.flush), never inside the guest. */
+  schedule(work: () => void): void {
+    this.deferred.push(work);
+  }
+
+  headersAtEnd(d: Direction): void {
+    if (!d.request && d.headersEos) this.responseStarted = true;
+  }
+
+  dataAtEnd(d: Direction): void {
+    if (!d.request) this.responseStarted = true;
+  }
+
+  trailersAtEnd(d: Direction): void {
+    if (!d.request) this.responseStarted = true;
+  }
+
+  /** The gateway's body buffer limits are its configuration; the emulator has none. */
+  overLimit(): boolean {
+    return false;
+  }
+
+  skipped(): void {
+    this.skippedPlugin = true;
+  }
+
+  /** Traps are recorded by the runtime (runtimeEvents()). */
+  trapped(): void {}
+
+  /** 503, wasm_fail_stream, with no body (the gateway's JSON body names a request id); localResponse(id) shows it. */
+  failureReply(): ChainReply {
+    this.ctx.localResponse = { status: 503, details: 'wasm_fail_stream', body: EMPTY, headers: new HeaderMap(), grpcStatus: -1 };
+    return { kind: 'reply', status: 503, headers: [], body: EMPTY, details: 'wasm_fail_stream', close: false };
+  }
+
+  replyStarted(): void {}
+
+  /** The reply replaced the response's headers: its body is what the client gets. */
+  replaceResponse(d: Direction, body: Buffer): void {
+    this.ctx.responseBody.replace(body);
+    d.bytesOut += body.length;
+  }
+
+  reset(reason: string): void {
+    this.resetReason = reason;
   }
 }
+
+/** The chain, counting the plugin's continue_stream and close_stream calls for streamControl(). */
+class CountingChain extends FilterChain {
+  readonly continued = { request: 0, response: 0 };
+  readonly closed = { request: false, response: false };
+
+  override continueStream(ctx: HttpContext, stream: 0 | 1): void {
+    if (stream === 0) this.continued.request++;
+    else this.continued.response++;
+    super.continueStream(ctx, stream);
+  }
+
+  override closeStream(ctx: HttpContext, stream: 0 | 1): void {
+    this.closed[stream === 0 ? 'request' : 'response'] = true;
+    super.closeStream(ctx, stream);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
 
 const utf8ToBytes = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
 const bytesToUtf8 = (s: string) => Buffer.from(s, 'latin1').toString('utf8');
@@ -144,7 +238,7 @@ export class HostEmulator {
   plugin!: Plugin;
   private readonly records: PluginLogRecord[] = [];
   private readonly events: RuntimeEvent[] = [];
-  private readonly streams = new Map<number, StreamRecord>();
+  private readonly streams = new Map<number, EmulatedStream>();
   private readonly pending = new Map<number, { call: HttpCallRequest; done: (r: HttpCallResponse | HttpCallFailure) => void }>();
   private readonly deferred: Array<() => void> = [];
   /** Tick callbacks by timer handle: one per plugin that set a tick period. */
@@ -248,108 +342,50 @@ export class HostEmulator {
    */
   initHttpContext(properties: Record<string, PropertyValue> = {}): number {
     return this.drive(() => {
-      const record = new StreamRecord();
-      const result = this.plugin.newHttpContext({
-        // Own keys only: "constructor" or "__proto__" are not properties of the request.
-        properties: (key) => (Object.hasOwn(properties, key) ? properties[key] : streamProperty(record, key)),
-        delegate: {
-          continueStream: (_c, s) => void (s === 0 ? record.continued.request++ : record.continued.response++),
-          closeStream: (_c, s) => {
-            record.closed[s === 0 ? 'request' : 'response'] = true;
-            if (record.codeDetails === '') record.codeDetails = CLOSE_STREAM_DETAILS;
-          },
-        },
-      });
-      if (typeof result === 'string') {
-        throw new Error(`stream refused by failure policy ${this.plugin.failurePolicy} (${result}): ${this.plugin.failure}`);
+      const s = new EmulatedStream(this.plugin, properties, this.deferred);
+      s.chain.open(null);
+      const ctx = s.chain.ctxs[0];
+      if (ctx === null || ctx === undefined) {
+        const refusal = s.skippedPlugin ? 'skip' : 'reject';
+        throw new Error(`stream refused by failure policy ${this.plugin.failurePolicy} (${refusal}): ${this.plugin.failure}`);
       }
-      record.ctx = result;
-      this.streams.set(result.id, record);
-      return result.id;
+      s.ctx = ctx;
+      this.streams.set(ctx.id, s);
+      return ctx.id;
     });
   }
 
-  private stream(id: number): StreamRecord {
+  private stream(id: number): EmulatedStream {
     const s = this.streams.get(id);
     if (!s) throw new ContextNotFoundError(id);
     return s;
   }
 
   /**
-   * After a phase, as the data plane does: a trap under fail_closed answers
-   * 503 (wasm_fail_stream); a local reply the guest sent stops iteration
-   * whatever the guest returned, and is carried out (see reply()).
+   * Whether the phase can be delivered: false when the plugin's context has
+   * failed (trapped) or ended, whose later phases answer FAILED without
+   * reaching the guest. Throws for a phase the data plane would never run
+   * (a local reply or a reset already ended that direction).
    */
-  private outcome(s: StreamRecord, before: LocalResponse | null, r: FilterResult): FilterResult {
-    if (r === FilterResult.FAILED && this.plugin.failurePolicy !== 'fail_open' && !s.ctx.localResponse) {
-      s.ctx.localResponse = {
-        status: 503,
-        details: 'wasm_fail_stream',
-        body: Buffer.alloc(0),
-        headers: new HeaderMap(),
-        grpcStatus: -1,
-      } satisfies LocalResponse;
-      s.codeDetails = 'wasm_fail_stream';
-      return r;
+  private deliverable(s: EmulatedStream, phase: string, response: boolean): boolean {
+    if (s.ctx.failed || s.ctx.deleted) return false;
+    const d = response ? s.chain.rs : s.chain.rq;
+    if (d.dead) {
+      const why = s.resetReason !== null ? `was reset (${s.resetReason})` : 'was already answered with a local reply';
+      throw new Error(`${phase}: stream ${s.ctx.id} ${why}; the data plane runs no more ${response ? 'response' : 'request'} phases`);
     }
-    const sent = s.ctx.localResponse;
-    if (sent === null || sent === before) return r;
-    this.reply(s, sent);
-    return r === FilterResult.FAILED ? r : FilterResult.PAUSE;
-  }
-
-  /**
-   * A local reply, Envoy's way (as host/proxy/stream.ts carries it out):
-   * before the response exists it is encoded through the response phases;
-   * once response headers exist, it replaces them.
-   */
-  private reply(s: StreamRecord, sent: LocalResponse): void {
-    s.replied = true;
-    s.codeDetails = localReplyDetails(sent.details, this.plugin.name);
-    const flat = localReplyHeaders(sent.status, sent.headers.flat, sent.body);
-    if (s.ctx.responseHeaders === null) {
-      s.ctx.responseHeaders = new HeaderMap(flat);
-      const eos = sent.body.length === 0;
-      const r = this.outcome(s, sent, s.ctx.onResponseHeaders(eos));
-      if (eos || s.responseCut || r === FilterResult.FAILED) return;
-      s.ctx.responseBody.replace(sent.body);
-      const rb = this.outcome(s, sent, s.ctx.onResponseBody(true));
-      if (rb === FilterResult.CONTINUE && !s.responseCut) s.responseBodyBytes += s.ctx.responseBody.size;
-      return;
-    }
-    s.responseCut = true;
-    s.ctx.responseHeaders.setAll(flat);
-    s.ctx.responseBody.replace(sent.body);
-    s.responseBodyBytes += sent.body.length;
-  }
-
-  /** Refuse a phase the data plane would never run: the local reply already ended the request direction. */
-  private live(s: StreamRecord, phase: string, response: boolean): void {
-    if (response ? s.responseCut : s.replied) {
-      throw new Error(`${phase}: stream ${s.ctx.id} was already answered with a local reply; the data plane runs no more ${response ? 'response' : 'request'} phases`);
-    }
-  }
-
-  private phase(s: StreamRecord, run: () => FilterResult): FilterResult {
-    return this.drive(() => {
-      const before = s.ctx.localResponse;
-      return this.outcome(s, before, run());
-    });
-  }
-
-  /** The body buffer gets `chunk` added while the filter buffers (its last body call paused), else replaced by it. */
-  private feed(buffer: HttpContext['requestBody'], buffering: boolean, chunk: string | Uint8Array, replace: boolean): number {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    if (replace || !buffering) buffer.replace(bytes);
-    else buffer.append(bytes);
-    return bytes.length;
+    return true;
   }
 
   callOnRequestHeaders(id: number, headers: HeadersInput, endOfStream = false): FilterResult {
     const s = this.stream(id);
-    this.live(s, 'callOnRequestHeaders', false);
-    s.ctx.requestHeaders = toHeaderMap(headers);
-    return this.phase(s, () => s.ctx.onRequestHeaders(endOfStream));
+    const map = toHeaderMap(headers);
+    if (!this.deliverable(s, 'callOnRequestHeaders', false)) {
+      s.ctx.requestHeaders = map;
+      return FilterResult.FAILED;
+    }
+    s.chain.deliverTo(s.chain.rq, 0, false);
+    return this.drive(() => s.chain.requestHeaders(map, endOfStream));
   }
 
   /**
@@ -358,52 +394,62 @@ export class HostEmulator {
    * buffers), and replaces it otherwise; `replace` always replaces.
    */
   callOnRequestBody(id: number, chunk: string | Uint8Array, endOfStream = false, replace = false): FilterResult {
-    const s = this.stream(id);
-    this.live(s, 'callOnRequestBody', false);
-    s.requestBodyBytes += this.feed(s.ctx.requestBody, s.requestBuffering, chunk, replace);
-    const r = this.phase(s, () => s.ctx.onRequestBody(endOfStream));
-    s.requestBuffering = r === FilterResult.PAUSE;
-    return r;
+    return this.body(id, 'callOnRequestBody', false, chunk, endOfStream, replace);
   }
 
   callOnRequestTrailers(id: number, trailers: HeadersInput): FilterResult {
-    const s = this.stream(id);
-    this.live(s, 'callOnRequestTrailers', false);
-    s.ctx.requestTrailers = toHeaderMap(trailers);
-    return this.phase(s, () => s.ctx.onRequestTrailers());
+    return this.trailers(id, 'callOnRequestTrailers', false, trailers);
   }
 
   /** The upstream's response headers (response.code_details becomes via_upstream). */
   callOnResponseHeaders(id: number, headers: HeadersInput, endOfStream = false): FilterResult {
     const s = this.stream(id);
-    this.live(s, 'callOnResponseHeaders', true);
-    if (s.replied) throw new Error(`callOnResponseHeaders: stream ${id} was answered with a local reply; its response phases already ran on the reply`);
-    s.ctx.responseHeaders = toHeaderMap(headers);
-    s.codeDetails = 'via_upstream';
-    return this.phase(s, () => s.ctx.onResponseHeaders(endOfStream));
+    const map = toHeaderMap(headers);
+    if (!this.deliverable(s, 'callOnResponseHeaders', true)) {
+      s.ctx.responseHeaders = map;
+      return FilterResult.FAILED;
+    }
+    if (s.chain.rq.dead) throw new Error(`callOnResponseHeaders: stream ${id} was answered with a local reply; its response phases already ran on the reply`);
+    s.chain.deliverTo(s.chain.rs, 0, false);
+    return this.drive(() => s.chain.upstreamResponse(map, endOfStream));
   }
 
   callOnResponseBody(id: number, chunk: string | Uint8Array, endOfStream = false, replace = false): FilterResult {
-    const s = this.stream(id);
-    this.live(s, 'callOnResponseBody', true);
-    this.feed(s.ctx.responseBody, s.responseBuffering, chunk, replace);
-    const r = this.phase(s, () => s.ctx.onResponseBody(endOfStream));
-    s.responseBuffering = r === FilterResult.PAUSE;
-    if (r === FilterResult.CONTINUE && !s.responseCut) s.responseBodyBytes += s.ctx.responseBody.size;
-    return r;
+    return this.body(id, 'callOnResponseBody', true, chunk, endOfStream, replace);
   }
 
   callOnResponseTrailers(id: number, trailers: HeadersInput): FilterResult {
+    return this.trailers(id, 'callOnResponseTrailers', true, trailers);
+  }
+
+  private body(id: number, phase: string, response: boolean, chunk: string | Uint8Array, eos: boolean, replace: boolean): FilterResult {
     const s = this.stream(id);
-    this.live(s, 'callOnResponseTrailers', true);
-    s.ctx.responseTrailers = toHeaderMap(trailers);
-    return this.phase(s, () => s.ctx.onResponseTrailers());
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const d = response ? s.chain.rs : s.chain.rq;
+    const deliverable = this.deliverable(s, phase, response);
+    d.bytesIn += bytes.length;
+    if (!deliverable) return FilterResult.FAILED;
+    s.chain.deliverTo(d, 0, replace);
+    return this.drive(() => s.chain.dataFrom(d, 0, bytes, eos));
+  }
+
+  private trailers(id: number, phase: string, response: boolean, trailers: HeadersInput): FilterResult {
+    const s = this.stream(id);
+    const map = toHeaderMap(trailers);
+    if (!this.deliverable(s, phase, response)) {
+      if (response) s.ctx.responseTrailers = map;
+      else s.ctx.requestTrailers = map;
+      return FilterResult.FAILED;
+    }
+    const d = response ? s.chain.rs : s.chain.rq;
+    s.chain.deliverTo(d, 0, false);
+    return this.drive(() => s.chain.trailersArrived(d, map));
   }
 
   /** End the stream: proxy_on_done, proxy_on_log, proxy_on_delete. */
   completeHttpContext(id: number): void {
     const s = this.stream(id);
-    this.drive(() => s.ctx.complete());
+    this.drive(() => s.chain.complete());
   }
 
   currentRequestHeaders(id: number): Pairs {
@@ -440,7 +486,7 @@ export class HostEmulator {
   /** How often the plugin called continue_stream per direction, and whether it closed them. */
   streamControl(id: number): { continued: { request: number; response: number }; closed: { request: boolean; response: boolean } } {
     const s = this.stream(id);
-    return { continued: { ...s.continued }, closed: { ...s.closed } };
+    return { continued: { ...s.chain.continued }, closed: { ...s.chain.closed } };
   }
 
   /** Whether the VM trapped while serving this stream. */

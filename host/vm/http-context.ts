@@ -32,6 +32,8 @@ export interface StreamDelegate {
   continueStream?(ctx: HttpContext, stream: 0 | 1): void;
   closeStream?(ctx: HttpContext, stream: 0 | 1): void;
   sendLocalResponse?(ctx: HttpContext, response: LocalResponse): void;
+  /** The stream's attributes (request.*, source.*...), when the options give no `properties`. */
+  streamProperty?(key: string): PropertyValue | undefined;
 }
 
 export interface HttpContextOptions {
@@ -187,7 +189,8 @@ export class HttpContext implements ContextBinding {
 
   property(key: string): PropertyValue | undefined {
     // Like Envoy, a built-in attribute wins over a value the filter stored under the same path.
-    return this.properties?.(key) ?? this.overrides?.get(key) ?? this.plugin.property(key);
+    const stream = this.properties !== undefined ? this.properties(key) : this.delegate?.streamProperty?.(key);
+    return stream ?? this.overrides?.get(key) ?? this.plugin.property(key);
   }
 
   setProperty(key: string, value: Uint8Array): Status {
