@@ -5,6 +5,7 @@
  */
 import binaryen from 'binaryen';
 import type { Binaryen } from '../../../host/vm/counted-loops.js';
+import { guardImports } from '../../../host/vm/deadline.js';
 import { FUEL_SLICE, GUARD_MODULE, instrumentModule } from '../../../host/vm/instrument.js';
 
 export const b = binaryen as unknown as Binaryen;
@@ -27,13 +28,13 @@ export class Stopped extends Error {}
 export async function guarded(bytes: Uint8Array, slices = 50): Promise<{ run: (...args: number[]) => number; refuels: () => number }> {
   let refuels = 0;
   const instance = await WebAssembly.instantiate(await WebAssembly.compile(await instrumentModule(bytes)), {
-    [GUARD_MODULE]: {
-      refuel: () => {
+    [GUARD_MODULE]: guardImports(
+      () => {
         if (++refuels > slices) throw new Stopped(`out of fuel after ${refuels - 1} slices`);
         return FUEL_SLICE;
       },
-      max_pages: new WebAssembly.Global({ value: 'i32', mutable: false }, 65536),
-    },
+      { callDeadlineMs: 0, startDeadlineMs: 0, maxMemoryMb: 0 },
+    ),
   });
   const run = instance.exports.run as (...args: number[]) => number;
   return { run, refuels: () => refuels };
