@@ -34,7 +34,7 @@ export async function guarded(bytes: Uint8Array, slices = 50): Promise<{ run: (.
         return FUEL_SLICE;
       },
       { callDeadlineMs: 0, startDeadlineMs: 0, maxMemoryMb: 0 },
-    ) as WebAssembly.ModuleImports,
+    ) as Record<string, WebAssembly.ImportValue>,
   });
   const run = instance.exports.run as (...args: number[]) => number;
   return { run, refuels: () => refuels };
