@@ -13,6 +13,7 @@ import { Gateway } from '../../host/proxy/gateway.js';
 import { memoryLogger, rawRequest, send, testConfig, type LogLine } from '../helpers/gateway.js';
 import { fixture } from '../helpers/paths.js';
 import { TestCa, type CertFiles } from '../helpers/tls.js';
+import { openWebSocket, startWebSocketEcho } from '../helpers/websocket.js';
 
 interface Seen {
   readonly version: string;
@@ -215,6 +216,38 @@ describe('HTTP/2 upstreams', () => {
   });
 });
 
+describe('ca_file on upgrades', () => {
+  it('a WebSocket upgrade to a wss:// upstream is verified with the service ca_file (and refused without it)', async () => {
+    const echo = await startWebSocketEcho(ca.issue('wss-upstream', { cn: '127.0.0.1', ips: ['127.0.0.1'] }));
+    const own = await Gateway.start(
+      testConfig({
+        services: [
+          { name: 'wss', url: echo.url, http2: true, ca_file: ca.cert },
+          { name: 'wss-untrusted', url: echo.url },
+        ],
+        routes: [
+          { name: 'wss', service: 'wss', paths: ['/wss'] },
+          { name: 'wss-untrusted', service: 'wss-untrusted', paths: ['/untrusted'] },
+        ],
+      }),
+      { logger: memoryLogger().logger },
+    );
+    try {
+      const ws = await openWebSocket(own.listeners[0]!.url, '/wss/chat');
+      expect(ws.status).toBe(101);
+      expect(await ws.roundTrip('over wss')).toBe('echo: over wss');
+      await ws.close();
+      const refused = await openWebSocket(own.listeners[0]!.url, '/untrusted/chat');
+      expect(refused.status).toBe(502);
+      refused.socket.destroy();
+      expect(echo.upgrades).toHaveLength(1);
+    } finally {
+      await own.close({ drainTimeoutMs: 1000 });
+      await echo.close();
+    }
+  });
+});
+
 describe('ca_file errors', () => {
   function issuesOf(doc: Record<string, unknown>): readonly ConfigIssue[] {
     try {
@@ -254,11 +287,14 @@ describe('ca_file errors', () => {
     const bad = testConfig({
       proxy: { listen: [{ address: '127.0.0.1', port: 0 }, { address: '127.0.0.1', port: 0, http2: true }] },
       services: [
-        { name: 'h2c', url: h2cUp.url, http2: true },
+        // A pool no serving generation has (its own pool_size), taken before the bad ca_file is met.
+        { name: 'h2c', url: h2cUp.url, http2: true, pool_size: 3 },
         { name: 'h2-tls', url: tlsUp.url, http2: true, ca_file: join(ca.dir, 'gone.pem') },
       ],
       routes: [{ name: 'tls', service: 'h2-tls', paths: ['/tls'] }],
     });
+    const registry = (gateway as unknown as { registry: { size: number } }).registry;
+    const pools = registry.size;
     const err = await gateway.reload(bad).then(
       () => null,
       (e: unknown) => e,
@@ -266,6 +302,8 @@ describe('ca_file errors', () => {
     expect(err).toBeInstanceOf(ReloadError);
     expect((err as ReloadError).stage).toBe('tls');
     expect((err as ReloadError).message).toContain('gone.pem: cannot read the CA certificate file (ENOENT)');
+    // The h2c service's new pool was given back (closed).
+    expect(registry.size).toBe(pools);
     expect((await send(`${h1Url}/tls/still`)).text).toBe('2.0 GET ');
   });
 });
