@@ -14,6 +14,14 @@
  *                   `hookwire start` runs it by default: every event stored in
  *                   SQLite, no hook configured). The other hookwire variants
  *                   turn the service off (event_hooks.enabled: false).
+ *   https           hookwire on a TLS listener, beside `bare https` (the bare
+ *                   proxy on node:https); autocannon over https://
+ *   h2              hookwire on a TLS listener with http2 (ALPN h2), beside
+ *                   `bare h2` (a node:http2 server proxying with undici); load
+ *                   from bench/h2-load.ts (autocannon has no HTTP/2), whose
+ *                   own CPU time is reported apart from the proxy's.
+ *                   Upstreams stay HTTP/1.1; the certificate is made with
+ *                   openssl for the run. Compare each with its bare twin.
  * Every proxy runs in its own child process (so its CPU time is its own),
  * against one upstream child answering 200 "ok". Rounds are interleaved
  * (the variant order rotates), each variant gets `duration` seconds of
@@ -34,6 +42,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -132,11 +141,13 @@ async function wasmTotals(adminPort: number): Promise<{ seconds: number; calls: 
   return { seconds, calls };
 }
 
-async function waitReady(port: number, path = '/'): Promise<void> {
+/** Until `port` answers 200 (over TLS, trusting `ca`, when given). */
+async function waitReady(port: number, path = '/', ca?: Buffer): Promise<void> {
   const end = Date.now() + 15_000;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      const get = ca === undefined ? request : httpsRequest;
+      const req = get({ host: '127.0.0.1', port, path, agent: false, ...(ca === undefined ? {} : { ca }) }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode === 200));
       });
@@ -164,16 +175,66 @@ interface Variant {
   child: ChildProcess;
   /** Requests autocannon completed against it, warm-up included. */
   served: number;
+  /** How clients reach it: absent for plain HTTP/1.1, `https` (autocannon over TLS) or `h2` (bench/h2-load.ts). */
+  readonly protocol?: 'https' | 'h2';
 }
 
-async function autocannon(port: number, seconds: number): Promise<{ requests: number; rps: number; errors: number; non2xx: number; p50: number; p99: number }> {
-  const bin = join(ROOT, 'node_modules', 'autocannon', 'autocannon.js');
-  const argv = [bin, '-c', String(CONNECTIONS), '-d', String(seconds), '-j', `http://127.0.0.1:${port}/`];
+/** The variants' load generators: CPU time per request (us) of each run, by variant id, reported apart from the proxy's. */
+const loadgenCpu = new Map<string, number[]>();
+/** The TLS variants' certificate (made for the run); its own CA. */
+let benchCert: { cert: string; key: string; pem: Buffer } | null = null;
+
+/** A self-signed certificate for 127.0.0.1 in `dir` (Debian's openssl, as the tests make theirs). */
+function makeCertificate(dir: string): { cert: string; key: string; pem: Buffer } {
+  const cert = join(dir, 'bench.pem');
+  const key = join(dir, 'bench.key');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return { cert, key, pem: readFileSync(cert) };
+}
+
+type LoadResult = { requests: number; rps: number; errors: number; non2xx: number; p50: number; p99: number };
+
+/** One load run against `v` with the generator its protocol needs; its CPU per request goes to loadgenCpu. */
+async function load(v: Variant, seconds: number): Promise<LoadResult> {
+  const r = v.protocol === 'h2' ? await h2load(v.port, seconds) : await autocannon(v.port, seconds, v.protocol === 'https' ? 'https' : 'http');
+  if (!loadgenCpu.has(v.id)) loadgenCpu.set(v.id, []);
+  loadgenCpu.get(v.id)!.push(r.loadgenCpuUs / Math.max(1, r.requests));
+  return r;
+}
+
+/** bench/h2-load.ts: `CONNECTIONS` streams in flight over 5 sessions, pinned where autocannon would be. */
+async function h2load(port: number, seconds: number): Promise<LoadResult & { loadgenCpuUs: number }> {
+  const argv = [join(ROOT, 'dist/bench/h2-load.js'), `https://127.0.0.1:${port}`, String(CONNECTIONS), String(seconds), benchCert!.cert, '5'];
   const [cmd, rest] = PIN ? ['taskset', ['-c', '1', process.execPath, ...argv]] : [process.execPath, argv];
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(cmd as string, rest as string[], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (d) => (text += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 20) * 1000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(text);
+      else reject(new Error(`h2-load exited with ${code}`));
+    });
+  });
+  const r = JSON.parse(out) as { requests: { total: number }; duration: number; errors: number; non2xx: number; latency: { p50: number; p99: number }; cpu_us: number };
+  return { requests: r.requests.total, rps: r.requests.total / r.duration, errors: r.errors, non2xx: r.non2xx, p50: r.latency.p50, p99: r.latency.p99, loadgenCpuUs: r.cpu_us };
+}
+
+async function autocannon(port: number, seconds: number, scheme: 'http' | 'https' = 'http'): Promise<LoadResult & { loadgenCpuUs: number }> {
+  const bin = join(ROOT, 'node_modules', 'autocannon', 'autocannon.js');
+  const argv = [bin, '-c', String(CONNECTIONS), '-d', String(seconds), '-j', `${scheme}://127.0.0.1:${port}/`];
+  const [cmd, rest] = PIN ? ['taskset', ['-c', '1', process.execPath, ...argv]] : [process.execPath, argv];
+  let loadgenCpuUs = 0;
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn(cmd as string, rest as string[], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] });
     let text = '';
-    child.stdout.on('data', (d) => (text += d));
+    child.stdout.on('data', (d) => {
+      // autocannon writes its JSON once, at the end: its CPU time, read while it is still alive.
+      if (text === '') loadgenCpuUs = cpuMicros(child.pid!);
+      text += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 20) * 1000);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -188,7 +249,7 @@ async function autocannon(port: number, seconds: number): Promise<{ requests: nu
     latency: { p50: number; p99: number };
     duration: number;
   };
-  return { requests: r.requests.total, rps: r.requests.total / r.duration, errors: r.errors, non2xx: r.non2xx, p50: r.latency.p50, p99: r.latency.p99 };
+  return { requests: r.requests.total, rps: r.requests.total / r.duration, errors: r.errors, non2xx: r.non2xx, p50: r.latency.p50, p99: r.latency.p99, loadgenCpuUs };
 }
 
 const median = (xs: number[]) => {
@@ -198,7 +259,7 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
-  for (const f of ['dist/host/cli/main.js', 'dist/bench/bare-proxy.js', 'dist/bench/hookwire-events.js', 'dist/hello-world.wasm', 'dist/http-log.wasm', 'build/fixtures/empty-filter.wasm']) {
+  for (const f of ['dist/host/cli/main.js', 'dist/bench/bare-proxy.js', 'dist/bench/hookwire-events.js', 'dist/bench/h2-load.js', 'dist/hello-world.wasm', 'dist/http-log.wasm', 'build/fixtures/empty-filter.wasm']) {
     if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: run "npm run build" first`);
   }
   const tmp = mkdtempSync(join(tmpdir(), 'hookwire-bench-'));
@@ -215,7 +276,7 @@ async function main(): Promise<void> {
       name: string,
       logLevel: string,
       plugins: string,
-      opts: { sinkPort?: number; events?: boolean; service?: boolean } = {},
+      opts: { sinkPort?: number; events?: boolean; service?: boolean; protocol?: 'https' | 'h2' } = {},
     ): Promise<Variant> => {
       const port = await freePort();
       const adminPort = await freePort();
@@ -224,7 +285,7 @@ async function main(): Promise<void> {
       writeFileSync(
         file,
         `log_level: ${logLevel}
-proxy: {listen: [{address: 127.0.0.1, port: ${port}}]}
+proxy: {listen: [{address: 127.0.0.1, port: ${port}${listenerTls(opts.protocol)}}]}
 admin: {listen: {address: 127.0.0.1, port: ${adminPort}}}
 storage: {kind: off}
 ${opts.service ? '' : 'event_hooks: {enabled: false}\n'}services:
@@ -238,7 +299,15 @@ routes:
       const env: Record<string, string> = MEASURE ? { HOOKWIRE_MEASURE_WASM: '1' } : {};
       const child = launch(0, opts.events ? ['dist/bench/hookwire-events.js', file] : ['bin/hookwire.js', 'start', '-c', file], env);
       children.push(child);
-      return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, service: opts.service ?? false, child, served: 0 };
+      return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, service: opts.service ?? false, child, served: 0, protocol: opts.protocol };
+    };
+    const listenerTls = (protocol: 'https' | 'h2' | undefined) =>
+      protocol === undefined ? '' : `, tls: {certificates: [{cert: "${benchCert!.cert}", key: "${benchCert!.key}"}]}${protocol === 'h2' ? ', http2: true' : ''}`;
+    const bareTls = async (protocol: 'https' | 'h2'): Promise<Variant> => {
+      const port = await freePort();
+      const child = launch(0, ['dist/bench/bare-proxy.js', String(port), upstreamUrl, protocol, benchCert!.cert, benchCert!.key]);
+      children.push(child);
+      return { id: `bare-${protocol}`, name: `bare undici proxy, ${protocol}`, port, adminPort: null, sinkPort: null, events: false, service: false, child, served: 0, protocol };
     };
     const sink = async (): Promise<number> => {
       const port = await freePort();
@@ -285,14 +354,19 @@ routes:
         await hookwire('http-log-service', 'hookwire, http-log + event hooks service', 'warn', httpLog(true), { sinkPort: await sink(), service: true }),
       );
     }
+    for (const protocol of ['https', 'h2'] as const) {
+      if (!want(protocol)) continue;
+      benchCert ??= makeCertificate(tmp);
+      variants.push(await bareTls(protocol), await hookwire(protocol, `hookwire, no plugin, ${protocol}`, 'warn', '[]', { protocol }));
+    }
     const none = variants.find((v) => v.id === 'none') ?? null;
-    for (const v of variants) await waitReady(v.port);
+    for (const v of variants) await waitReady(v.port, '/', v.protocol === undefined ? undefined : benchCert!.pem);
 
     const loadBefore = loadavg();
     process.stderr.write(
       `pinning: ${PIN ? 'proxy on CPU 0, upstream and autocannon on CPU 1' : 'off'}; ${ROUNDS} rounds x ${DURATION} s x ${variants.length} variants, ${CONNECTIONS} connections; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}\n`,
     );
-    for (const v of variants) v.served += (await autocannon(v.port, 1)).requests; // warm-up (JIT, pools)
+    for (const v of variants) v.served += (await load(v, 1)).requests; // warm-up (JIT, pools)
 
     interface Result {
       rps: number[];
@@ -315,7 +389,7 @@ routes:
       for (const v of order) {
         const wasmBefore = MEASURE && v.adminPort !== null ? await wasmTotals(v.adminPort) : null;
         const before = cpuMicros(v.child.pid!);
-        const r = await autocannon(v.port, DURATION);
+        const r = await load(v, DURATION);
         const cpu = cpuMicros(v.child.pid!) - before;
         const wasmAfter = wasmBefore !== null ? await wasmTotals(v.adminPort!) : null;
         v.served += r.requests;
@@ -425,6 +499,7 @@ routes:
         ].join('\n') + '\n',
       );
       for (const r of rows) if (r.delivery !== null) process.stdout.write(`${r.variant}: ${r.delivery}\n`);
+      protocolReport(variants, rows);
       process.stdout.write(`load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
     }
   } finally {
@@ -433,6 +508,29 @@ routes:
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * The TLS and HTTP/2 variants against their bare twins (same protocol, same
+ * load generator), and what the load generators took: on 2 cores the load
+ * generator shares CPU 1 with the upstream, so its cost bounds the rates.
+ */
+function protocolReport(variants: readonly Variant[], rows: readonly { variant: string; rps: number; cpu_us_per_req: number }[]): void {
+  const row = (id: string) => rows[variants.findIndex((v) => v.id === id)];
+  for (const protocol of ['https', 'h2']) {
+    const hw = row(protocol);
+    const bare = row(`bare-${protocol}`);
+    if (hw === undefined || bare === undefined) continue;
+    process.stdout.write(
+      `${protocol}: hookwire ${hw.rps} req/s, ${hw.cpu_us_per_req} us CPU/req; bare ${bare.rps} req/s, ${bare.cpu_us_per_req} us CPU/req; ` +
+        `req/s ${(hw.rps / bare.rps).toFixed(3)}x, CPU/req ${(hw.cpu_us_per_req / bare.cpu_us_per_req).toFixed(3)}x of bare ${protocol}\n`,
+    );
+  }
+  const gen = variants.map((v) => {
+    const xs = loadgenCpu.get(v.id) ?? [];
+    return `${v.id} ${xs.length > 1 ? median(xs.slice(1)).toFixed(1) : '—'} us`; // slice(1): without the warm-up run
+  });
+  process.stdout.write(`load generator CPU/req (autocannon; h2-load for h2 variants), median: ${gen.join(', ')}\n`);
 }
 
 await main();

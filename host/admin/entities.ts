@@ -86,6 +86,8 @@ export function serviceView(s: ServiceConfig): View {
     connect_timeout_ms: s.connect_timeout_ms,
     read_timeout_ms: s.read_timeout_ms,
     pool_size: s.pool_size,
+    http2: s.http2,
+    ca_file: s.ca_file,
   };
 }
 
@@ -293,7 +295,7 @@ function pick(body: DocObject, keys: readonly string[]): DocObject {
   return out;
 }
 
-const SERVICE_FIELDS = ['name', 'url', 'urls', 'connect_timeout_ms', 'read_timeout_ms', 'pool_size'];
+const SERVICE_FIELDS = ['name', 'url', 'urls', 'connect_timeout_ms', 'read_timeout_ms', 'pool_size', 'http2', 'ca_file'];
 const ROUTE_FIELDS = ['name', 'hosts', 'paths', 'methods', 'strip_path'];
 const CONSUMER_FIELDS = ['username', 'custom_id'];
 const PLUGIN_FIELDS = ['name', 'wasm', 'root_id', 'vm_id', 'configuration', 'vm_configuration', 'failure_policy', 'allow_unknown_imports', 'enabled', 'limits'];

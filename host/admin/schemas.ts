@@ -109,7 +109,7 @@ export const VIEWS: Record<EntityKind, Schema> = {
   services: {
     type: 'object',
     additionalProperties: false,
-    required: ['id', 'name', 'workspace', 'urls', 'connect_timeout_ms', 'read_timeout_ms', 'pool_size'],
+    required: ['id', 'name', 'workspace', 'urls', 'connect_timeout_ms', 'read_timeout_ms', 'pool_size', 'http2', 'ca_file'],
     properties: {
       id: UUID,
       name: { type: 'string' },
@@ -118,6 +118,8 @@ export const VIEWS: Record<EntityKind, Schema> = {
       connect_timeout_ms: { type: 'integer' },
       read_timeout_ms: { type: 'integer' },
       pool_size: { type: 'integer' },
+      http2: { type: 'boolean' },
+      ca_file: { type: ['string', 'null'], description: 'absolute path (relative ones are resolved against the configuration file)' },
     },
   },
   routes: {

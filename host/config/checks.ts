@@ -247,6 +247,13 @@ function checkServiceUrls(pointer: string, service: Raw, report: Report): void {
   asArray(service.urls).forEach((u, i) => {
     if (typeof u === 'string') checkUrl(`${pointer}/urls/${i}`, u, report);
   });
+  // A CA verifies TLS upstreams only: on a plaintext-only service it would silently do nothing.
+  if (typeof service.ca_file === 'string') {
+    const urls = typeof service.url === 'string' ? [service.url] : asArray(service.urls).filter((u): u is string => typeof u === 'string');
+    if (urls.length > 0 && !urls.some((u) => /^https:/i.test(u))) {
+      report(`${pointer}/ca_file`, 'verifies https:// upstreams only (this service has no https:// URL); remove it or use https://');
+    }
+  }
 }
 
 /** An upstream base URL: http(s), a host, optionally a path prefix; nothing the proxy would have to drop. */

@@ -93,6 +93,10 @@ export const DEFAULTS = deepFreeze({
     read_timeout_ms: 60_000,
     /** Keep-alive connections kept per upstream origin. */
     pool_size: 64,
+    /** HTTP/1.1 to the upstream, as Kong and Envoy's default cluster. */
+    http2: false,
+    /** Null: https upstreams are verified against Node's bundled root CAs (verification is never off). */
+    ca_file: null as string | null,
   },
 
   route: {

@@ -66,6 +66,8 @@ export function serviceDocument(s: ServiceConfig): DocObject {
     connect_timeout_ms: s.connect_timeout_ms,
     read_timeout_ms: s.read_timeout_ms,
     pool_size: s.pool_size,
+    http2: s.http2,
+    ca_file: s.ca_file,
     plugins: s.plugins.map(pluginDocument),
   };
 }

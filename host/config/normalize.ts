@@ -61,7 +61,7 @@ export function normalize(root: Raw, ctx: NormalizeContext): HookwireConfig {
     normalizePlugin(asObject(raw)!, scope, workspace, wasmBase);
 
   const globalPlugins = asArray(root.plugins).map((p) => plugin(p, 'global', null));
-  const workspaces = groupWorkspaces(root).groups.map((g) => normalizeWorkspace(g, plugin));
+  const workspaces = groupWorkspaces(root).groups.map((g) => normalizeWorkspace(g, plugin, baseDir));
 
   const routes: ResolvedRoute[] = [];
   for (const workspace of workspaces) {
@@ -211,7 +211,7 @@ function normalizeEventHooks(raw: Raw, baseDir: string): EventHooksConfig {
 
 type PluginMaker = (raw: unknown, scope: PluginScope, workspace: string | null) => PluginConfig;
 
-function normalizeWorkspace(group: WorkspaceGroup, plugin: PluginMaker): WorkspaceConfig {
+function normalizeWorkspace(group: WorkspaceGroup, plugin: PluginMaker, baseDir: string): WorkspaceConfig {
   const name = group.name;
   const workspaceId = stableId(null, 'workspace', name);
   const owner = { workspace: name, workspace_id: workspaceId };
@@ -229,6 +229,9 @@ function normalizeWorkspace(group: WorkspaceGroup, plugin: PluginMaker): Workspa
       connect_timeout_ms: (raw.connect_timeout_ms ?? d.connect_timeout_ms) as number,
       read_timeout_ms: (raw.read_timeout_ms ?? d.read_timeout_ms) as number,
       pool_size: (raw.pool_size ?? d.pool_size) as number,
+      http2: (raw.http2 ?? d.http2) as boolean,
+      // Relative to the config file's directory, as the listeners' certificate files.
+      ca_file: typeof raw.ca_file === 'string' ? resolve(baseDir, raw.ca_file) : d.ca_file,
       plugins: asArray(raw.plugins).map((p) => plugin(p, 'service', name)),
     };
   });

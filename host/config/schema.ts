@@ -348,6 +348,19 @@ export const CONFIG_SCHEMA = {
           default: DEFAULTS.service.read_timeout_ms,
         },
         pool_size: { type: 'integer', minimum: 1, maximum: 65535, default: DEFAULTS.service.pool_size },
+        http2: {
+          type: 'boolean',
+          default: DEFAULTS.service.http2,
+          description: 'HTTP/2 to the upstream: offered by ALPN on https:// URLs, h2c with prior knowledge on http:// URLs',
+        },
+        // Only with an https:// URL: checked in checks.ts; read (and checked as PEM) when the proxy builds its pools.
+        ca_file: {
+          type: ['string', 'null'],
+          minLength: 1,
+          maxLength: LIMITS.location,
+          default: DEFAULTS.service.ca_file,
+          description: "PEM file of the CA certificates an https:// upstream's certificate must chain to",
+        },
         plugins: { $ref: '#/definitions/plugins' },
       },
     },
@@ -524,6 +537,10 @@ export interface ServiceConfig {
   readonly connect_timeout_ms: number;
   readonly read_timeout_ms: number;
   readonly pool_size: number;
+  /** HTTP/2 upstream: ALPN "h2" offered on https URLs, prior-knowledge h2c on http URLs. */
+  readonly http2: boolean;
+  /** Absolute path of the PEM CA bundle that verifies https upstreams (null: Node's root CAs). */
+  readonly ca_file: string | null;
   readonly plugins: readonly PluginConfig[];
 }
 

@@ -24,7 +24,7 @@ import type { HookwireConfig, Listener, TlsConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { Runtime, type RuntimeEvent, type RuntimeOptions } from '../vm/runtime.js';
 import type { PluginLogRecord } from '../vm/logging.js';
-import { GatewayClosedError, ListenError, ReloadError } from './errors.js';
+import { GatewayClosedError, ListenError, ReloadError, TlsConfigError } from './errors.js';
 import { Generation, type RouteEntry } from './generation.js';
 import { GatewayMetrics } from './metrics.js';
 import { errorBody, hasExchange, serve, type StreamCore } from './stream.js';
@@ -392,7 +392,8 @@ export class Gateway implements StreamCore {
     try {
       next = await Generation.load(this.runtime, config, this.nextGeneration++, this.registry, this.metrics);
     } catch (cause) {
-      const err = new ReloadError('plugins', previous.number, (cause as Error).message, { cause });
+      // A service's ca_file is read as the pools are built: a TLS file at fault, not a plugin.
+      const err = new ReloadError(cause instanceof TlsConfigError ? 'tls' : 'plugins', previous.number, (cause as Error).message, { cause });
       this.logger.error({ code: err.code, stage: err.stage, generation: previous.number }, err.message);
       throw err;
     }

@@ -85,13 +85,19 @@ export class Generation {
     const clusters = new Map<string, UpstreamTarget>();
     const poolKeys: string[] = [];
     const targetsOf = new Map<string, UpstreamTarget[]>();
-    for (const ws of config.workspaces) {
-      for (const service of ws.services) {
-        const targets = serviceTargets(service, registry);
-        for (const t of targets) poolKeys.push(t.poolKey);
-        targetsOf.set(service.id, targets);
-        if (!clusters.has(service.name)) clusters.set(service.name, targets[0]!);
+    try {
+      for (const ws of config.workspaces) {
+        for (const service of ws.services) {
+          const targets = serviceTargets(service, registry);
+          for (const t of targets) poolKeys.push(t.poolKey);
+          targetsOf.set(service.id, targets);
+          if (!clusters.has(service.name)) clusters.set(service.name, targets[0]!);
+        }
       }
+    } catch (err) {
+      // A service's ca_file could not be used: give back the pools the services before it took.
+      for (const key of poolKeys) registry.release(key);
+      throw err;
     }
     this.poolKeys = poolKeys;
     this.clusters = clusters;

@@ -10,7 +10,7 @@
  *   - a request whose HEADERS frame did not end the stream has a body even
  *     without content-length (HTTP/2 frames it), which is said with the
  *     `transfer-encoding: chunked` HTTP/1.1 would use (read, never forwarded).
- * Upstreams stay HTTP/1.1.
+ * Upstreams are HTTP/1.1 unless their service sets `http2` (upstream.ts).
  */
 import type { Http2ServerRequest } from 'node:http2';
 

@@ -39,6 +39,20 @@ function readPem(file: string, what: string): Buffer {
   return bytes;
 }
 
+/**
+ * A PEM file of CA certificates (a listener's client_ca, a service's
+ * ca_file), checked to hold at least one readable certificate.
+ */
+export function readCaBundle(file: string): Buffer {
+  const ca = readPem(file, 'CA certificate');
+  try {
+    new X509Certificate(ca);
+  } catch (err) {
+    throw new TlsConfigError(file, `holds no readable CA certificate (${(err as Error).message})`, { cause: err });
+  }
+  return ca;
+}
+
 /** The DNS names a certificate is for: its subjectAltName DNS entries, else its subject CN. */
 function dnsNames(cert: X509Certificate): string[] {
   const names: string[] = [];
@@ -53,15 +67,7 @@ function dnsNames(cert: X509Certificate): string[] {
 function load(tls: TlsConfig, logger: Logger): Loaded {
   const shared: SecureContextOptions = { minVersion: tls.min_version };
   if (tls.ciphers !== null) shared.ciphers = tls.ciphers;
-  if (tls.client_ca !== null) {
-    const ca = readPem(tls.client_ca, 'CA certificate');
-    try {
-      new X509Certificate(ca);
-    } catch (err) {
-      throw new TlsConfigError(tls.client_ca, `holds no readable CA certificate (${(err as Error).message})`, { cause: err });
-    }
-    shared.ca = ca;
-  }
+  if (tls.client_ca !== null) shared.ca = readCaBundle(tls.client_ca);
   let defaults: SecureContextOptions | null = null;
   let defaultContext: SecureContext | null = null;
   const exact = new Map<string, SecureContext>();

@@ -223,7 +223,7 @@ export class UpgradeStream implements LiveRequest, StreamDelegate {
     const port = Number(origin.port || (origin.protocol === 'https:' ? 443 : 80));
     const hostname = origin.hostname.replace(/^\[|\]$/g, '');
     this.upstreamStart = process.hrtime.bigint();
-    const upstream = origin.protocol === 'https:' ? connectTls({ host: hostname, port, servername: hostname }) : connectTcp(port, hostname);
+    const upstream = origin.protocol === 'https:' ? connectTls({ host: hostname, port, servername: hostname, ...(target.ca !== null ? { ca: target.ca } : {}) }) : connectTcp(port, hostname);
     this.upstream = upstream;
     upstream.write(`${method} ${upstreamPath} HTTP/1.1\r\n${text}`, 'latin1');
     if (this.early.length > 0) upstream.write(this.early);

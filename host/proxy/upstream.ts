@@ -1,15 +1,23 @@
 /**
- * Upstream connections: one undici Pool per service origin (and per timeout
- * and size settings), shared by every generation that uses it and closed when
- * the last one is gone; the targets a service forwards to; error
- * classification; and the proxy_http_call transport over the same pools.
+ * Upstream connections: one undici Pool per service origin (and per timeout,
+ * size, protocol and CA settings), shared by every generation that uses it
+ * and closed when the last one is gone; the targets a service forwards to;
+ * error classification; and the proxy_http_call transport over the same pools.
+ *
+ * A service with `http2` gets an HTTP/2 pool: over TLS undici offers "h2" by
+ * ALPN (the upstream may still choose HTTP/1.1), over plaintext it speaks h2c
+ * with prior knowledge. The request path is the same either way: undici turns
+ * the Host header into `:authority`, and the hop-by-hop headers HTTP/2 forbids
+ * (RFC 9113 8.2.2) are already left out of every forwarded request.
  */
+import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 import { HeaderMap } from '../abi/header-map.js';
 import type { ServiceConfig } from '../config/schema.js';
 import { MAX_TIMER_MS } from '../vm/limits.js';
 import type { HttpCallFailure, HttpCallRequest, HttpCallResponse, HttpCallTransport } from '../vm/plugin.js';
 import type { UpstreamErrorKind } from './metrics.js';
+import { readCaBundle } from './tls.js';
 
 /** Where a service forwards: one of its URLs. */
 export interface UpstreamTarget {
@@ -23,12 +31,51 @@ export interface UpstreamTarget {
   readonly basePath: string;
   /** "host:port" (upstream.address). */
   readonly address: string;
+  /** The service's CA bundle for an https target (null: Node's root CAs), for connections made outside the pool (upgrades). */
+  readonly ca: Buffer | null;
 }
 
 export interface PoolSettings {
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly connections: number;
+  /** HTTP/2: "h2" offered by ALPN over TLS, prior-knowledge h2c over plaintext (absent: HTTP/1.1). */
+  readonly http2?: boolean;
+  /** The CAs a TLS upstream's certificate must chain to (absent: Node's root CAs). */
+  readonly ca?: UpstreamCa;
+}
+
+/** A service's ca_file as read when its pools are built; `digest` tells a changed file apart on reload. */
+export interface UpstreamCa {
+  readonly pem: Buffer;
+  readonly digest: string;
+}
+
+/** Read a service's ca_file (TlsConfigError naming the file when it cannot be used). */
+export function readUpstreamCa(file: string): UpstreamCa {
+  const pem = readCaBundle(file);
+  return { pem, digest: createHash('sha256').update(pem).digest('hex') };
+}
+
+/** What the pools' connector gets; undici 7 reads `useH2c` (its H2CClient sets it), which its BuildOptions type does not declare. */
+interface ConnectOptions {
+  timeout: number;
+  ca?: Buffer;
+  useH2c?: boolean;
+}
+
+function poolOptions(origin: string, settings: PoolSettings): Pool.Options {
+  const connect: ConnectOptions = { timeout: settings.connectTimeoutMs };
+  if (settings.ca !== undefined) connect.ca = settings.ca.pem;
+  // Plaintext has no ALPN: the client must know the upstream speaks HTTP/2 (RFC 9113 3.3), and says so.
+  if (settings.http2 === true && origin.startsWith('http:')) connect.useH2c = true;
+  return {
+    connections: settings.connections,
+    connect,
+    allowH2: settings.http2 === true,
+    headersTimeout: settings.readTimeoutMs,
+    bodyTimeout: settings.readTimeoutMs,
+  };
 }
 
 interface PoolEntry {
@@ -41,15 +88,11 @@ export class PoolRegistry {
   private readonly pools = new Map<string, PoolEntry>();
 
   acquire(origin: string, settings: PoolSettings): { pool: Pool; key: string } {
-    const key = `${origin}|${settings.connectTimeoutMs}|${settings.readTimeoutMs}|${settings.connections}`;
+    const protocol = settings.http2 === true ? 'h2' : 'h1';
+    const key = `${origin}|${settings.connectTimeoutMs}|${settings.readTimeoutMs}|${settings.connections}|${protocol}|${settings.ca?.digest ?? ''}`;
     let entry = this.pools.get(key);
     if (!entry) {
-      const pool = new Pool(origin, {
-        connections: settings.connections,
-        connect: { timeout: settings.connectTimeoutMs },
-        headersTimeout: settings.readTimeoutMs,
-        bodyTimeout: settings.readTimeoutMs,
-      });
+      const pool = new Pool(origin, poolOptions(origin, settings));
       entry = { pool, refs: 0 };
       this.pools.set(key, entry);
     }
@@ -78,16 +121,24 @@ export class PoolRegistry {
   }
 }
 
-/** Targets of a service, acquiring their pools from `registry`. */
+/**
+ * Targets of a service, acquiring their pools from `registry`. The service's
+ * ca_file is read first, so a file that cannot be used throws
+ * (TlsConfigError) before any pool is acquired.
+ */
 export function serviceTargets(service: ServiceConfig, registry: PoolRegistry): UpstreamTarget[] {
+  const ca = service.ca_file === null ? undefined : readUpstreamCa(service.ca_file);
+  const settings: PoolSettings = {
+    connectTimeoutMs: service.connect_timeout_ms,
+    readTimeoutMs: service.read_timeout_ms,
+    connections: service.pool_size,
+    http2: service.http2,
+    ca,
+  };
   return service.urls.map((text) => {
     const url = new URL(text);
     const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-    const { pool, key } = registry.acquire(url.origin, {
-      connectTimeoutMs: service.connect_timeout_ms,
-      readTimeoutMs: service.read_timeout_ms,
-      connections: service.pool_size,
-    });
+    const { pool, key } = registry.acquire(url.origin, settings);
     return {
       pool,
       poolKey: key,
@@ -95,6 +146,7 @@ export function serviceTargets(service: ServiceConfig, registry: PoolRegistry): 
       host: url.host,
       basePath: url.pathname === '/' ? '' : url.pathname,
       address: `${url.hostname.replace(/^\[|\]$/g, '')}:${port}`,
+      ca: url.protocol === 'https:' ? (ca?.pem ?? null) : null,
     };
   });
 }

@@ -167,6 +167,8 @@ describe('services', () => {
       connect_timeout_ms: 5000,
       read_timeout_ms: 5000,
       pool_size: 64,
+      http2: false,
+      ca_file: null,
     });
     await api('POST', '/routes', { name: 'to-svc2', service: 'svc2', paths: ['/svc2'], strip_path: true });
     expect((await send(t.url + '/svc2/a')).json().url).toBe('/v2/a');

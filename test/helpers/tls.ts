@@ -32,15 +32,16 @@ export class TestCa {
     openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', this.key, '-out', this.cert, '-subj', `/CN=${name}`, '-days', '2'], this.dir);
   }
 
-  /** A certificate signed by this CA; `dnsNames` become its subjectAltName (server certificates), `cn` its subject. */
-  issue(file: string, options: { cn: string; dnsNames?: readonly string[]; client?: boolean; startDate?: string; endDate?: string }): CertFiles {
+  /** A certificate signed by this CA; `dnsNames` and `ips` become its subjectAltName (server certificates), `cn` its subject. */
+  issue(file: string, options: { cn: string; dnsNames?: readonly string[]; ips?: readonly string[]; client?: boolean; startDate?: string; endDate?: string }): CertFiles {
     const key = join(this.dir, `${file}.key`);
     const csr = join(this.dir, `${file}.csr`);
     const cert = join(this.dir, `${file}.pem`);
     const ext = join(this.dir, `${file}.ext`);
     openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${options.cn}`], this.dir);
     const lines = [options.client ? 'extendedKeyUsage=clientAuth' : 'extendedKeyUsage=serverAuth'];
-    if (options.dnsNames && options.dnsNames.length > 0) lines.push(`subjectAltName=${options.dnsNames.map((n) => `DNS:${n}`).join(',')}`);
+    const san = [...(options.dnsNames ?? []).map((n) => `DNS:${n}`), ...(options.ips ?? []).map((ip) => `IP:${ip}`)];
+    if (san.length > 0) lines.push(`subjectAltName=${san.join(',')}`);
     writeFileSync(ext, lines.join('\n') + '\n');
     openssl(['x509', '-req', '-in', csr, '-CA', this.cert, '-CAkey', this.key, '-set_serial', String(this.serial++), '-days', '2', '-extfile', ext, '-out', cert], this.dir);
     return { cert, key };

@@ -4,7 +4,9 @@
  * single unfragmented text frames under 126 bytes, which is all the tests send.
  */
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -47,14 +49,15 @@ export interface EchoServer {
   close(): Promise<void>;
 }
 
-/** Answers upgrades with 101 and echoes each text frame as "echo: <text>"; a close frame closes. */
-export async function startWebSocketEcho(): Promise<EchoServer> {
+/** Answers upgrades with 101 and echoes each text frame as "echo: <text>"; a close frame closes. Over TLS (wss) with `tls`. */
+export async function startWebSocketEcho(tls?: { cert: string; key: string }): Promise<EchoServer> {
   const upgrades: IncomingHttpHeaders[] = [];
   const sockets = new Set<Duplex>();
-  const server: Server = createServer((_req, res) => {
+  const refuse = (_req: unknown, res: ServerResponse) => {
     res.writeHead(426, { 'content-type': 'text/plain' });
     res.end('upgrade required');
-  });
+  };
+  const server: Server = tls ? createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, refuse) : createServer(refuse);
   server.on('upgrade', (req, socket: Duplex) => {
     upgrades.push(req.headers);
     sockets.add(socket);
@@ -80,7 +83,7 @@ export async function startWebSocketEcho(): Promise<EchoServer> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     upgrades,
     async close() {
       for (const s of sockets) s.destroy();

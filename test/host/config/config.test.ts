@@ -398,7 +398,7 @@ describe('schema errors', () => {
       {
         path: '/workspaces/0/services/0/colour',
         message:
-          'unknown key "colour" (allowed: name, url, urls, connect_timeout_ms, read_timeout_ms, pool_size, plugins)',
+          'unknown key "colour" (allowed: name, url, urls, connect_timeout_ms, read_timeout_ms, pool_size, http2, ca_file, plugins)',
       },
     ]);
   });
