@@ -42,12 +42,12 @@ afterEach(async () => {
 const LONG = { timeout: 120_000 };
 
 /** `hookwire start --workers 2` on a new file in its own folder, once every worker serves. */
-async function startNode(extra = '', args: string[] = ['--workers', '2']) {
+async function startNode(extra = '', args: string[] = ['--workers', '2'], proxyExtra = '') {
   const home = await mkdtemp(join(dir, 'node-'));
   const file = join(home, 'hookwire.yaml');
   await writeFile(
     file,
-    `proxy: {listen: [{address: 127.0.0.1, port: 0}], drain_timeout_ms: 1000}
+    `proxy: {listen: [{address: 127.0.0.1, port: 0}], drain_timeout_ms: 1000${proxyExtra}}
 admin: {listen: {address: 127.0.0.1, port: 0}}
 log_level: info
 services: [{name: echo, url: "${upstream.url}"}]
@@ -57,7 +57,8 @@ ${extra}`,
   const server = new Server(spawn(process.execPath, [BIN, 'start', '-c', file, ...args], { cwd: home, stdio: ['ignore', 'pipe', 'pipe'] }));
   running.push(server);
   const urls = await listening(server);
-  await server.waitFor((l) => typeof l.msg === 'string' && /^all \d+ workers serving$/.test(l.msg), 60_000);
+  const oneProcess = args.includes('--workers') && args[args.indexOf('--workers') + 1] === '1';
+  if (!oneProcess) await server.waitFor((l) => typeof l.msg === 'string' && /^all \d+ workers serving$/.test(l.msg), 60_000);
   return { ...urls, file, home };
 }
 
@@ -219,6 +220,19 @@ plugins: [{name: emitter, wasm: "${fixture('eh-emitter')}", configuration: ${emi
     } finally {
       await hook.close();
     }
+  });
+
+  it('proxy.workers starts the workers without the flag; --workers 1 wins over it (one process, as before)', LONG, async () => {
+    const configured = await startNode('', [], ', workers: 2');
+    expect(configured.server.lines.some((l) => l.msg === 'all 2 workers serving')).toBe(true);
+    configured.server.child.kill('SIGTERM');
+    expect(await configured.server.exited).toBe(0);
+
+    const single = await startNode('', ['--workers', '1'], ', workers: 2');
+    expect((await send(`${single.proxy}/seeded`)).status).toBe(200);
+    const status = (await send(`${single.admin}/status`)).json() as Record<string, unknown>;
+    expect(status).not.toHaveProperty('workers');
+    expect(single.server.lines.some((l) => 'worker' in l)).toBe(false);
   });
 
   it('refuses an in-memory entity store, and a bad --workers value', LONG, async () => {
