@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, listening, Server } from '../helpers/cli.js';
+import { BIN, Server } from '../helpers/cli.js';
 import { send } from '../helpers/gateway.js';
 import { usePostgres } from '../helpers/postgres.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -63,7 +63,8 @@ routes: [{name: seeded, service: echo, paths: [/seeded]}]
     );
     const server = new Server(spawn(process.execPath, [BIN, 'start', '-c', file, '--workers', '2'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }));
     running.push(server);
-    const { proxy, admin } = await listening(server);
+    const proxy = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'), 60_000)).url as string;
+    const admin = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'), 60_000)).url as string;
     await server.waitFor((l) => l.msg === 'all 2 workers serving', 60_000);
     const from = server.lines.length;
     const r = await send(`${admin}/routes`, {
@@ -72,7 +73,7 @@ routes: [{name: seeded, service: echo, paths: [/seeded]}]
       body: JSON.stringify({ name: 'live', service: { name: 'echo' }, paths: ['/live'] }),
     });
     expect(r.status).toBe(201);
-    await server.waitFor((l) => l.worker === 2 && l.msg === 'entities changed in the store (another node or worker): reloaded', 10_000, from);
+    await server.waitFor((l) => l.worker === 2 && l.msg === 'entities changed in the store (another node or worker): reloaded', 30_000, from);
     for (let i = 0; i < 10; i++) expect(await fresh(`${proxy}/live`)).toBe(200);
     const served = new Set(server.lines.slice(from).filter((l) => l.path === '/live' && l.status === 200).map((l) => l.worker));
     expect([...served].sort()).toEqual([1, 2]);

@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, listening, Server } from '../helpers/cli.js';
+import { BIN, Server } from '../helpers/cli.js';
 import { send } from '../helpers/gateway.js';
 import { fixture } from '../helpers/paths.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -56,10 +56,17 @@ ${extra}`,
   );
   const server = new Server(spawn(process.execPath, [BIN, 'start', '-c', file, ...args], { cwd: home, stdio: ['ignore', 'pipe', 'pipe'] }));
   running.push(server);
-  const urls = await listening(server);
+  const urls = await urlsOf(server);
   const oneProcess = args.includes('--workers') && args[args.indexOf('--workers') + 1] === '1';
   if (!oneProcess) await server.waitFor((l) => typeof l.msg === 'string' && /^all \d+ workers serving$/.test(l.msg), 60_000);
   return { ...urls, file, home };
+}
+
+/** The proxy and admin URLs once logged (generous: a loaded machine starts three processes). */
+async function urlsOf(server: Server): Promise<{ server: Server; proxy: string; admin: string }> {
+  const proxy = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'), 60_000)).url as string;
+  const admin = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'), 60_000)).url as string;
+  return { server, proxy, admin };
 }
 
 /** One request over a new connection (no keep-alive: the primary hands each connection to the next worker). */
@@ -100,13 +107,13 @@ describe('hookwire start --workers 2', () => {
   it('both workers serve one listener; /status lists them; /metrics sums their requests; SIGTERM stops all with exit 0', LONG, async () => {
     const { server, proxy, admin } = await startNode();
     // Each worker's log is its own buffered stream: worker 2's line may come after the primary's "serving".
-    await server.waitFor((l) => l.worker === 2 && typeof l.msg === 'string' && l.msg.startsWith('proxy listening'));
+    await server.waitFor((l) => l.worker === 2 && typeof l.msg === 'string' && l.msg.startsWith('proxy listening'), 30_000);
     const listeners = server.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'));
     expect(listeners.map((l) => l.worker).sort()).toEqual([1, 2]);
     expect(new Set(listeners.map((l) => l.url)).size).toBe(1); // one shared port
 
     for (let i = 0; i < 20; i++) expect((await fresh(`${proxy}/seeded`)).status).toBe(200);
-    await waitUntil(() => servedBy(server, '/seeded', 200).size === 2, 10_000, 'requests served by both workers');
+    await waitUntil(() => servedBy(server, '/seeded', 200).size === 2, 30_000, 'requests served by both workers');
 
     const status = (await send(`${admin}/status`)).json() as { workers: { configured: number; running: number; list: StatusWorker[] } };
     expect(status.workers.configured).toBe(2);
@@ -149,7 +156,7 @@ describe('hookwire start --workers 2', () => {
     expect(r.status).toBe(201);
     const createdAt = Date.now();
     // Worker 2 did not handle the write: it learns of it from the store.
-    const reloaded = await server.waitFor((l) => l.worker === 2 && l.msg === 'entities changed in the store (another node or worker): reloaded', 10_000, from);
+    const reloaded = await server.waitFor((l) => l.worker === 2 && l.msg === 'entities changed in the store (another node or worker): reloaded', 30_000, from);
     const latencyMs = Date.parse(reloaded.time as string) - createdAt;
     console.log(`route created on worker 1 served by worker 2 after ~${latencyMs} ms`);
     for (let i = 0; i < 10; i++) expect((await fresh(`${proxy}/live`)).status).toBe(200);
@@ -162,14 +169,14 @@ describe('hookwire start --workers 2', () => {
     const victim = before.find((w) => w.worker === 2)!;
     const from = server.lines.length;
     process.kill(victim.pid, 'SIGKILL');
-    await server.waitFor((l) => l.msg === 'worker 2 died: forking it again', 10_000, from);
+    await server.waitFor((l) => l.msg === 'worker 2 died: forking it again', 30_000, from);
     // Worker 1 takes every new connection until worker 2 is back.
     for (let i = 0; i < 10; i++) expect((await fresh(`${proxy}/seeded`)).status).toBe(200);
     const back = await server.waitFor((l) => l.msg === 'worker 2 serving', 60_000, from);
     expect(back.worker_pid).not.toBe(victim.pid);
     const served = server.lines.length;
     for (let i = 0; i < 20; i++) expect((await fresh(`${proxy}/seeded`)).status).toBe(200);
-    await waitUntil(() => servedBy(server, '/seeded', 200, served).size === 2, 10_000, 'both workers serving again');
+    await waitUntil(() => servedBy(server, '/seeded', 200, served).size === 2, 30_000, 'both workers serving again');
     const after = ((await send(`${admin}/status`)).json() as { workers: { running: number; list: StatusWorker[] } }).workers;
     expect(after.running).toBe(2);
     expect(after.list.find((w) => w.worker === 2)!.pid).toBe(back.worker_pid);
@@ -222,6 +229,21 @@ plugins: [{name: emitter, wasm: "${fixture('eh-emitter')}", configuration: ${emi
     }
   });
 
+  it('DB-less: POST /config on worker 1 serves on every worker', LONG, async () => {
+    const { server, proxy, admin } = await startNode('storage: {kind: off}\n');
+    const from = server.lines.length;
+    const r = await send(`${admin}/config`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ services: [{ name: 'echo', url: upstream.url }], routes: [{ name: 'posted', service: 'echo', paths: ['/posted'] }] }),
+    });
+    expect(r.status).toBe(201);
+    await server.waitFor((l) => l.worker === 2 && l.msg === 'configuration reloaded', 30_000, from);
+    for (let i = 0; i < 10; i++) expect((await fresh(`${proxy}/posted`)).status).toBe(200);
+    expect([...servedBy(server, '/posted', 200, from)].sort()).toEqual([1, 2]);
+    expect((await fresh(`${proxy}/seeded`)).status).toBe(404);
+  });
+
   it('proxy.workers starts the workers without the flag; --workers 1 wins over it (one process, as before)', LONG, async () => {
     const configured = await startNode('', [], ', workers: 2');
     expect(configured.server.lines.some((l) => l.msg === 'all 2 workers serving')).toBe(true);
@@ -240,13 +262,13 @@ plugins: [{name: emitter, wasm: "${fixture('eh-emitter')}", configuration: ${emi
     const file = join(home, 'hookwire.yaml');
     await writeFile(file, 'storage: {path: ":memory:"}\n');
     const { runCli } = await import('../helpers/cli.js');
-    const mem = await runCli(['start', '-c', file, '--workers', '2'], home);
+    const mem = await runCli(['start', '-c', file, '--workers', '2'], home, 60_000);
     expect(mem.code).toBe(1);
     expect(mem.stderr).toContain('storage.path ":memory:" would give every worker its own entities');
-    const bad = await runCli(['start', '-c', file, '--workers', 'many'], home);
+    const bad = await runCli(['start', '-c', file, '--workers', 'many'], home, 60_000);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--workers needs a number of processes from 1 to 1024, or auto (one per core); found "many"');
-    const notStart = await runCli(['validate', '-c', file, '--workers', '2'], home);
+    const notStart = await runCli(['validate', '-c', file, '--workers', '2'], home, 60_000);
     expect(notStart.code).toBe(2);
     expect(notStart.stderr).toContain('--workers is an option of start');
   });
