@@ -14,6 +14,9 @@
  * Close order: stop accepting (admin and proxy), drain the gateway, then
  * close the event-hooks service, which lets deliveries in flight finish
  * (event_hooks.close_timeout_ms) and closes the store, then the entity store.
+ *
+ * `hookwire start --workers N` (workers.ts): worker 1 runs startHookwire,
+ * the others startDataWorker (gateway and entity store only).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';

@@ -55,7 +55,8 @@ Options:
   -c, --config FILE    configuration file (YAML or JSON)
   --workers N|auto     start: worker processes (wins over proxy.workers; 1: one process)
 
-Signals (start): SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration file.`;
+Signals (start): SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration file
+(with --workers: the primary passes them to every worker).`;
 
 interface Parsed {
   command: string;
