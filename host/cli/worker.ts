@@ -77,7 +77,17 @@ function peers(worker: number, ownReport: () => WorkerReport): WorkerPeers {
   const gather = (): Promise<PrimaryMessage & { t: 'gathered' }> =>
     new Promise((resolve) => {
       const id = nextId++;
-      pending.set(id, resolve);
+      const alone = { t: 'gathered' as const, id, reports: [], expected: 0 };
+      if (!process.connected) return resolve(alone); // the primary is gone: this worker's report only
+      // The primary answers within its own gather timeout; this bound is for a primary that dies meanwhile.
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        resolve(alone);
+      }, 5_000);
+      pending.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
       toPrimary({ t: 'gather', id });
     });
   return {
