@@ -22,6 +22,10 @@
  *                   own CPU time is reported apart from the proxy's.
  *                   Upstreams stay HTTP/1.1; the certificate is made with
  *                   openssl for the run. Compare each with its bare twin.
+ *   workers         with --workers N (N >= 2): `hookwire start --workers N`, one route,
+ *                   no plugin; not pinned (its workers may use every CPU, so they
+ *                   share CPU 1 with the upstream and the load generator); its CPU
+ *                   time is the primary's and every worker's.
  * Every proxy runs in its own child process (so its CPU time is its own),
  * against one upstream child answering 200 "ok". Rounds are interleaved
  * (the variant order rotates), each variant gets `duration` seconds of
@@ -37,7 +41,7 @@
  * sinks and load generator to CPU 1, as in performance-anchors §2b.
  *
  *   npm run bench -- [--rounds 3] [--duration 3] [--connections 50] [--only none,empty,http-log,...]
- *                    [--no-measure] [--no-pin] [--json]
+ *                    [--no-measure] [--no-pin] [--json] [--workers N]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -58,6 +62,7 @@ const PIN = !args.includes('--no-pin') && cpus().length >= 2 && hasTaskset();
 const JSON_OUT = args.includes('--json');
 const MEASURE = !args.includes('--no-measure');
 const ONLY = args.includes('--only') ? new Set(args[args.indexOf('--only') + 1]!.split(',')) : null;
+const WORKERS = opt('workers', 1);
 
 function hasTaskset(): boolean {
   try {
@@ -76,12 +81,26 @@ const CLK_TCK = (() => {
   }
 })();
 
-/** utime + stime of a process, in microseconds (Linux /proc). */
+/** utime + stime of a process and its live descendants (the workers of `--workers`), in microseconds (Linux /proc). */
 function cpuMicros(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime is field 14, stime field 15.
-  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1e6;
+  let micros = ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1e6;
+  let children: string[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean);
+  } catch {
+    // No children file (an older kernel): the process alone.
+  }
+  for (const child of children) {
+    try {
+      micros += cpuMicros(Number(child));
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return micros;
 }
 
 async function freePort(): Promise<number> {
@@ -276,7 +295,7 @@ async function main(): Promise<void> {
       name: string,
       logLevel: string,
       plugins: string,
-      opts: { sinkPort?: number; events?: boolean; service?: boolean; protocol?: 'https' | 'h2' } = {},
+      opts: { sinkPort?: number; events?: boolean; service?: boolean; protocol?: 'https' | 'h2'; workers?: number } = {},
     ): Promise<Variant> => {
       const port = await freePort();
       const adminPort = await freePort();
@@ -297,7 +316,8 @@ routes:
 `,
       );
       const env: Record<string, string> = MEASURE ? { HOOKWIRE_MEASURE_WASM: '1' } : {};
-      const child = launch(0, opts.events ? ['dist/bench/hookwire-events.js', file] : ['bin/hookwire.js', 'start', '-c', file], env);
+      const workers = opts.workers === undefined ? [] : ['--workers', String(opts.workers)];
+      const child = launch(opts.workers === undefined ? 0 : null, opts.events ? ['dist/bench/hookwire-events.js', file] : ['bin/hookwire.js', 'start', '-c', file, ...workers], env);
       children.push(child);
       return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, service: opts.service ?? false, child, served: 0, protocol: opts.protocol };
     };
@@ -359,8 +379,17 @@ routes:
       benchCert ??= makeCertificate(tmp);
       variants.push(await bareTls(protocol), await hookwire(protocol, `hookwire, no plugin, ${protocol}`, 'warn', '[]', { protocol }));
     }
+    if (WORKERS > 1 && want('workers')) variants.push(await hookwire('workers', `hookwire, no plugin, ${WORKERS} workers`, 'warn', '[]', { workers: WORKERS }));
     const none = variants.find((v) => v.id === 'none') ?? null;
     for (const v of variants) await waitReady(v.port, '/', v.protocol === undefined ? undefined : benchCert!.pem);
+    for (const v of variants.filter((x) => x.id === 'workers')) {
+      // The port answers once worker 1 serves: wait for the others too.
+      const end = Date.now() + 60_000;
+      while ((JSON.parse(await getText(v.adminPort!, '/status')) as { workers: { running: number } }).workers.running < WORKERS) {
+        if (Date.now() > end) throw new Error(`${v.name}: not every worker serves`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
 
     const loadBefore = loadavg();
     process.stderr.write(

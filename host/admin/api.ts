@@ -40,6 +40,16 @@ export interface AdminContext {
   readonly logger: Logger;
   /** The event_hooks section hookwire started with (changes need a restart). */
   readonly eventHooks: EventHooksConfig;
+  /** `hookwire start --workers N`: the whole node's view (null: one process, this one). */
+  readonly workers?: WorkerPeers | null;
+}
+
+/** The other worker processes of this node (`--workers`), for /metrics and /status of the whole node. */
+export interface WorkerPeers {
+  /** The node's metrics: `own` (this worker's text) merged with every other worker's. */
+  metrics(own: string): Promise<string>;
+  /** The node's status: `own` (this worker's) with the other workers' and one entry per worker. */
+  status(own: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
 export interface ApiRequest {
@@ -741,6 +751,7 @@ function operationalRoutes(): ApiRoute[] {
             ctx.logger.warn({ err }, 'event hooks metrics unavailable');
           }
         }
+        if (ctx.workers) text = await ctx.workers.metrics(text);
         return { status: 200, text, contentType: 'text/plain; version=0.0.4; charset=utf-8' };
       },
     },
@@ -754,19 +765,17 @@ function operationalRoutes(): ApiRoute[] {
       async handle(ctx) {
         const status = ctx.gateway.status();
         const hooks = ctx.hooks;
-        return {
-          status: 200,
-          body: {
-            ...status,
-            listeners: { ...status.listeners, admin: ctx.admin.info },
-            event_hooks: {
-              enabled: hooks !== null,
-              store: ctx.eventHooks.store,
-              ingest: ctx.eventHooks.ingest_token !== null,
-              ...(hooks ? { in_flight: hooks.stats().inFlight, circuits: hooks.circuits() } : {}),
-            },
+        const body = {
+          ...status,
+          listeners: { ...status.listeners, admin: ctx.admin.info },
+          event_hooks: {
+            enabled: hooks !== null,
+            store: ctx.eventHooks.store,
+            ingest: ctx.eventHooks.ingest_token !== null,
+            ...(hooks ? { in_flight: hooks.stats().inFlight, circuits: hooks.circuits() } : {}),
           },
         };
+        return { status: 200, body: ctx.workers ? await ctx.workers.status(body) : body };
       },
     },
     {

@@ -14,6 +14,9 @@
  * Close order: stop accepting (admin and proxy), drain the gateway, then
  * close the event-hooks service, which lets deliveries in flight finish
  * (event_hooks.close_timeout_ms) and closes the store, then the entity store.
+ *
+ * `hookwire start --workers N` (workers.ts): worker 1 runs startHookwire,
+ * the others startDataWorker (gateway and entity store only).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -30,7 +33,9 @@ import { Gateway, type GatewayOptions, type ListenerInfo, type ReloadResult } fr
 import { ReloadError } from '../proxy/errors.js';
 import type { RuntimeEvent } from '../vm/runtime.js';
 import { PgEventHookStore } from '../hooks/pg-store.js';
-import { EntityStorage } from './storage.js';
+import type { WorkerPeers } from '../admin/api.js';
+import { entitiesOf, type EntitiesDocument } from '../config/entities.js';
+import { configWithEntities, EntityStorage } from './storage.js';
 
 /** The event-hooks store in the shared PostgreSQL database of `storage`. */
 function pgEventHookStore(config: HookwireConfig): PgEventHookStore {
@@ -45,6 +50,27 @@ export interface HookwireOptions extends GatewayOptions {
   logger: Logger;
   /** Overrides of the event-hooks service's options (tests: clock, random, ssrf lookup...). */
   eventHooks?: Partial<EventHooksOptions>;
+  /** `--workers`: the other workers' reports, for /metrics and /status of the whole node. */
+  workers?: WorkerPeers;
+  /** DB-less: entities replaced through POST /config (`--workers`: the other workers are given them too). */
+  onEntitiesReplaced?: (entities: EntitiesDocument) => void;
+}
+
+/** `--workers`: a data-plane worker's own event-hooks records and runtime events, sent to the worker that owns the service. */
+export interface EventForwarder {
+  record(item: Uint8Array): void;
+  runtimeEvent(e: RuntimeEvent): void;
+}
+
+/** A data-plane worker (`--workers`): proxy listeners and plugins, entities from the shared store; no admin listener, no event-hooks service. */
+export interface DataWorker {
+  readonly gateway: Gateway;
+  readonly storage: EntityStorage;
+  /** SIGHUP. */
+  reloadFromFile(): Promise<ReloadResult>;
+  /** DB-less: serve `entities` with this worker's node settings (POST /config on the control worker). */
+  replaceEntities(entities: EntitiesDocument): Promise<ReloadResult>;
+  close(options?: { drainTimeoutMs?: number }): Promise<void>;
 }
 
 export interface Hookwire {
@@ -165,46 +191,11 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
     throw err;
   }
 
-  // Entity changes, ours and other nodes', one at a time: a write never interleaves with a reload of another node's.
-  let entityChain: Promise<unknown> = Promise.resolve();
-  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = entityChain.then(fn);
-    entityChain = run.catch(() => undefined);
-    return run;
-  };
-  /** An Admin API change: served, then stored before it is acknowledged (a failed store puts the previous one back). */
-  const applyChange = (next: HookwireConfig): Promise<ReloadResult> =>
-    serialized(async () => {
-      const previous = gateway.config;
-      const result = await gateway.reload(next);
-      try {
-        await storage.persist(next);
-      } catch (err) {
-        logger.error({ err, code: (err as { code?: string }).code }, 'storing an Admin API change failed: serving the previous configuration again');
-        await gateway.reload(previous).catch((e: unknown) => logger.error({ err: e }, 'restoring the previous configuration failed'));
-        throw err;
-      }
-      return result;
-    });
-  // Another node wrote the entities (PostgreSQL): serve the stored ones, with this node's settings.
-  let syncQueued = false;
-  const syncFromStore = (): void => {
-    if (syncQueued) return;
-    syncQueued = true;
-    void serialized(async () => {
-      syncQueued = false;
-      if (gateway.closed) return;
-      const changed = await storage.changedElsewhere(gateway.config);
-      if (changed === null) return;
-      const r = await gateway.reload(changed.config);
-      storage.serving(changed.version);
-      logger.info({ version: changed.version, generation: r.generation }, 'entities changed in the store (another node): reloaded');
-    }).catch((err: unknown) => logger.error({ err, code: (err as { code?: string }).code }, 'reloading the entities another node stored failed'));
-  };
+  const sync = entitySync(gateway, storage, logger, options.onEntitiesReplaced);
   const admin = new AdminServer({ token: config.admin.token, logger });
   const entities = new ConfigEntities({
     config: () => gateway.config,
-    reload: applyChange,
+    reload: sync.applyChange,
     dbLess: storage.dbLess,
     logger,
     async changed(kind, operation, entity, old) {
@@ -217,7 +208,7 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
       }
     },
   });
-  registerAdminApi(admin, { gateway, hooks, entities, admin, logger, eventHooks: config.event_hooks });
+  registerAdminApi(admin, { gateway, hooks, entities, admin, logger, eventHooks: config.event_hooks, workers: options.workers ?? null });
   registerUi(admin);
 
   let adminListener: ListenerInfo;
@@ -229,7 +220,7 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
     throw err;
   }
   try {
-    await storage.watch(syncFromStore);
+    await storage.watch(sync.syncFromStore);
   } catch (err) {
     await admin.close({ graceMs: 0 });
     await gateway.close({ drainTimeoutMs: 0 });
@@ -243,7 +234,7 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
     adminListener,
     hooks,
     storage,
-    reload: applyChange,
+    reload: sync.applyChange,
     async reloadFromFile() {
       // The admin listener's certificates change with the proxy's and the configuration, or not at all.
       let switchAdmin: (() => void) | null;
@@ -254,7 +245,7 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
         logger.error({ code: err.code, stage: err.stage, listener: 'admin' }, err.message);
         throw err;
       }
-      const result = await serialized(() => gateway.reloadFromFile(undefined, (file) => storage.reloaded(file)));
+      const result = await sync.serialized(() => gateway.reloadFromFile(undefined, (file) => storage.reloaded(file)));
       if (switchAdmin !== null) {
         switchAdmin();
         logger.info('admin TLS certificates reloaded');
@@ -269,6 +260,106 @@ export async function startHookwire(fileConfig: HookwireConfig, options: Hookwir
         await gateway.close(opts);
         await adminClosed;
         await closeHooks();
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Entity changes, ours and other writers', one at a time: a write never
+ * interleaves with a reload of another node's (or worker's).
+ */
+function entitySync(gateway: Gateway, storage: EntityStorage, logger: Logger, onEntitiesReplaced?: (entities: EntitiesDocument) => void) {
+  let entityChain: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = entityChain.then(fn);
+    entityChain = run.catch(() => undefined);
+    return run;
+  };
+  /** An Admin API change: served, then stored before it is acknowledged (a failed store puts the previous one back). */
+  const applyChange = (next: HookwireConfig): Promise<ReloadResult> =>
+    serialized(async () => {
+      const previous = gateway.config;
+      const result = await gateway.reload(next);
+      if (storage.dbLess) {
+        onEntitiesReplaced?.(entitiesOf(next));
+        return result;
+      }
+      try {
+        await storage.persist(next);
+      } catch (err) {
+        logger.error({ err, code: (err as { code?: string }).code }, 'storing an Admin API change failed: serving the previous configuration again');
+        await gateway.reload(previous).catch((e: unknown) => logger.error({ err: e }, 'restoring the previous configuration failed'));
+        throw err;
+      }
+      return result;
+    });
+  // Another node or worker wrote the entities: serve the stored ones, with this process's settings.
+  let syncQueued = false;
+  const syncFromStore = (): void => {
+    if (syncQueued) return;
+    syncQueued = true;
+    void serialized(async () => {
+      syncQueued = false;
+      if (gateway.closed) return;
+      const changed = await storage.changedElsewhere(gateway.config);
+      if (changed === null) return;
+      const r = await gateway.reload(changed.config);
+      storage.serving(changed.version);
+      logger.info({ version: changed.version, generation: r.generation }, 'entities changed in the store (another node or worker): reloaded');
+    }).catch((err: unknown) => logger.error({ err, code: (err as { code?: string }).code }, 'reloading the entities another node stored failed'));
+  };
+  return { serialized, applyChange, syncFromStore };
+}
+
+/**
+ * A data-plane worker of `hookwire start --workers N`: the gateway on the
+ * shared listeners, serving the shared store's entities and following its
+ * changes. The event-hooks records its plugins publish and its runtime
+ * events go to `forward` (the control worker runs the one event-hooks service).
+ */
+export async function startDataWorker(fileConfig: HookwireConfig, options: GatewayOptions & { logger: Logger; forward: EventForwarder }): Promise<DataWorker> {
+  const { logger, forward } = options;
+  const { storage, config } = await EntityStorage.open(fileConfig, logger);
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start(config, {
+      ...options,
+      onRuntimeEvent: (e) => {
+        if (config.event_hooks.enabled) forward.runtimeEvent(e);
+        options.onRuntimeEvent?.(e);
+      },
+      beforeLoad: (runtime) => {
+        // As the control worker's own consumer does (see startHookwire), but the records travel to it.
+        if (config.event_hooks.enabled && !config.wasm.envoy_strict) {
+          runtime.queues.consume(EVENT_HOOKS_QUEUE.vmId, EVENT_HOOKS_QUEUE.name, (item) => forward.record(Uint8Array.prototype.slice.call(item)));
+        }
+        options.beforeLoad?.(runtime);
+      },
+    });
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+  const sync = entitySync(gateway, storage, logger);
+  try {
+    await storage.watch(sync.syncFromStore);
+  } catch (err) {
+    await gateway.close({ drainTimeoutMs: 0 });
+    await storage.close();
+    throw err;
+  }
+  let closing: Promise<void> | null = null;
+  return {
+    gateway,
+    storage,
+    reloadFromFile: () => sync.serialized(() => gateway.reloadFromFile(undefined, (file) => storage.reloaded(file))),
+    replaceEntities: (entities) => sync.serialized(() => gateway.reload(configWithEntities(gateway.config, entities, gateway.config.source))),
+    close(opts) {
+      closing ??= (async () => {
+        await gateway.close(opts);
+        await storage.close();
       })();
       return closing;
     },

@@ -1,6 +1,6 @@
 /**
  * The `hookwire` command (bin/hookwire.js runs `run()`):
- *   hookwire start [-c hookwire.yaml]   serve (built-in defaults without -c)
+ *   hookwire start [-c hookwire.yaml] [--workers N|auto]   serve (built-in defaults without -c)
  *   hookwire validate -c hookwire.yaml  check a configuration; exit 0 "ok" or 1 and why
  * Signals while serving: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the file.
  */
@@ -16,7 +16,10 @@ import { compactDocument } from '../config/document.js';
 import { countEntities, describeCounts, entitiesOf } from '../config/entities.js';
 import type { EntityStore } from '../config/entity-store.js';
 import { Watchdog } from '../vm/watchdog.js';
+import { MEMORY_STORE } from '../config/normalize.js';
 import { startHookwire } from './app.js';
+import { startWorker, workerNumber, type Served } from './worker.js';
+import { parseWorkers, runPrimary, workerCount } from './workers.js';
 import { openEntityStore } from './storage.js';
 import { configurePlugins } from './validate.js';
 
@@ -33,14 +36,16 @@ const processIo: Io = {
 const USAGE = `Usage: hookwire <command> [options]
 
 Commands:
-  start [-c FILE]      start the proxy and admin listeners and load the plugins
-                       (without -c: the built-in defaults, proxy 127.0.0.1:8000, admin 127.0.0.1:8001)
+  start [-c FILE] [--workers N|auto]
+                       start the proxy and admin listeners and load the plugins
+                       (without -c: the built-in defaults, proxy 127.0.0.1:8000, admin 127.0.0.1:8001);
+                       --workers: N processes sharing the listeners (auto: one per core), as proxy.workers
   validate -c FILE     check a configuration file without starting: compile its .wasm modules and
                        configure every plugin (on_vm_start, on_configure) with no listener or call out
   inspect FILE.wasm    print a proxy-wasm module's ABI version, imports, exports and Envoy
                        compatibility (--json for the manifest form); exit 1 if Envoy would refuse it
   config import -c FILE  replace the stored entities (storage.path or storage.url) with FILE's; a
-                       running gateway serves them after SIGHUP (PostgreSQL: every node, at once)
+                       running gateway serves them within a moment (PostgreSQL: every node)
   config export -c FILE  print the stored entities as a configuration document (YAML; --json)
   openapi              print the Admin API's OpenAPI 3.1 document (docs/openapi.json)
   help                 show this text
@@ -48,20 +53,25 @@ Commands:
 
 Options:
   -c, --config FILE    configuration file (YAML or JSON)
+  --workers N|auto     start: worker processes (wins over proxy.workers; 1: one process)
 
-Signals (start): SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration file.`;
+Signals (start): SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration file
+(with --workers: the primary passes them to every worker).`;
 
 interface Parsed {
   command: string;
   config: string | null;
   args: string[];
   json: boolean;
+  /** --workers; null: proxy.workers decides. */
+  workers: number | 'auto' | null;
 }
 
 function parseArgs(argv: readonly string[]): Parsed | string {
   let command: string | null = null;
   let config: string | null = null;
   let json = false;
+  let workers: number | 'auto' | null = null;
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -77,6 +87,12 @@ function parseArgs(argv: readonly string[]): Parsed | string {
       command = 'version';
     } else if (a === '--json') {
       json = true;
+    } else if (a === '--workers' || a.startsWith('--workers=')) {
+      const v = a === '--workers' ? argv[++i] : a.slice('--workers='.length);
+      if (v === undefined) return '--workers needs a number of processes, or auto';
+      const parsedWorkers = parseWorkers(v);
+      if (typeof parsedWorkers === 'string' && parsedWorkers !== 'auto') return parsedWorkers;
+      workers = parsedWorkers;
     } else if (a.startsWith('-')) {
       return `unknown option ${a}`;
     } else if (command === null) {
@@ -87,7 +103,8 @@ function parseArgs(argv: readonly string[]): Parsed | string {
       return `unexpected argument ${a}`;
     }
   }
-  return { command: command ?? 'help', config, args, json };
+  if (workers !== null && command !== 'start') return '--workers is an option of start';
+  return { command: command ?? 'help', config, args, json, workers };
 }
 
 function version(): string {
@@ -115,7 +132,7 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     case 'validate':
       return validate(parsed.config, io);
     case 'start':
-      return start(parsed.config, io);
+      return start(parsed.config, parsed.workers, io);
     case 'inspect':
       return inspect(parsed.args, parsed.json, io);
     case 'config':
@@ -206,9 +223,9 @@ async function configCommand(args: readonly string[], path: string | null, json:
     const incoming = entitiesOf(config);
     await store.save(incoming, stored?.version ?? null);
     const before = stored ? describeCounts(countEntities(stored.entities)) : 'an empty store';
-    io.out(`imported ${describeCounts(countEntities(incoming))} into ${store.location} (replacing ${before}); ${
-        config.storage.kind === 'postgres' ? 'running nodes serve them within a moment' : 'send SIGHUP to a running gateway to serve them'
-      }`);
+    io.out(`imported ${describeCounts(countEntities(incoming))} into ${store.location} (replacing ${before}); running ${
+        config.storage.kind === 'postgres' ? 'nodes' : 'gateways (every worker)'
+      } serve them within a moment`);
     return 0;
   } catch (err) {
     io.err((err as Error).message);
@@ -218,7 +235,7 @@ async function configCommand(args: readonly string[], path: string | null, json:
   }
 }
 
-function createLogger(config: HookwireConfig): { logger: Logger; flush: () => Promise<void> } {
+function createLogger(config: HookwireConfig, worker: number | null): { logger: Logger; flush: () => Promise<void> } {
   // Buffered: one write per 8 KiB of log lines instead of one per line (an access-log line per
   // request costs ~8 us of CPU this way, ~40 us with a write per line), flushed at least every 100 ms.
   const stream = destination({ dest: 1, sync: false, minLength: 8192 });
@@ -230,7 +247,8 @@ function createLogger(config: HookwireConfig): { logger: Logger; flush: () => Pr
       // Nothing more can be done about logs while exiting.
     }
   });
-  const logger = pino({ level: config.log_level, timestamp: stdTimeFunctions.isoTime, base: { pid: process.pid } }, stream);
+  const base = worker === null ? { pid: process.pid } : { pid: process.pid, worker };
+  const logger = pino({ level: config.log_level, timestamp: stdTimeFunctions.isoTime, base }, stream);
   return { logger, flush: () => new Promise<void>((resolve) => logger.flush(() => resolve())) };
 }
 
@@ -251,7 +269,7 @@ function installLastResortHandlers(logger: Logger, shutDown: () => void): void {
   });
 }
 
-async function start(path: string | null, io: Io): Promise<number> {
+async function start(path: string | null, workersFlag: number | 'auto' | null, io: Io): Promise<number> {
   let config: HookwireConfig;
   try {
     config = path === null ? defaultConfig() : await loadConfigFile(path);
@@ -259,10 +277,28 @@ async function start(path: string | null, io: Io): Promise<number> {
     io.err((err as Error).message);
     return 1;
   }
-  const { logger, flush } = createLogger(config);
-  let app: Awaited<ReturnType<typeof startHookwire>>;
+  const worker = workerNumber();
+  const workers = workerCount(workersFlag ?? config.proxy.workers);
+  if (worker === null && workers > 1) {
+    const shared = sharedStoreProblem(config);
+    if (shared !== null) {
+      io.err(`hookwire: --workers ${workers}: ${shared}`);
+      return 1;
+    }
+    const { logger, flush } = createLogger(config, null);
+    const code = await runPrimary(workers, logger);
+    await flush();
+    return code;
+  }
+  const { logger, flush } = createLogger(config, worker);
+  let served: Served;
   try {
-    app = await startHookwire(config, { logger, configPath: path });
+    if (worker !== null) {
+      served = await startWorker(config, path, logger, worker);
+    } else {
+      const app = await startHookwire(config, { logger, configPath: path });
+      served = { get inflight() { return app.gateway.inflight; }, reloadFromFile: () => app.reloadFromFile(), close: () => app.close() };
+    }
   } catch (err) {
     const e = err as Error;
     logger.fatal({ code: (e as HookwireError).code, err: e instanceof HookwireError ? undefined : e }, e.message);
@@ -284,8 +320,8 @@ async function start(path: string | null, io: Io): Promise<number> {
         return;
       }
       stopping = true;
-      logger.info({ signal, inflight: app.gateway.inflight }, 'shutting down');
-      app.close().then(
+      logger.info({ signal, inflight: served.inflight }, 'shutting down');
+      served.close().then(
         () => flush().then(async () => {
           await watchdog?.stop();
           resolve(exitCode);
@@ -301,9 +337,19 @@ async function start(path: string | null, io: Io): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       logger.info({ file: path }, 'SIGHUP: reloading the configuration');
-      app.reloadFromFile().catch(() => {
+      served.reloadFromFile().catch(() => {
         // Logged by the gateway; the previous configuration keeps serving.
       });
     });
+    // A worker whose primary is gone (killed -9) drains and exits rather than serving unsupervised.
+    if (worker !== null) process.on('disconnect', () => stop('primary gone'));
   });
+}
+
+/** Stores the worker processes cannot share (each would have its own): null when every store is shared. */
+function sharedStoreProblem(config: HookwireConfig): string | null {
+  if (config.storage.kind === 'sqlite' && config.storage.path === MEMORY_STORE) {
+    return 'storage.path ":memory:" would give every worker its own entities; use a file (SQLite in WAL mode is shared by the workers) or PostgreSQL';
+  }
+  return null;
 }

@@ -130,6 +130,9 @@ export class EntityStorage {
    */
   async changedElsewhere(served: HookwireConfig): Promise<{ config: HookwireConfig; version: number } | null> {
     if (this.store === null) return null;
+    // The version first: SQLite's watch also fires for writes to other tables of the file.
+    const version = await this.store.version();
+    if (version === null || version === this.version) return null;
     const stored = await this.store.load();
     if (stored === null || stored.version === this.version) return null;
     return { config: configWithEntities(served, stored.entities, this.path), version: stored.version };
@@ -140,7 +143,7 @@ export class EntityStorage {
     this.version = version;
   }
 
-  /** Calls `changed` when another node may have written the entities (PostgreSQL). */
+  /** Calls `changed` when another node or process may have written the entities. */
   watch(changed: () => void): Promise<void> {
     return this.store?.watch(changed) ?? Promise.resolve();
   }

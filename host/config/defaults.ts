@@ -34,6 +34,8 @@ export const DEFAULTS = deepFreeze({
     response_body_buffer_limit: 1_048_576,
     /** On SIGTERM, how long in-flight requests may still take before sockets are closed. */
     drain_timeout_ms: 10_000,
+    /** One process; `auto` runs one per core (os.availableParallelism()). */
+    workers: 1 as number | 'auto',
   },
 
   admin: {

@@ -114,6 +114,7 @@ export function toDocument(config: HookwireConfig): DocObject {
       request_body_buffer_limit: config.proxy.request_body_buffer_limit,
       response_body_buffer_limit: config.proxy.response_body_buffer_limit,
       drain_timeout_ms: config.proxy.drain_timeout_ms,
+      workers: config.proxy.workers,
     },
     admin: {
       listen: listenerDocument(config.admin.listen),

@@ -41,9 +41,9 @@ export interface EntityStore {
   save(entities: EntitiesDocument, base: number | null): Promise<number>;
   /**
    * Calls `changed` whenever another writer may have changed the entities
-   * (PostgreSQL: NOTIFY from any node, and a poll as a fallback). Stores
-   * that only one process writes (SQLite) never call it. Resolves once
-   * watching.
+   * (PostgreSQL: NOTIFY from any node, and a poll as a fallback; SQLite: a
+   * poll of the file's data_version, for the other processes of
+   * `--workers` and `hookwire config import`). Resolves once watching.
    */
   watch(changed: () => void): Promise<void>;
   close(): Promise<void>;
@@ -60,16 +60,27 @@ const MIGRATIONS: readonly string[] = [
 ];
 export const ENTITY_STORE_SCHEMA_VERSION = MIGRATIONS.length;
 
+/**
+ * How often the SQLite store looks for another process's write: reading
+ * `PRAGMA data_version` touches only the WAL index in shared memory, so ten
+ * times a second costs nothing measurable and a change serves everywhere well
+ * within a second.
+ */
+export const SQLITE_WATCH_INTERVAL_MS = 100;
+
 export class SqliteEntityStore implements EntityStore {
   private readonly db: Database.Database;
   private readonly file: string;
   readonly location: string;
   private readonly now: () => number;
+  private readonly watchIntervalMs: number;
+  private watcher: NodeJS.Timeout | null = null;
 
-  constructor(file: string, options: { now?: () => number } = {}) {
+  constructor(file: string, options: { now?: () => number; watchIntervalMs?: number } = {}) {
     this.file = file;
     this.location = file;
     this.now = options.now ?? Date.now;
+    this.watchIntervalMs = options.watchIntervalMs ?? SQLITE_WATCH_INTERVAL_MS;
     try {
       this.db = new Database(file);
       this.db.pragma('journal_mode = WAL');
@@ -101,10 +112,13 @@ export class SqliteEntityStore implements EntityStore {
         `entity store has schema version ${found}; this hookwire knows up to ${ENTITY_STORE_SCHEMA_VERSION}`,
       );
     }
+    if (found === ENTITY_STORE_SCHEMA_VERSION) return;
+    // IMMEDIATE, and the version read again inside: two processes opening a new file migrate it once.
     this.db.transaction(() => {
-      for (let v = found; v < ENTITY_STORE_SCHEMA_VERSION; v++) this.db.exec(MIGRATIONS[v]!);
+      const at = this.db.pragma('user_version', { simple: true }) as number;
+      for (let v = at; v < ENTITY_STORE_SCHEMA_VERSION; v++) this.db.exec(MIGRATIONS[v]!);
       this.db.pragma(`user_version = ${ENTITY_STORE_SCHEMA_VERSION}`);
-    })();
+    }).immediate();
   }
 
   async load(): Promise<StoredEntities | null> {
@@ -140,18 +154,35 @@ export class SqliteEntityStore implements EntityStore {
           )
           .run(next, document, now);
         return next;
-      })();
+      }).immediate(); // the write lock before the version is read: two processes cannot both pass the check
     } catch (err) {
       if (err instanceof EntityStoreConflictError) throw err;
       throw new EntityStoreError('HW_ERR_ENTITY_STORE', this.file, `storing the entities failed: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  async watch(): Promise<void> {
-    // One process writes the file (a second one's writes are refused as conflicts): nothing to watch.
+  async watch(changed: () => void): Promise<void> {
+    if (this.watcher !== null) clearInterval(this.watcher);
+    // data_version changes when another connection commits to the file (never for this one's own writes).
+    const dataVersion = this.db.prepare('PRAGMA data_version').pluck();
+    let seen = dataVersion.get() as number;
+    this.watcher = setInterval(() => {
+      if (!this.db.open) return;
+      try {
+        const v = dataVersion.get() as number;
+        if (v === seen) return;
+        seen = v;
+      } catch {
+        return; // busy or closing: the next tick looks again
+      }
+      changed();
+    }, this.watchIntervalMs);
+    this.watcher.unref();
   }
 
   async close(): Promise<void> {
+    if (this.watcher !== null) clearInterval(this.watcher);
+    this.watcher = null;
     if (this.db.open) this.db.close();
   }
 }

@@ -96,6 +96,7 @@ function normalizeProxy(raw: Raw, baseDir: string): ProxyConfig {
     request_body_buffer_limit: (raw.request_body_buffer_limit ?? d.request_body_buffer_limit) as number,
     response_body_buffer_limit: (raw.response_body_buffer_limit ?? d.response_body_buffer_limit) as number,
     drain_timeout_ms: (raw.drain_timeout_ms ?? d.drain_timeout_ms) as number,
+    workers: (raw.workers ?? d.workers) as number | 'auto',
   };
 }
 

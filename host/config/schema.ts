@@ -62,6 +62,8 @@ export type StorageKind = (typeof STORAGE_KINDS)[number];
 
 /** setTimeout silently turns delays above 2^31-1 ms into 1 ms, so cap every timeout there. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
+/** `proxy.workers` and `--workers`: more processes than this is a typo, not a machine. */
+export const MAX_WORKERS = 1024;
 
 const entityName = {
   type: 'string',
@@ -96,6 +98,14 @@ export const CONFIG_SCHEMA = {
           minimum: 0,
           maximum: MAX_TIMEOUT_MS,
           default: DEFAULTS.proxy.drain_timeout_ms,
+        },
+        workers: {
+          oneOf: [
+            { type: 'integer', minimum: 1, maximum: MAX_WORKERS },
+            { const: 'auto' },
+          ],
+          default: DEFAULTS.proxy.workers,
+          description: 'data-plane processes sharing the listeners (auto: one per core); `hookwire start --workers` wins',
         },
       },
     },
@@ -474,6 +484,8 @@ export interface ProxyConfig {
   readonly request_body_buffer_limit: number;
   readonly response_body_buffer_limit: number;
   readonly drain_timeout_ms: number;
+  /** Processes of `hookwire start` (1: one process, as without); read at start only. */
+  readonly workers: number | 'auto';
 }
 
 export interface AdminConfig {

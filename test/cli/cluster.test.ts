@@ -130,7 +130,7 @@ describe('two hookwire nodes on one PostgreSQL', () => {
     // A delete on B stops it serving on A.
     expect((await send(`${b.admin}/routes/fresh`, { method: 'DELETE' })).status).toBe(204);
     await waitUntil(async () => (await send(`${a.proxy}/fresh`)).status === 404, 10_000, 'the route gone on node A');
-    await b.server.waitFor((l) => l.msg === 'entities changed in the store (another node): reloaded');
+    await b.server.waitFor((l) => l.msg === 'entities changed in the store (another node or worker): reloaded');
   });
 
   it(`${N} events with a webhook hook, accepted by both nodes: each webhook-id arrives exactly once`, LONG, async () => {
