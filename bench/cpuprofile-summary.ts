@@ -8,8 +8,13 @@
  * lineNumber}, children), `samples` (node ids) and `timeDeltas` (µs between
  * samples). A node's self time is the sum of the deltas of the samples that
  * landed on it. With --requests N, times are divided by N (µs per request).
+ * A windows.json next to the profile (written by `proxy-throughput --cpu-prof`:
+ * the load windows in CLOCK_MONOTONIC µs, V8's profile clock, and the requests
+ * each served) restricts the sums to those windows (start-up, module
+ * instrumentation and idle gaps left out) and gives the request count.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 interface CallFrame {
   functionName: string;
@@ -32,7 +37,9 @@ const args = process.argv.slice(2);
 const file = args.find((a) => !a.startsWith('--') && !/^\d+$/.test(a) && a !== 'file' && a !== 'function');
 if (file === undefined) throw new Error('usage: cpuprofile-summary <file.cpuprofile> [--requests N] [--top 40] [--by file|function]');
 const opt = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
-const requests = Number(opt('requests') ?? 0);
+const windowsFile = join(dirname(file), 'windows.json');
+const windows = existsSync(windowsFile) ? (JSON.parse(readFileSync(windowsFile, 'utf8')) as { from: number; to: number; requests: number }[]) : null;
+const requests = Number(opt('requests') ?? windows?.reduce((n, w) => n + w.requests, 0) ?? 0);
 const top = Number(opt('top') ?? 40);
 const by = opt('by') ?? 'function';
 
@@ -54,9 +61,12 @@ const self = new Map<string, number>();
 /** (idle), (program), (garbage collector): V8's pseudo-frames. */
 const pseudo = new Map<string, number>();
 let total = 0;
+let t = profile.startTime;
 for (let i = 0; i < profile.samples.length; i++) {
   const node = byId.get(profile.samples[i]!)!;
   const dt = profile.timeDeltas[i] ?? 0;
+  t += dt;
+  if (windows !== null && !windows.some((w) => t >= w.from && t <= w.to)) continue;
   const f = node.callFrame;
   if (f.url === '' && f.functionName.startsWith('(')) pseudo.set(f.functionName, (pseudo.get(f.functionName) ?? 0) + dt);
   const key = by === 'file' ? shortUrl(f.url) : `${f.functionName || '(anonymous)'}  ${shortUrl(f.url)}:${f.lineNumber + 1}`;

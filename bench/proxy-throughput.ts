@@ -44,7 +44,7 @@
  *                    [--ab <dir>] [--cpu-prof <dir>] [--no-measure] [--no-pin] [--json]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -343,6 +343,7 @@ routes:
     }
     const results = new Map<string, Result>();
     for (const v of variants) results.set(v.name, { rps: [], cpu: [], ratio: [], ratioNone: [], cpuRatioNone: [], cpuAdded: [], wasm: [], wasmCalls: [], p50: [], p99: [], errors: 0 });
+    const windows = new Map<string, { from: number; to: number; requests: number }[]>(variants.map((v) => [v.id, []]));
     for (let round = 0; round < ROUNDS; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
       const roundRps = new Map<string, number>();
@@ -350,8 +351,11 @@ routes:
       for (const v of order) {
         const wasmBefore = MEASURE && v.adminPort !== null ? await wasmTotals(v.adminPort) : null;
         const before = cpuMicros(v.child.pid!);
+        const t0 = process.hrtime.bigint();
         const r = await autocannon(v.port, DURATION);
         const cpu = cpuMicros(v.child.pid!) - before;
+        // The load windows (CLOCK_MONOTONIC µs, the clock of V8's profile timestamps) and what they served.
+        if (CPU_PROF !== null) windows.get(v.id)!.push({ from: Number(t0 / 1000n), to: Number(process.hrtime.bigint() / 1000n), requests: r.requests });
         const wasmAfter = wasmBefore !== null ? await wasmTotals(v.adminPort!) : null;
         v.served += r.requests;
         const res = results.get(v.name)!;
@@ -381,6 +385,14 @@ routes:
           res.cpuRatioNone.push(roundCpu.get(v.name)! / roundCpu.get(base.name)!);
           res.cpuAdded.push(roundCpu.get(v.name)! - roundCpu.get(base.name)!);
         }
+      }
+    }
+
+    if (CPU_PROF !== null) {
+      for (const v of variants) {
+        if (v.adminPort === null) continue;
+        mkdirSync(join(CPU_PROF, v.id), { recursive: true });
+        writeFileSync(join(CPU_PROF, v.id, 'windows.json'), JSON.stringify(windows.get(v.id)));
       }
     }
 
