@@ -10,6 +10,9 @@
  *                   sink (bench/upstream.ts --sink), batches of 100
  *   http-log-hooks  the same with event_hooks on; the host consumes the records
  *                   natively with a counting consumer (bench/hookwire-events.ts)
+ *   none-binaryen   (only when named in --only) no plugin, with binaryen imported at
+ *                   start, as the deadline guard leaves it in the heap: what a
+ *                   larger heap alone costs per request
  *   http-log-service the same, consumed by hookwire's event-hooks service (as
  *                   `hookwire start` runs it by default: every event stored in
  *                   SQLite, no hook configured). The other hookwire variants
@@ -41,7 +44,11 @@
  * (7 x 8 x 5 s of load, plus warm-up, start-up and the final delivery check).
  *
  *   npm run bench -- [--rounds 7] [--duration 5] [--connections 50] [--only none,empty,http-log,...]
- *                    [--ab <dir>] [--cpu-prof <dir>] [--no-measure] [--no-pin] [--json]
+ *                    [--ab <dir>] [--cpu-prof <dir>] [--gc] [--no-measure] [--no-pin] [--json]
+ *
+ * --gc runs the hookwire variants with --trace-gc and adds what each allocates
+ * per request (from the heap sizes around each collection: a count, so the
+ * machine's load does not move it), its GC time and its major collections.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -61,6 +68,8 @@ const PIN = !args.includes('--no-pin') && cpus().length >= 2 && hasTaskset();
 const JSON_OUT = args.includes('--json');
 const MEASURE = !args.includes('--no-measure');
 const ONLY = args.includes('--only') ? new Set(args[args.indexOf('--only') + 1]!.split(',')) : null;
+/** Run the hookwire variants with --trace-gc and report what they allocate and collect per request (deterministic, unlike time). */
+const GC = args.includes('--gc');
 /** Profile each hookwire variant (node --cpu-prof) into <dir>/<id>/ (the CPU figures then include the profiler). */
 const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1]! : null;
 /** Another checkout whose build runs every hookwire variant a second time (A/B of host changes). */
@@ -99,9 +108,49 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function launch(cpu: number | null, argv: string[], env: Record<string, string> = {}, cwd = ROOT): ChildProcess {
+function launch(cpu: number | null, argv: string[], env: Record<string, string> = {}, cwd = ROOT, gc: GcTrace | null = null): ChildProcess {
   const [cmd, rest] = cpu === null || !PIN ? [process.execPath, argv] : ['taskset', ['-c', String(cpu), process.execPath, ...argv]];
-  return spawn(cmd as string, rest as string[], { cwd, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
+  const child = spawn(cmd as string, rest as string[], { cwd, stdio: ['ignore', gc === null ? 'ignore' : 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  if (gc !== null) {
+    let rest = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      const lines = (rest + d).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) gc.line(line);
+    });
+  }
+  return child;
+}
+
+/**
+ * A process's garbage collections, from its --trace-gc lines ("Scavenge 35.6 (53.2) -> 20.8 (53.7) MB,
+ * 10.76 / 0.02 ms"): the bytes allocated between two collections are the heap before one minus the heap
+ * after the previous one.
+ */
+class GcTrace {
+  allocatedMb = 0;
+  minor = 0;
+  major = 0;
+  ms = 0;
+  private lastAfter = -1;
+  private static readonly LINE = /ms: ([A-Za-z -]+?)(?: \([^)]*\))? ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB, ([\d.]+) \/ [\d.]+ ms/;
+
+  line(text: string): void {
+    const m = GcTrace.LINE.exec(text);
+    if (m === null) return;
+    const before = Number(m[2]);
+    const after = Number(m[4]);
+    if (this.lastAfter >= 0 && before > this.lastAfter) this.allocatedMb += before - this.lastAfter;
+    this.lastAfter = after;
+    if (m[1]!.startsWith('Scavenge') || m[1]!.startsWith('Minor')) this.minor++;
+    else this.major++;
+    this.ms += Number(m[6]);
+  }
+
+  snapshot(): { allocatedMb: number; minor: number; major: number; ms: number } {
+    return { allocatedMb: this.allocatedMb, minor: this.minor, major: this.major, ms: this.ms };
+  }
 }
 
 async function getText(port: number, path: string): Promise<string> {
@@ -179,6 +228,8 @@ interface Variant {
   readonly service: boolean;
   /** The build it runs: "" for this checkout, " [B]" for --ab's. */
   readonly build: string;
+  /** Its collections (--gc). */
+  readonly gc: GcTrace | null;
   child: ChildProcess;
   /** Requests autocannon completed against it, warm-up included. */
   served: number;
@@ -234,7 +285,7 @@ async function main(): Promise<void> {
       name: string,
       logLevel: string,
       plugins: string,
-      opts: { sinkPort?: number; events?: boolean; service?: boolean; build?: string } = {},
+      opts: { sinkPort?: number; events?: boolean; service?: boolean; build?: string; nodeFlags?: string[] } = {},
     ): Promise<Variant> => {
       const build = opts.build ?? '';
       if (build !== '') {
@@ -262,9 +313,12 @@ routes:
       const env: Record<string, string> = MEASURE ? { HOOKWIRE_MEASURE_WASM: '1' } : {};
       const argv = opts.events ? ['dist/bench/hookwire-events.js', file] : ['bin/hookwire.js', 'start', '-c', file];
       if (CPU_PROF !== null) argv.unshift('--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF, id)}`);
-      const child = launch(0, argv, env, build === '' ? ROOT : AB_ROOT!);
+      if (opts.nodeFlags) argv.unshift(...opts.nodeFlags);
+      if (GC) argv.unshift('--trace-gc');
+      const gc = GC ? new GcTrace() : null;
+      const child = launch(0, argv, env, build === '' ? ROOT : AB_ROOT!, gc);
       children.push(child);
-      return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, service: opts.service ?? false, build, child, served: 0 };
+      return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, service: opts.service ?? false, build, gc, child, served: 0 };
     };
     const sink = async (): Promise<number> => {
       const port = await freePort();
@@ -283,6 +337,7 @@ routes:
       events: false,
       service: false,
       build: '',
+      gc: null,
       child: launch(0, ['dist/bench/bare-proxy.js', String(barePort), upstreamUrl]),
       served: 0,
     };
@@ -301,6 +356,8 @@ routes:
     const variants: Variant[] = [bare];
     for (const build of AB_ROOT === null ? [''] : ['', ' [B]']) {
       if (want('none')) variants.push(await hookwire('none', 'hookwire, no plugin', 'warn', '[]', { build }));
+      // Diagnostic, only when named in --only: no plugin, but binaryen loaded (as the deadline guard leaves it in the heap).
+      if (ONLY?.has('none-binaryen')) variants.push(await hookwire('none-binaryen', 'hookwire, no plugin, binaryen loaded', 'warn', '[]', { build, nodeFlags: ['--import', 'binaryen'] }));
       if (want('access-log')) variants.push(await hookwire('access-log', 'hookwire, no plugin, access log', 'info', '[]', { build }));
       if (want('hello')) variants.push(await hookwire('hello', 'hookwire, hello-world', 'warn', hello, { build }));
       if (want('empty')) variants.push(await hookwire('empty', 'hookwire, empty filter', 'warn', empty, { build }));
@@ -317,7 +374,7 @@ routes:
       }
     }
     /** The no-plugin variant of the same build, the base of "added over no plugin". */
-    const noneOf = (v: Variant): Variant | null => variants.find((x) => x.id.startsWith('none') && x.build === v.build) ?? null;
+    const noneOf = (v: Variant): Variant | null => variants.find((x) => (x.id === 'none' || x.id === 'none@b') && x.build === v.build) ?? null;
     const none = variants.find((v) => v.id === 'none') ?? null;
     for (const v of variants) await waitReady(v.port);
 
@@ -335,6 +392,10 @@ routes:
       cpuRatioNone: number[];
       /** CPU µs per request over the same build's no-plugin variant, per round. */
       cpuAdded: number[];
+      /** --gc: KB allocated, GC µs (wall, from the trace) and major collections per 10,000 requests, per round. */
+      allocKb: number[];
+      gcUs: number[];
+      majorPer10k: number[];
       wasm: number[];
       wasmCalls: number[];
       p50: number[];
@@ -342,7 +403,7 @@ routes:
       errors: number;
     }
     const results = new Map<string, Result>();
-    for (const v of variants) results.set(v.name, { rps: [], cpu: [], ratio: [], ratioNone: [], cpuRatioNone: [], cpuAdded: [], wasm: [], wasmCalls: [], p50: [], p99: [], errors: 0 });
+    for (const v of variants) results.set(v.name, { rps: [], cpu: [], ratio: [], ratioNone: [], cpuRatioNone: [], cpuAdded: [], allocKb: [], gcUs: [], majorPer10k: [], wasm: [], wasmCalls: [], p50: [], p99: [], errors: 0 });
     const windows = new Map<string, { from: number; to: number; requests: number }[]>(variants.map((v) => [v.id, []]));
     for (let round = 0; round < ROUNDS; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
@@ -351,12 +412,24 @@ routes:
       for (const v of order) {
         const wasmBefore = MEASURE && v.adminPort !== null ? await wasmTotals(v.adminPort) : null;
         const before = cpuMicros(v.child.pid!);
+        const gcBefore = v.gc?.snapshot() ?? null;
         const t0 = process.hrtime.bigint();
         const r = await autocannon(v.port, DURATION);
         const cpu = cpuMicros(v.child.pid!) - before;
         // The load windows (CLOCK_MONOTONIC µs, the clock of V8's profile timestamps) and what they served.
         if (CPU_PROF !== null) windows.get(v.id)!.push({ from: Number(t0 / 1000n), to: Number(process.hrtime.bigint() / 1000n), requests: r.requests });
         const wasmAfter = wasmBefore !== null ? await wasmTotals(v.adminPort!) : null;
+        let gcText = '';
+        if (gcBefore !== null) {
+          await new Promise((r) => setTimeout(r, 50)); // the last trace lines of the window
+          const g = v.gc!.snapshot();
+          const res = results.get(v.name)!;
+          const n = Math.max(1, r.requests);
+          res.allocKb.push(((g.allocatedMb - gcBefore.allocatedMb) * 1024) / n);
+          res.gcUs.push(((g.ms - gcBefore.ms) * 1000) / n);
+          res.majorPer10k.push(((g.major - gcBefore.major) * 10_000) / n);
+          gcText = `  ${res.allocKb.at(-1)!.toFixed(2)} KB allocated/req, GC ${res.gcUs.at(-1)!.toFixed(1)} us/req`;
+        }
         v.served += r.requests;
         const res = results.get(v.name)!;
         const n = Math.max(1, r.requests);
@@ -374,7 +447,7 @@ routes:
         }
         roundRps.set(v.name, r.rps);
         roundCpu.set(v.name, cpu / n);
-        process.stderr.write(`round ${round + 1}: ${v.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  ${(cpu / n).toFixed(1).padStart(6)} us CPU/req${wasmText}\n`);
+        process.stderr.write(`round ${round + 1}: ${v.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  ${(cpu / n).toFixed(1).padStart(6)} us CPU/req${wasmText}${gcText}\n`);
       }
       for (const v of variants) {
         const res = results.get(v.name)!;
@@ -444,6 +517,11 @@ routes:
         wasm_us_per_req_min: r.wasm.length ? Math.round(Math.min(...r.wasm) * 100) / 100 : null,
         wasm_us_per_req_max: r.wasm.length ? Math.round(Math.max(...r.wasm) * 100) / 100 : null,
         wasm_calls_per_req: r.wasmCalls.length ? Math.round(median(r.wasmCalls) * 100) / 100 : null,
+        alloc_kb_per_req: r.allocKb.length ? Math.round(median(r.allocKb) * 100) / 100 : null,
+        alloc_kb_min: r.allocKb.length ? Math.round(Math.min(...r.allocKb) * 100) / 100 : null,
+        alloc_kb_max: r.allocKb.length ? Math.round(Math.max(...r.allocKb) * 100) / 100 : null,
+        gc_us_per_req: r.gcUs.length ? Math.round(median(r.gcUs) * 10) / 10 : null,
+        major_gc_per_10k: r.majorPer10k.length ? Math.round(median(r.majorPer10k) * 100) / 100 : null,
         p50_ms: median(r.p50),
         p99_ms: median(r.p99),
         errors: r.errors,
@@ -494,6 +572,13 @@ routes:
           ),
         ].join('\n') + '\n',
       );
+      if (GC) {
+        process.stdout.write('\n| variant | allocated / request: median (min–max) | GC / request (wall) | major GCs per 10,000 requests |\n| --- | --- | --- | --- |\n');
+        for (const r of rows) {
+          if (r.alloc_kb_per_req === null) continue;
+          process.stdout.write(`| ${r.variant} | ${r.alloc_kb_per_req} KB (${r.alloc_kb_min}–${r.alloc_kb_max}) | ${r.gc_us_per_req} µs | ${r.major_gc_per_10k} |\n`);
+        }
+      }
       if (CPU_PROF !== null) for (const v of variants) if (v.adminPort !== null) process.stdout.write(`${v.id}: ${v.served} requests served, profile in ${join(CPU_PROF, v.id)}\n`);
       for (const r of rows) if (r.delivery !== null) process.stdout.write(`${r.variant}: ${r.delivery}\n`);
       process.stdout.write(
