@@ -2,7 +2,7 @@
  * Self time of a V8 CPU profile (`node --cpu-prof`), summed per function and
  * per file, so two runs can be compared without a flame-graph viewer:
  *
- *   node dist/bench/cpuprofile-summary.js <file.cpuprofile> [--requests N] [--top 40] [--by file|function]
+ *   node dist/bench/cpuprofile-summary.js <file.cpuprofile> [--requests N] [--top 40] [--by function|file|category]
  *                                          [--base <other.cpuprofile>]
  *
  * A .cpuprofile is JSON: `nodes` (id, callFrame {functionName, url,
@@ -41,7 +41,7 @@ const args = process.argv.slice(2);
 const opt = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
 const valued = new Set(['--requests', '--top', '--by', '--base']);
 const file = args.find((a, i) => !a.startsWith('--') && !valued.has(args[i - 1] ?? ''));
-if (file === undefined) throw new Error('usage: cpuprofile-summary <file.cpuprofile> [--requests N] [--top 40] [--by file|function] [--base <other.cpuprofile>]');
+if (file === undefined) throw new Error('usage: cpuprofile-summary <file.cpuprofile> [--requests N] [--top 40] [--by function|file|category] [--base <other.cpuprofile>]');
 const top = Number(opt('top') ?? 40);
 const by = opt('by') ?? 'function';
 
@@ -53,6 +53,31 @@ function shortUrl(url: string): string {
   const dist = url.indexOf('/dist/');
   if (dist >= 0) return url.slice(dist + 1);
   return url.replace(/^file:\/\//, '');
+}
+
+/** A coarse bucket for --by category: where a frame's time belongs in the data plane's accounting. */
+function category(f: CallFrame): string {
+  const url = f.url;
+  if (url === '') {
+    if (f.functionName.startsWith('(')) return f.functionName;
+    return 'native (syscalls, buffer and string builtins)';
+  }
+  if (url.startsWith('wasm://')) {
+    if (f.functionName.startsWith('js-to-wasm') || f.functionName.startsWith('wasm-to-js')) return 'wasm<->JS call wrappers';
+    return 'wasm code (the filter; undici\'s llhttp parser)';
+  }
+  if (url.includes('/dist/host/abi/')) return 'host calls (host/abi)';
+  if (url.includes('/dist/host/vm/')) return 'VM, contexts, properties (host/vm)';
+  if (url.includes('/dist/host/proxy/stream.js')) return 'filter chain and streams (host/proxy/stream.ts)';
+  if (url.includes('/dist/host/proxy/properties.js')) return 'request properties (host/proxy/properties.ts)';
+  if (url.includes('/dist/host/proxy/')) return 'gateway, other (host/proxy)';
+  if (url.includes('/dist/host/hooks/')) return 'event hooks (host/hooks)';
+  if (url.includes('/dist/')) return 'hookwire, other';
+  if (url.includes('node_modules/undici/')) return 'undici (upstream client)';
+  if (url.includes('node_modules/pino')) return 'pino (logs)';
+  if (url.includes('node_modules/')) return 'other dependencies';
+  if (url.startsWith('node:')) return 'node core (http, streams, net, timers)';
+  return url;
 }
 
 interface Summary {
@@ -82,7 +107,7 @@ function summarize(path: string, requestsOpt: number | undefined): Summary {
     if (windows !== null && !windows.some((w) => t >= w.from && t <= w.to)) continue;
     const f = node.callFrame;
     if (f.url === '' && f.functionName.startsWith('(')) pseudo.set(f.functionName, (pseudo.get(f.functionName) ?? 0) + dt);
-    const key = by === 'file' ? shortUrl(f.url) : `${f.functionName || '(anonymous)'}  ${shortUrl(f.url)}:${f.lineNumber + 1}`;
+    const key = by === 'file' ? shortUrl(f.url) : by === 'category' ? category(f) : `${f.functionName || '(anonymous)'}  ${shortUrl(f.url)}:${f.lineNumber + 1}`;
     self.set(key, (self.get(key) ?? 0) + dt);
     total += dt;
   }
@@ -107,6 +132,6 @@ for (const k of new Set([...main.pseudo.keys(), ...(base?.pseudo.keys() ?? [])])
 const busy = busyOf(main) - (base === null ? 0 : busyOf(base));
 process.stdout.write(`  busy (not idle)        ${busy.toFixed(2).padStart(9)} ${unit}\n\n`);
 const keys = new Set([...main.self.keys(), ...(base?.self.keys() ?? [])]);
-keys.delete(by === 'file' ? '(native)' : '(idle)  (native):0');
+keys.delete(by === 'file' ? '(native)' : by === 'category' ? '(idle)' : '(idle)  (native):0');
 const rows = [...keys].map((k) => [k, value('self', k)] as const).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1])).slice(0, top);
 for (const [k, v] of rows) process.stdout.write(`${v.toFixed(2).padStart(9)} ${unit} ${((100 * v) / busy).toFixed(1).padStart(6)}%  ${k}\n`);

@@ -587,8 +587,9 @@ routes:
     }
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    // A profiled proxy writes its profile when it exits (after draining).
-    await new Promise((r) => setTimeout(r, CPU_PROF === null ? 300 : 5000));
+    // A profiled proxy writes its profile when it exits (after draining): wait for the exits.
+    const exited = Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, CPU_PROF === null ? 300 : 30_000))]);
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
   }
