@@ -198,7 +198,8 @@ async function wasmTotals(adminPort: number): Promise<{ seconds: number; calls: 
 }
 
 async function waitReady(port: number, path = '/'): Promise<void> {
-  const end = Date.now() + 15_000;
+  // Generous: on a loaded machine several proxies start (and instrument their modules) at once.
+  const end = Date.now() + 90_000;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
