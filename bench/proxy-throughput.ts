@@ -10,6 +10,9 @@
  *                   sink (bench/upstream.ts --sink), batches of 100
  *   http-log-hooks  the same with event_hooks on; the host consumes the records
  *                   natively with a counting consumer (bench/hookwire-events.ts)
+ *   none-binaryen   (only when named in --only) no plugin, with binaryen imported at
+ *                   start, as the deadline guard leaves it in the heap: what a
+ *                   larger heap alone costs per request
  *   http-log-service the same, consumed by hookwire's event-hooks service (as
  *                   `hookwire start` runs it by default: every event stored in
  *                   SQLite, no hook configured). The other hookwire variants
@@ -29,10 +32,14 @@
  * Every proxy runs in its own child process (so its CPU time is its own),
  * against one upstream child answering 200 "ok". Rounds are interleaved
  * (the variant order rotates), each variant gets `duration` seconds of
- * autocannon per round. Reported per variant: median requests/s, median
- * proxy CPU time per request (utime+stime of the proxy process from
- * /proc/<pid>/stat), the median per-round ratios to the bare proxy and to
- * hookwire without plugin, and the filters' own cost per request: hookwire
+ * autocannon per round. The primary figure is the proxy's CPU time per
+ * request (utime+stime of the proxy process from /proc/<pid>/stat): on a
+ * shared machine it moves far less than req/s, which depends on how much of
+ * the core the proxy got. Reported per variant, each median with the min–max
+ * over rounds beside it: CPU per request, the CPU it adds over hookwire
+ * without plugin (the difference taken per round, then its median), the
+ * per-round CPU ratio to no plugin, then req/s and its ratios (secondary),
+ * and the filters' own cost per request: hookwire
  * runs with HOOKWIRE_MEASURE_WASM=1, which times every top-level guest call
  * (host calls included), read from /metrics (hookwire_wasm_call_seconds_total)
  * before and after each round. At the end, the entries the sinks received and
@@ -40,11 +47,23 @@
  * With taskset available the proxy is pinned to CPU 0 and the upstream,
  * sinks and load generator to CPU 1, as in performance-anchors §2b.
  *
- *   npm run bench -- [--rounds 3] [--duration 3] [--connections 50] [--only none,empty,http-log,...]
- *                    [--no-measure] [--no-pin] [--json] [--workers N]
+ * A/B of two host builds: `--ab <dir>` starts every hookwire variant a second
+ * time from another checkout's build (`<dir>/bin/hookwire.js`, its dist/; the
+ * same .wasm files), named with " [B]"; its "added over no plugin" is taken
+ * against that build's own no-plugin variant, in the same round.
+ *
+ * Defaults: 7 rounds x 5 s, so with the 8 variants about 5 minutes
+ * (7 x 8 x 5 s of load, plus warm-up, start-up and the final delivery check).
+ *
+ *   npm run bench -- [--rounds 7] [--duration 5] [--connections 50] [--only none,empty,http-log,...]
+ *                    [--ab <dir>] [--cpu-prof <dir>] [--gc] [--no-measure] [--no-pin] [--json] [--workers N]
+ *
+ * --gc runs the hookwire variants with --trace-gc and adds what each allocates
+ * per request (from the heap sizes around each collection: a count, so the
+ * machine's load does not move it), its GC time and its major collections.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -55,14 +74,20 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : fallback);
-const ROUNDS = opt('rounds', 3);
-const DURATION = opt('duration', 3);
+const ROUNDS = opt('rounds', 7);
+const DURATION = opt('duration', 5);
 const CONNECTIONS = opt('connections', 50);
 const PIN = !args.includes('--no-pin') && cpus().length >= 2 && hasTaskset();
 const JSON_OUT = args.includes('--json');
 const MEASURE = !args.includes('--no-measure');
 const ONLY = args.includes('--only') ? new Set(args[args.indexOf('--only') + 1]!.split(',')) : null;
 const WORKERS = opt('workers', 1);
+/** Run the hookwire variants with --trace-gc and report what they allocate and collect per request (deterministic, unlike time). */
+const GC = args.includes('--gc');
+/** Profile each hookwire variant (node --cpu-prof) into <dir>/<id>/ (the CPU figures then include the profiler). */
+const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1]! : null;
+/** Another checkout whose build runs every hookwire variant a second time (A/B of host changes). */
+const AB_ROOT = args.includes('--ab') ? args[args.indexOf('--ab') + 1]! : null;
 
 function hasTaskset(): boolean {
   try {
@@ -111,9 +136,49 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function launch(cpu: number | null, argv: string[], env: Record<string, string> = {}): ChildProcess {
+function launch(cpu: number | null, argv: string[], env: Record<string, string> = {}, cwd = ROOT, gc: GcTrace | null = null): ChildProcess {
   const [cmd, rest] = cpu === null || !PIN ? [process.execPath, argv] : ['taskset', ['-c', String(cpu), process.execPath, ...argv]];
-  return spawn(cmd as string, rest as string[], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
+  const child = spawn(cmd as string, rest as string[], { cwd, stdio: ['ignore', gc === null ? 'ignore' : 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  if (gc !== null) {
+    let rest = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      const lines = (rest + d).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) gc.line(line);
+    });
+  }
+  return child;
+}
+
+/**
+ * A process's garbage collections, from its --trace-gc lines ("Scavenge 35.6 (53.2) -> 20.8 (53.7) MB,
+ * 10.76 / 0.02 ms"): the bytes allocated between two collections are the heap before one minus the heap
+ * after the previous one.
+ */
+class GcTrace {
+  allocatedMb = 0;
+  minor = 0;
+  major = 0;
+  ms = 0;
+  private lastAfter = -1;
+  private static readonly LINE = /ms: ([A-Za-z -]+?)(?: \([^)]*\))? ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB, ([\d.]+) \/ [\d.]+ ms/;
+
+  line(text: string): void {
+    const m = GcTrace.LINE.exec(text);
+    if (m === null) return;
+    const before = Number(m[2]);
+    const after = Number(m[4]);
+    if (this.lastAfter >= 0 && before > this.lastAfter) this.allocatedMb += before - this.lastAfter;
+    this.lastAfter = after;
+    if (m[1]!.startsWith('Scavenge') || m[1]!.startsWith('Minor')) this.minor++;
+    else this.major++;
+    this.ms += Number(m[6]);
+  }
+
+  snapshot(): { allocatedMb: number; minor: number; major: number; ms: number } {
+    return { allocatedMb: this.allocatedMb, minor: this.minor, major: this.major, ms: this.ms };
+  }
 }
 
 async function getText(port: number, path: string): Promise<string> {
@@ -162,7 +227,8 @@ async function wasmTotals(adminPort: number): Promise<{ seconds: number; calls: 
 
 /** Until `port` answers 200 (over TLS, trusting `ca`, when given). */
 async function waitReady(port: number, path = '/', ca?: Buffer): Promise<void> {
-  const end = Date.now() + 15_000;
+  // Generous: on a loaded machine several proxies start (and instrument their modules) at once.
+  const end = Date.now() + 90_000;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const get = ca === undefined ? request : httpsRequest;
@@ -191,6 +257,10 @@ interface Variant {
   readonly events: boolean;
   /** Runs hookwire's event-hooks service (the other hookwire variants turn it off). */
   readonly service: boolean;
+  /** The build it runs: "" for this checkout, " [B]" for --ab's. */
+  readonly build: string;
+  /** Its collections (--gc). */
+  readonly gc: GcTrace | null;
   child: ChildProcess;
   /** Requests autocannon completed against it, warm-up included. */
   served: number;
@@ -281,6 +351,7 @@ async function main(): Promise<void> {
   for (const f of ['dist/host/cli/main.js', 'dist/bench/bare-proxy.js', 'dist/bench/hookwire-events.js', 'dist/bench/h2-load.js', 'dist/hello-world.wasm', 'dist/http-log.wasm', 'build/fixtures/empty-filter.wasm']) {
     if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: run "npm run build" first`);
   }
+  const started = Date.now();
   const tmp = mkdtempSync(join(tmpdir(), 'hookwire-bench-'));
   const children: ChildProcess[] = [];
   try {
@@ -295,8 +366,13 @@ async function main(): Promise<void> {
       name: string,
       logLevel: string,
       plugins: string,
-      opts: { sinkPort?: number; events?: boolean; service?: boolean; protocol?: 'https' | 'h2'; workers?: number } = {},
+      opts: { sinkPort?: number; events?: boolean; service?: boolean; protocol?: 'https' | 'h2'; workers?: number; build?: string; nodeFlags?: string[] } = {},
     ): Promise<Variant> => {
+      const build = opts.build ?? '';
+      if (build !== '') {
+        id += '@b';
+        name += build;
+      }
       const port = await freePort();
       const adminPort = await freePort();
       const file = join(tmp, `${id}.yaml`);
@@ -317,9 +393,15 @@ routes:
       );
       const env: Record<string, string> = MEASURE ? { HOOKWIRE_MEASURE_WASM: '1' } : {};
       const workers = opts.workers === undefined ? [] : ['--workers', String(opts.workers)];
-      const child = launch(opts.workers === undefined ? 0 : null, opts.events ? ['dist/bench/hookwire-events.js', file] : ['bin/hookwire.js', 'start', '-c', file, ...workers], env);
+      const argv = opts.events ? ['dist/bench/hookwire-events.js', file] : ['bin/hookwire.js', 'start', '-c', file, ...workers];
+      if (CPU_PROF !== null) argv.unshift('--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF, id)}`);
+      if (opts.nodeFlags) argv.unshift(...opts.nodeFlags);
+      if (GC) argv.unshift('--trace-gc');
+      const gc = GC ? new GcTrace() : null;
+      // Workers are not pinned: they may use every CPU.
+      const child = launch(opts.workers === undefined ? 0 : null, argv, env, build === '' ? ROOT : AB_ROOT!, gc);
       children.push(child);
-      return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, service: opts.service ?? false, child, served: 0, protocol: opts.protocol };
+      return { id, name, port, adminPort, sinkPort: opts.sinkPort ?? null, events: opts.events ?? false, service: opts.service ?? false, build, gc, child, served: 0, protocol: opts.protocol };
     };
     const listenerTls = (protocol: 'https' | 'h2' | undefined) =>
       protocol === undefined ? '' : `, tls: {certificates: [{cert: "${benchCert!.cert}", key: "${benchCert!.key}"}]}${protocol === 'h2' ? ', http2: true' : ''}`;
@@ -327,7 +409,7 @@ routes:
       const port = await freePort();
       const child = launch(0, ['dist/bench/bare-proxy.js', String(port), upstreamUrl, protocol, benchCert!.cert, benchCert!.key]);
       children.push(child);
-      return { id: `bare-${protocol}`, name: `bare undici proxy, ${protocol}`, port, adminPort: null, sinkPort: null, events: false, service: false, child, served: 0, protocol };
+      return { id: `bare-${protocol}`, name: `bare undici proxy, ${protocol}`, port, adminPort: null, sinkPort: null, events: false, service: false, build: '', gc: null, child, served: 0, protocol };
     };
     const sink = async (): Promise<number> => {
       const port = await freePort();
@@ -345,6 +427,8 @@ routes:
       sinkPort: null,
       events: false,
       service: false,
+      build: '',
+      gc: null,
       child: launch(0, ['dist/bench/bare-proxy.js', String(barePort), upstreamUrl]),
       served: 0,
     };
@@ -361,18 +445,24 @@ routes:
       ]);
     const want = (id: string) => ONLY === null || ONLY.has(id);
     const variants: Variant[] = [bare];
-    if (want('none')) variants.push(await hookwire('none', 'hookwire, no plugin', 'warn', '[]'));
-    if (want('access-log')) variants.push(await hookwire('access-log', 'hookwire, no plugin, access log', 'info', '[]'));
-    if (want('hello')) variants.push(await hookwire('hello', 'hookwire, hello-world', 'warn', hello));
-    if (want('empty')) variants.push(await hookwire('empty', 'hookwire, empty filter', 'warn', empty));
-    if (want('http-log')) variants.push(await hookwire('http-log', 'hookwire, http-log', 'warn', httpLog(false), { sinkPort: await sink() }));
-    if (want('http-log-hooks')) {
-      variants.push(await hookwire('http-log-hooks', 'hookwire, http-log + event hooks', 'warn', httpLog(true), { sinkPort: await sink(), events: true }));
-    }
-    if (want('http-log-service')) {
-      variants.push(
-        await hookwire('http-log-service', 'hookwire, http-log + event hooks service', 'warn', httpLog(true), { sinkPort: await sink(), service: true }),
-      );
+    for (const build of AB_ROOT === null ? [''] : ['', ' [B]']) {
+      if (want('none')) variants.push(await hookwire('none', 'hookwire, no plugin', 'warn', '[]', { build }));
+      // Diagnostic, only when named in --only: no plugin, but binaryen loaded (as the deadline guard leaves it in the heap).
+      if (ONLY?.has('none-binaryen')) variants.push(await hookwire('none-binaryen', 'hookwire, no plugin, binaryen loaded', 'warn', '[]', { build, nodeFlags: ['--import', 'binaryen'] }));
+      if (want('access-log')) variants.push(await hookwire('access-log', 'hookwire, no plugin, access log', 'info', '[]', { build }));
+      if (want('hello')) variants.push(await hookwire('hello', 'hookwire, hello-world', 'warn', hello, { build }));
+      if (want('empty')) variants.push(await hookwire('empty', 'hookwire, empty filter', 'warn', empty, { build }));
+      if (want('http-log')) variants.push(await hookwire('http-log', 'hookwire, http-log', 'warn', httpLog(false), { sinkPort: await sink(), build }));
+      if (want('http-log-hooks')) {
+        variants.push(
+          await hookwire('http-log-hooks', 'hookwire, http-log + event hooks', 'warn', httpLog(true), { sinkPort: await sink(), events: true, build }),
+        );
+      }
+      if (want('http-log-service')) {
+        variants.push(
+          await hookwire('http-log-service', 'hookwire, http-log + event hooks service', 'warn', httpLog(true), { sinkPort: await sink(), service: true, build }),
+        );
+      }
     }
     for (const protocol of ['https', 'h2'] as const) {
       if (!want(protocol)) continue;
@@ -380,6 +470,8 @@ routes:
       variants.push(await bareTls(protocol), await hookwire(protocol, `hookwire, no plugin, ${protocol}`, 'warn', '[]', { protocol }));
     }
     if (WORKERS > 1 && want('workers')) variants.push(await hookwire('workers', `hookwire, no plugin, ${WORKERS} workers`, 'warn', '[]', { workers: WORKERS }));
+    /** The no-plugin variant of the same build, the base of "added over no plugin". */
+    const noneOf = (v: Variant): Variant | null => variants.find((x) => (x.id === 'none' || x.id === 'none@b') && x.build === v.build) ?? null;
     const none = variants.find((v) => v.id === 'none') ?? null;
     for (const v of variants) await waitReady(v.port, '/', v.protocol === undefined ? undefined : benchCert!.pem);
     for (const v of variants.filter((x) => x.id === 'workers')) {
@@ -403,6 +495,12 @@ routes:
       ratio: number[];
       ratioNone: number[];
       cpuRatioNone: number[];
+      /** CPU µs per request over the same build's no-plugin variant, per round. */
+      cpuAdded: number[];
+      /** --gc: KB allocated, GC µs (wall, from the trace) and major collections per 10,000 requests, per round. */
+      allocKb: number[];
+      gcUs: number[];
+      majorPer10k: number[];
       wasm: number[];
       wasmCalls: number[];
       p50: number[];
@@ -410,7 +508,8 @@ routes:
       errors: number;
     }
     const results = new Map<string, Result>();
-    for (const v of variants) results.set(v.name, { rps: [], cpu: [], ratio: [], ratioNone: [], cpuRatioNone: [], wasm: [], wasmCalls: [], p50: [], p99: [], errors: 0 });
+    for (const v of variants) results.set(v.name, { rps: [], cpu: [], ratio: [], ratioNone: [], cpuRatioNone: [], cpuAdded: [], allocKb: [], gcUs: [], majorPer10k: [], wasm: [], wasmCalls: [], p50: [], p99: [], errors: 0 });
+    const windows = new Map<string, { from: number; to: number; requests: number }[]>(variants.map((v) => [v.id, []]));
     for (let round = 0; round < ROUNDS; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
       const roundRps = new Map<string, number>();
@@ -418,9 +517,24 @@ routes:
       for (const v of order) {
         const wasmBefore = MEASURE && v.adminPort !== null ? await wasmTotals(v.adminPort) : null;
         const before = cpuMicros(v.child.pid!);
+        const gcBefore = v.gc?.snapshot() ?? null;
+        const t0 = process.hrtime.bigint();
         const r = await load(v, DURATION);
         const cpu = cpuMicros(v.child.pid!) - before;
+        // The load windows (CLOCK_MONOTONIC µs, the clock of V8's profile timestamps) and what they served.
+        if (CPU_PROF !== null) windows.get(v.id)!.push({ from: Number(t0 / 1000n), to: Number(process.hrtime.bigint() / 1000n), requests: r.requests });
         const wasmAfter = wasmBefore !== null ? await wasmTotals(v.adminPort!) : null;
+        let gcText = '';
+        if (gcBefore !== null) {
+          await new Promise((r) => setTimeout(r, 50)); // the last trace lines of the window
+          const g = v.gc!.snapshot();
+          const res = results.get(v.name)!;
+          const n = Math.max(1, r.requests);
+          res.allocKb.push(((g.allocatedMb - gcBefore.allocatedMb) * 1024) / n);
+          res.gcUs.push(((g.ms - gcBefore.ms) * 1000) / n);
+          res.majorPer10k.push(((g.major - gcBefore.major) * 10_000) / n);
+          gcText = `  ${res.allocKb.at(-1)!.toFixed(2)} KB allocated/req, GC ${res.gcUs.at(-1)!.toFixed(1)} us/req`;
+        }
         v.served += r.requests;
         const res = results.get(v.name)!;
         const n = Math.max(1, r.requests);
@@ -438,15 +552,25 @@ routes:
         }
         roundRps.set(v.name, r.rps);
         roundCpu.set(v.name, cpu / n);
-        process.stderr.write(`round ${round + 1}: ${v.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  ${(cpu / n).toFixed(1).padStart(6)} us CPU/req${wasmText}\n`);
+        process.stderr.write(`round ${round + 1}: ${v.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  ${(cpu / n).toFixed(1).padStart(6)} us CPU/req${wasmText}${gcText}\n`);
       }
       for (const v of variants) {
         const res = results.get(v.name)!;
         res.ratio.push(roundRps.get(v.name)! / roundRps.get(bare.name)!);
-        if (none !== null) {
-          res.ratioNone.push(roundRps.get(v.name)! / roundRps.get(none.name)!);
-          res.cpuRatioNone.push(roundCpu.get(v.name)! / roundCpu.get(none.name)!);
+        const base = v.id === 'bare' ? none : noneOf(v);
+        if (base !== null) {
+          res.ratioNone.push(roundRps.get(v.name)! / roundRps.get(base.name)!);
+          res.cpuRatioNone.push(roundCpu.get(v.name)! / roundCpu.get(base.name)!);
+          res.cpuAdded.push(roundCpu.get(v.name)! - roundCpu.get(base.name)!);
         }
+      }
+    }
+
+    if (CPU_PROF !== null) {
+      for (const v of variants) {
+        if (v.adminPort === null) continue;
+        mkdirSync(join(CPU_PROF, v.id), { recursive: true });
+        writeFileSync(join(CPU_PROF, v.id, 'windows.json'), JSON.stringify(windows.get(v.id)));
       }
     }
 
@@ -481,13 +605,28 @@ routes:
         rps_min: Math.round(Math.min(...r.rps)),
         rps_max: Math.round(Math.max(...r.rps)),
         cpu_us_per_req: Math.round(median(r.cpu) * 10) / 10,
+        cpu_us_min: Math.round(Math.min(...r.cpu) * 10) / 10,
+        cpu_us_max: Math.round(Math.max(...r.cpu) * 10) / 10,
+        cpu_added_us: r.cpuAdded.length ? Math.round(median(r.cpuAdded) * 10) / 10 : null,
+        cpu_added_us_min: r.cpuAdded.length ? Math.round(Math.min(...r.cpuAdded) * 10) / 10 : null,
+        cpu_added_us_max: r.cpuAdded.length ? Math.round(Math.max(...r.cpuAdded) * 10) / 10 : null,
+        cpu_ratio_vs_none_min: r.cpuRatioNone.length ? round3(Math.min(...r.cpuRatioNone)) : null,
+        cpu_ratio_vs_none_max: r.cpuRatioNone.length ? round3(Math.max(...r.cpuRatioNone)) : null,
         ratio_vs_bare: round3(median(r.ratio)),
         cpu_ratio_vs_bare: 0,
         ratio_vs_none: r.ratioNone.length ? round3(median(r.ratioNone)) : null,
+        ratio_vs_none_min: r.ratioNone.length ? round3(Math.min(...r.ratioNone)) : null,
+        ratio_vs_none_max: r.ratioNone.length ? round3(Math.max(...r.ratioNone)) : null,
         cpu_ratio_vs_none: r.cpuRatioNone.length ? round3(median(r.cpuRatioNone)) : null,
         wasm_us_per_req: r.wasm.length ? Math.round(median(r.wasm) * 100) / 100 : null,
         wasm_us_per_req_min: r.wasm.length ? Math.round(Math.min(...r.wasm) * 100) / 100 : null,
+        wasm_us_per_req_max: r.wasm.length ? Math.round(Math.max(...r.wasm) * 100) / 100 : null,
         wasm_calls_per_req: r.wasmCalls.length ? Math.round(median(r.wasmCalls) * 100) / 100 : null,
+        alloc_kb_per_req: r.allocKb.length ? Math.round(median(r.allocKb) * 100) / 100 : null,
+        alloc_kb_min: r.allocKb.length ? Math.round(Math.min(...r.allocKb) * 100) / 100 : null,
+        alloc_kb_max: r.allocKb.length ? Math.round(Math.max(...r.allocKb) * 100) / 100 : null,
+        gc_us_per_req: r.gcUs.length ? Math.round(median(r.gcUs) * 10) / 10 : null,
+        major_gc_per_10k: r.majorPer10k.length ? Math.round(median(r.majorPer10k) * 100) / 100 : null,
         p50_ms: median(r.p50),
         p99_ms: median(r.p99),
         errors: r.errors,
@@ -499,41 +638,64 @@ routes:
     if (JSON_OUT) {
       process.stdout.write(
         JSON.stringify(
-          { rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS, pinned: PIN, measured: MEASURE, node: process.version, load: { before: loadBefore, after: loadavg() }, rows },
+          { rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS, pinned: PIN, ab: AB_ROOT, measured: MEASURE, node: process.version, load: { before: loadBefore, after: loadavg() }, rows },
           null,
           2,
         ) + '\n',
       );
     } else {
       const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
-      const opt = (x: number | null, digits = 3) => (x === null ? '—' : x.toFixed(digits));
+      const range = (m: number | null, lo: number | null, hi: number | null, digits: number, unit = '') =>
+        m === null ? '—' : `${m.toFixed(digits)}${unit} (${lo!.toFixed(digits)}–${hi!.toFixed(digits)})`;
+      const signed = (x: number | null) => (x === null ? '—' : `${x >= 0 ? '+' : ''}${x.toFixed(1)}`);
       process.stdout.write(
         [
-          line(['variant', 'req/s median (min-max)', 'req/s vs bare', 'req/s vs no plugin', 'proxy CPU/req', 'CPU vs bare', 'CPU vs no plugin', 'in wasm/req: median (min; calls)', 'p50 / p99 ms', 'errors']),
-          line(['---', '---', '---', '---', '---', '---', '---', '---', '---', '---']),
+          line([
+            'variant',
+            'proxy CPU / request: median (min–max)',
+            'added over no plugin: median (min–max)',
+            'CPU vs no plugin',
+            'in wasm / request: median (min–max; calls)',
+            'req/s: median (min–max)',
+            'req/s vs no plugin',
+            'p50 / p99 ms',
+            'errors',
+          ]),
+          line(['---', '---', '---', '---', '---', '---', '---', '---', '---']),
           ...rows.map((r) =>
             line([
               r.variant,
-              `${r.rps} (${r.rps_min}-${r.rps_max})`,
-              r.ratio_vs_bare.toFixed(3),
-              opt(r.ratio_vs_none),
-              `${r.cpu_us_per_req} us`,
-              r.cpu_ratio_vs_bare.toFixed(3),
-              opt(r.cpu_ratio_vs_none),
-              r.wasm_us_per_req === null ? '—' : `${r.wasm_us_per_req} us (min ${r.wasm_us_per_req_min}; ${r.wasm_calls_per_req} calls)`,
+              range(r.cpu_us_per_req, r.cpu_us_min, r.cpu_us_max, 1, ' µs'),
+              r.cpu_added_us === null ? '—' : `${signed(r.cpu_added_us)} µs (${signed(r.cpu_added_us_min)} to ${signed(r.cpu_added_us_max)})`,
+              range(r.cpu_ratio_vs_none, r.cpu_ratio_vs_none_min, r.cpu_ratio_vs_none_max, 3),
+              r.wasm_us_per_req === null ? '—' : `${r.wasm_us_per_req} µs (${r.wasm_us_per_req_min}–${r.wasm_us_per_req_max}; ${r.wasm_calls_per_req} calls)`,
+              `${r.rps} (${r.rps_min}–${r.rps_max})`,
+              range(r.ratio_vs_none, r.ratio_vs_none_min, r.ratio_vs_none_max, 3),
               `${r.p50_ms} / ${r.p99_ms}`,
               r.errors,
             ]),
           ),
         ].join('\n') + '\n',
       );
+      if (GC) {
+        process.stdout.write('\n| variant | allocated / request: median (min–max) | GC / request (wall) | major GCs per 10,000 requests |\n| --- | --- | --- | --- |\n');
+        for (const r of rows) {
+          if (r.alloc_kb_per_req === null) continue;
+          process.stdout.write(`| ${r.variant} | ${r.alloc_kb_per_req} KB (${r.alloc_kb_min}–${r.alloc_kb_max}) | ${r.gc_us_per_req} µs | ${r.major_gc_per_10k} |\n`);
+        }
+      }
+      if (CPU_PROF !== null) for (const v of variants) if (v.adminPort !== null) process.stdout.write(`${v.id}: ${v.served} requests served, profile in ${join(CPU_PROF, v.id)}\n`);
       for (const r of rows) if (r.delivery !== null) process.stdout.write(`${r.variant}: ${r.delivery}\n`);
       protocolReport(variants, rows);
-      process.stdout.write(`load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+      process.stdout.write(
+        `${ROUNDS} rounds x ${DURATION} s, ${Math.round((Date.now() - started) / 1000)} s in all; load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`,
+      );
     }
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
+    // A profiled proxy writes its profile when it exits (after draining): wait for the exits.
+    const exited = Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, CPU_PROF === null ? 300 : 30_000))]);
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -1,6 +1,8 @@
 /**
  * One request through the gateway: route match, then either
- *   - DirectStream: no plugin on the route; headers are rewritten in one pass
+ *   - DirectStream: no plugin on the route, or only plugins whose modules
+ *     export no stream callback (nothing of theirs would run for a request);
+ *     headers are rewritten in one pass
  *     and the body is piped both ways with no buffering, or
  *   - FilterStream: the route's filter chain, phase by phase, with Envoy's
  *     HTTP filter semantics (request phases in configured order, response
@@ -150,8 +152,14 @@ export function serve(core: StreamCore, gen: Generation, req: IncomingMessage, r
     return;
   }
   const entry = match.value;
-  if (entry.chain.length === 0) new DirectStream(core, gen, req, res, requestId, entry).start(match, fwd, hasBody);
+  if (entry.chain.length === 0 || passiveChain(entry.chain)) new DirectStream(core, gen, req, res, requestId, entry).start(match, fwd, hasBody);
   else new FilterStream(core, gen, req, res, requestId, entry, match, fwd, host ?? '', hasBody).start();
+}
+
+/** No filter of the chain would run guest code for a request (Plugin.passive): the request goes the no-plugin way. */
+function passiveChain(chain: RouteEntry['chain']): boolean {
+  for (let i = 0; i < chain.length; i++) if (!chain[i]!.passive) return false;
+  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -279,7 +287,7 @@ class NotFound extends Exchange {
 
 // ---------------------------------------------------------------------------
 
-/** A route with no plugin: straight through, streaming both ways. */
+/** A route with no plugin (or only passive ones): straight through, streaming both ways. */
 class DirectStream extends Exchange {
   private abort: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;

@@ -118,6 +118,16 @@ export class Plugin implements ContextBinding, QueueOwner {
     return !this.closed && this.vm.poisoned === null;
   }
 
+  /**
+   * A stream through this plugin would run none of its code (its module
+   * exports no stream callback) and it takes streams now (open, VM healthy):
+   * the data plane may leave it out of the request. A plugin that refuses
+   * streams is not passive, so its failure policy still applies.
+   */
+  get passive(): boolean {
+    return !this.vm.runsStreams && !this.closed && !this.donePending && this.vm.poisoned === null;
+  }
+
   /** Why the plugin cannot run streams now, or null. */
   get failure(): string | null {
     return this.closed ? 'plugin closed' : this.vm.poisoned;

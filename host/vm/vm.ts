@@ -51,6 +51,20 @@ export interface GuestExports {
   readonly proxy_on_delete?: GuestFn;
 }
 
+/** The callbacks of an HTTP stream's context: a module exporting none of them runs no code for a stream. */
+const STREAM_CALLBACKS = [
+  'proxy_on_context_create',
+  'proxy_on_request_headers',
+  'proxy_on_request_body',
+  'proxy_on_request_trailers',
+  'proxy_on_response_headers',
+  'proxy_on_response_body',
+  'proxy_on_response_trailers',
+  'proxy_on_done',
+  'proxy_on_log',
+  'proxy_on_delete',
+] as const;
+
 export interface VmOptions {
   readonly allowUnknownImports: boolean;
   readonly environment: readonly string[];
@@ -67,6 +81,8 @@ export class WasmVm implements AbiHost {
   readonly vmId: string;
   readonly abiVersion;
   readonly exports: GuestExports;
+  /** The module exports a stream callback (STREAM_CALLBACKS): a stream's context runs guest code. */
+  readonly runsStreams: boolean;
   readonly memory: GuestMemory;
   /** Why the VM is unusable (a trap), or null while healthy. */
   poisoned: string | null = null;
@@ -126,6 +142,7 @@ export class WasmVm implements AbiHost {
     }
     const ex = instance.exports as Record<string, unknown>;
     this.exports = ex as unknown as GuestExports;
+    this.runsStreams = STREAM_CALLBACKS.some((name) => typeof ex[name] === 'function');
     const alloc = ex[module.allocator] as GuestFn;
     const memory = ex.memory as WebAssembly.Memory;
     if (guard !== null && memory.buffer.byteLength > maxPages(guard.limits) * WASM_PAGE) {
