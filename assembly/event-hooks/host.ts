@@ -3,7 +3,7 @@
 // and build property paths with dots, which Envoy does not split on; these
 // return the status or null instead, and take NUL-separated paths.
 import * as imports from "@gcoredev/proxy-wasm-sdk-as/assembly/imports";
-import { globalArrayBufferReference, WasmResultValues } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
+import { globalArrayBufferReference, WasmResultValues } from "../sdk/host";
 
 /**
  * A property path as Envoy wants it: segments separated by NUL, UTF-8.

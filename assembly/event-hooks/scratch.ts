@@ -14,8 +14,7 @@
 //
 // A module using this exports `malloc` from here instead of the SDK's.
 import * as imports from "@gcoredev/proxy-wasm-sdk-as/assembly/imports";
-import { malloc as heapMalloc } from "@gcoredev/proxy-wasm-sdk-as/assembly/malloc";
-import { WasmResultValues } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
+import { malloc as heapMalloc, WasmResultValues } from "../sdk/host";
 import { decodeIntAt } from "./host";
 
 const INITIAL_BLOCK: i32 = 8192;
