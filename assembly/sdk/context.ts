@@ -26,8 +26,8 @@ export class RootContext extends BaseContext {
     return this.configuration_;
   }
 
+  /** A stream's context; a plugin with stream callbacks returns its own subclass. */
   createContext(context_id: u32): Context {
-    log(LogLevelValues.error, "Base createContext called - this should never happen!");
     return new Context(context_id, this);
   }
 

@@ -8,6 +8,7 @@
 // works under any runtime: malloc/free pin through the selected runtime.
 // Nothing here holds per-call state but the (ptr, len) cell the host writes.
 import * as imports from "@gcoredev/proxy-wasm-sdk-as/assembly/imports";
+import { fd_write } from "bindings/wasi_snapshot_preview1";
 
 export enum LogLevelValues { trace, debug, info, warn, error, critical }
 export enum WasmResultValues {
@@ -91,15 +92,23 @@ export const globalArrayBufferReference = new ArrayBufferReference();
 
 // ---- logging ----
 
-const LOG_LEVEL_PREFIXES: string[] = ["[TRACE]", "[DEBUG]", "[INFO]", "[WARN]", "[ERROR]", "[CRITICAL]"];
+// fd_write's iovec (ptr, len) and its count of bytes written.
+const IOV = memory.data(12);
 
 /**
- * One log line on the WASI stdout, "[LEVEL]: message", info and above: what
- * the SDK's log does (its fastedge logger, level info unless set otherwise).
+ * One log line on the WASI stdout, "[LEVEL]: message" in UTF-8, info and
+ * above: what the SDK's log does (its fastedge logger, level info unless set
+ * otherwise, through the WASI shim's process.stdout.write). Written with one
+ * fd_write; a failed write is ignored (the shim's would trap, and keeps the
+ * name of every WASI errno in the module for its message).
  */
 export function log(level: LogLevelValues, message: string): void {
   if (level < LogLevelValues.info) return;
-  process.stdout.write(LOG_LEVEL_PREFIXES[level] + ": " + message + "\n");
+  const prefix = level == LogLevelValues.info ? "[INFO]: " : level == LogLevelValues.warn ? "[WARN]: " : level == LogLevelValues.error ? "[ERROR]: " : "[CRITICAL]: ";
+  const line = String.UTF8.encode(prefix + message + "\n");
+  store<u32>(IOV, <u32>changetype<usize>(line));
+  store<u32>(IOV, <u32>line.byteLength, 4);
+  fd_write(1, IOV, 1, IOV + 8);
 }
 
 // ---- values ----

@@ -15,7 +15,6 @@ export {
   malloc,
   proxy_abi_version_0_2_1,
   proxy_on_vm_start,
-  proxy_validate_configuration,
   proxy_on_configure,
   proxy_on_tick,
   proxy_on_http_call_response,
@@ -154,7 +153,8 @@ class HelloStream extends Context {
       // The host answers 403 and stops the request here; the response phases
       // (onResponseHeaders below) still run, on the reply. Its code details
       // read back as "denied_by_hello-world" (Envoy turns whitespace into "_").
-      send_local_response(403, "denied by hello-world", String.UTF8.encode("denied\n"), serializePairs([]), GrpcStatusValues.InvalidCode);
+      // No extra headers: a pairs block with a zero count.
+      send_local_response(403, "denied by hello-world", String.UTF8.encode("denied\n"), new ArrayBuffer(4), GrpcStatusValues.InvalidCode);
       return FilterHeadersStatusValues.StopIteration;
     }
     return FilterHeadersStatusValues.Continue;
