@@ -3,7 +3,7 @@
 // transform (assembly/transforms/*.ts) to dist/transforms/<name>.wasm, and every
 // test fixture to build/fixtures/<name>.wasm (transform fixtures, under
 // test/fixtures/transforms, to build/fixtures/transforms/<name>.wasm), two at a
-// time (asc is single-threaded). Plugins use assembly/plugins/asconfig.json (the
+// time (asc is single-threaded). Plugins use assembly/sdk/asconfig.json (the
 // minimal runtime and size-first optimisation: docs/module-size.md); transforms use
 // assembly/transforms/asconfig.json (no WASI shim, runtime exported for
 // @assemblyscript/loader); fixtures use ./asconfig.json.
@@ -32,7 +32,8 @@ function newestMtime(path) {
 const outDir = target === 'debug' ? 'dist/debug' : 'dist';
 const jobs = [];
 const pluginsDir = join(root, 'assembly/plugins');
-const pluginConfig = join(pluginsDir, 'asconfig.json');
+// Beside the SDK layer the plugins build on (assembly/plugins holds plugin folders only).
+const pluginConfig = join(root, 'assembly/sdk/asconfig.json');
 for (const name of existsSync(pluginsDir) ? readdirSync(pluginsDir) : []) {
   const entry = join(pluginsDir, name, 'index.ts');
   // A plugin depends on every file of its folder (dir), not only on index.ts.

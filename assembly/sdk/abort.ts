@@ -1,5 +1,9 @@
-// The module's abort (asconfig: "use": ["abort=abort_proc_exit"]): the SDK's
-// message, logged at critical before the trap AssemblyScript emits after it.
+// asconfig.json names "abort=abort_proc_exit" (the SDK's handler), and the
+// name must resolve for a module to compile; the SDK's runtime.ts, which
+// defined it, is not imported here, so this file does, with the SDK's message.
+// The abort a module actually calls is the WASI shim's (its asconfig's
+// "abort=wasi_abort" wins when the configs are merged): "abort: <message> in
+// <file>(line:col)" on stderr, then proc_exit.
 import { log, LogLevelValues } from "./host";
 
 // @ts-ignore: decorator

@@ -4,7 +4,7 @@
 // callback before the level is checked. A plugin re-exports the callbacks it
 // needs by name (a host skips a stream callback a module does not export and
 // goes on), and wraps its own exports in enter()/leave() (./gc).
-import { log, LogLevelValues, get_buffer_bytes, BufferTypeValues, FilterHeadersStatusValues } from "./host";
+import { get_buffer_bytes, BufferTypeValues, FilterHeadersStatusValues } from "./host";
 import { enter, leave } from "./gc";
 
 export abstract class BaseContext {
