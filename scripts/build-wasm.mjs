@@ -3,8 +3,10 @@
 // transform (assembly/transforms/*.ts) to dist/transforms/<name>.wasm, and every
 // test fixture to build/fixtures/<name>.wasm (transform fixtures, under
 // test/fixtures/transforms, to build/fixtures/transforms/<name>.wasm), two at a
-// time (asc is single-threaded). Transforms use assembly/transforms/asconfig.json
-// (no WASI shim, runtime exported for @assemblyscript/loader).
+// time (asc is single-threaded). Plugins use assembly/sdk/asconfig.json (the
+// minimal runtime and size-first optimisation: docs/module-size.md); transforms use
+// assembly/transforms/asconfig.json (no WASI shim, runtime exported for
+// @assemblyscript/loader); fixtures use ./asconfig.json.
 // An output newer than all of its possible inputs is kept (pass --force to rebuild).
 //   node scripts/build-wasm.mjs [--target release|debug] [--force] [--only name]
 import { spawn } from 'node:child_process';
@@ -30,10 +32,12 @@ function newestMtime(path) {
 const outDir = target === 'debug' ? 'dist/debug' : 'dist';
 const jobs = [];
 const pluginsDir = join(root, 'assembly/plugins');
+// Beside the SDK layer the plugins build on (assembly/plugins holds plugin folders only).
+const pluginConfig = join(root, 'assembly/sdk/asconfig.json');
 for (const name of existsSync(pluginsDir) ? readdirSync(pluginsDir) : []) {
   const entry = join(pluginsDir, name, 'index.ts');
   // A plugin depends on every file of its folder (dir), not only on index.ts.
-  if (existsSync(entry)) jobs.push({ name, entry, dir: join(pluginsDir, name), out: join(root, outDir, `${name}.wasm`) });
+  if (existsSync(entry)) jobs.push({ name, entry, dir: join(pluginsDir, name), out: join(root, outDir, `${name}.wasm`), pluginConfig });
 }
 const fixturesDir = join(root, 'test/fixtures/assembly');
 for (const file of existsSync(fixturesDir) ? readdirSync(fixturesDir) : []) {
@@ -75,14 +79,14 @@ const fixtureHelpers = Math.max(
 const inputsOf = (job) =>
   job.config
     ? Math.max(newestMtime(job.entry), newestMtime(job.config), newestMtime(join(root, 'node_modules/assemblyscript/package.json')))
-    : Math.max(commonInputs, newestMtime(job.dir ?? job.entry), job.name.startsWith('fixture:') ? fixtureHelpers : 0);
+    : Math.max(commonInputs, newestMtime(job.dir ?? job.entry), job.pluginConfig ? newestMtime(job.pluginConfig) : 0, job.name.startsWith('fixture:') ? fixtureHelpers : 0);
 
 const todo = jobs.filter((j) => (!only || j.name.endsWith(only)) && (force || newestMtime(j.out) < inputsOf(j)));
 
 function compile(job) {
   mkdirSync(dirname(job.out), { recursive: true });
   const asc = join(root, 'node_modules/assemblyscript/bin/asc.js');
-  const argv = [asc, relative(root, job.entry), '--config', relative(root, job.config ?? join(root, 'asconfig.json')), '--target', target, '-o', relative(root, job.out)];
+  const argv = [asc, relative(root, job.entry), '--config', relative(root, job.config ?? job.pluginConfig ?? join(root, 'asconfig.json')), '--target', target, '-o', relative(root, job.out)];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -3,7 +3,7 @@
 // and build property paths with dots, which Envoy does not split on; these
 // return the status or null instead, and take NUL-separated paths.
 import * as imports from "@gcoredev/proxy-wasm-sdk-as/assembly/imports";
-import { globalArrayBufferReference, WasmResultValues } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
+import { globalArrayBufferReference, WasmResultValues } from "../sdk/host";
 
 /**
  * A property path as Envoy wants it: segments separated by NUL, UTF-8.
@@ -147,16 +147,18 @@ export function serializePairs(flat: string[]): ArrayBuffer {
   const count = flat.length >> 1;
   const encoded = new Array<ArrayBuffer>(flat.length);
   let size = 4 + count * 8;
+  // In bounds by the loops' conditions: unchecked access.
   for (let i = 0; i < flat.length; i++) {
-    encoded[i] = String.UTF8.encode(flat[i]);
-    size += encoded[i].byteLength + 1;
+    const e = String.UTF8.encode(unchecked(flat[i]));
+    unchecked((encoded[i] = e));
+    size += e.byteLength + 1;
   }
   const out = new ArrayBuffer(size);
   const p = changetype<usize>(out);
   store<u32>(p, count);
   let data = p + 4 + count * 8;
   for (let i = 0; i < flat.length; i++) {
-    const e = encoded[i];
+    const e = unchecked(encoded[i]);
     store<u32>(p + 4 + i * 4, e.byteLength);
     memory.copy(data, changetype<usize>(e), e.byteLength);
     data += e.byteLength;

@@ -23,7 +23,7 @@
 //
 // State is per VM (the SDK has one root context per VM), like Kong's per-worker
 // event registry.
-import { log, LogLevelValues } from "@gcoredev/proxy-wasm-sdk-as/assembly";
+import { log, LogLevelValues } from "../sdk/host";
 import { JSON } from "assemblyscript-json/assembly";
 import { JsonWriter, JsonObject } from "./json";
 import { enqueue, getProperty, nowMillis, propertyPath, resolveQueue, queueId } from "./host";

@@ -16,6 +16,9 @@ const HEX = "0123456789abcdef";
  * array items are inserted automatically: call key() before each member value.
  * Strings from AssemblyScript (UTF-16) and from the host (UTF-8 bytes) are both
  * escaped; invalid sequences become U+FFFD so the output is always valid JSON.
+ * Only the byte-level helpers are @inline: inlining the member writers (keyOf,
+ * strBytes, int...) into http-log's entry writer cost 15 KB of module for
+ * about 0.5 µs per request (docs/module-size.md).
  */
 export class JsonWriter {
   buf: ArrayBuffer;
@@ -133,14 +136,12 @@ export class JsonWriter {
     if (this.needComma) this.rawByte(0x2c);
   }
 
-  @inline
   beginObject(): void {
     this.comma();
     this.rawByte(0x7b);
     this.needComma = false;
   }
 
-  @inline
   endObject(): void {
     this.rawByte(0x7d);
     this.needComma = true;
@@ -166,7 +167,6 @@ export class JsonWriter {
   }
 
   /** A member name encoded once (a JsonKey): one copy, no escaping work per use. */
-  @inline
   keyOf(k: JsonKey): void {
     const b = k.encoded;
     const words = b.byteLength;
@@ -184,7 +184,6 @@ export class JsonWriter {
   }
 
   /** A member name given as UTF-8 bytes. */
-  @inline
   keyBytes(ptr: usize, n: i32): void {
     this.comma();
     this.quotedBytes(ptr, n);
@@ -201,7 +200,6 @@ export class JsonWriter {
   }
 
   /** A string value from UTF-8 bytes (e.g. a property or header value). */
-  @inline
   strBytes(ptr: usize, n: i32): void {
     this.comma();
     this.quotedBytes(ptr, n);
@@ -238,7 +236,6 @@ export class JsonWriter {
     this.needComma = true;
   }
 
-  @inline
   int(v: i64): void {
     this.comma();
     this.rawInt(v);
@@ -844,11 +841,16 @@ class Parser {
       if (this.digits() == 0) return this.fail("invalid number");
     }
     if (!this.build) return VALID;
-    const text = String.UTF8.decodeUnsafe(begin, this.p - begin);
-    // Integers that fit i64 exactly (18 digits always do) stay integers.
-    const ndigits = <i32>(this.p - begin) - (load<u8>(begin) == 0x2d ? 1 : 0);
-    if (integral && ndigits <= 18) return JSON.Value.Integer(I64.parseInt(text));
-    return JSON.Value.Float(parseFloat(text));
+    // Integers that fit i64 exactly (18 digits always do) stay integers,
+    // summed from the digits just checked (no string, no strtol).
+    const negative = load<u8>(begin) == 0x2d;
+    const first = negative ? begin + 1 : begin;
+    if (integral && this.p - first <= 18) {
+      let v: i64 = 0;
+      for (let q = first; q < this.p; q++) v = v * 10 + <i64>(load<u8>(q) - 0x30);
+      return JSON.Value.Integer(negative ? -v : v);
+    }
+    return JSON.Value.Float(parseFloat(String.UTF8.decodeUnsafe(begin, this.p - begin)));
   }
 
   hex4(): i32 {

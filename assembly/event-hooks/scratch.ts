@@ -14,8 +14,7 @@
 //
 // A module using this exports `malloc` from here instead of the SDK's.
 import * as imports from "@gcoredev/proxy-wasm-sdk-as/assembly/imports";
-import { malloc as heapMalloc } from "@gcoredev/proxy-wasm-sdk-as/assembly/malloc";
-import { WasmResultValues } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
+import { malloc as heapMalloc, WasmResultValues } from "../sdk/host";
 import { decodeIntAt } from "./host";
 
 const INITIAL_BLOCK: i32 = 8192;
@@ -63,7 +62,6 @@ export let readStatus: u32 = 0;
 // Where the host writes (ptr, len): static memory, not the heap.
 const RET = memory.data(8);
 
-@inline
 function finishRead(status: u32): bool {
   readStatus = status;
   if (status != WasmResultValues.Ok) {
@@ -99,21 +97,18 @@ export class Slice {
   /** False: the value is missing (not the same as empty). */
   ok: bool = false;
 
-  @inline
   clear(): void {
     this.ptr = 0;
     this.len = 0;
     this.ok = false;
   }
 
-  @inline
   set(ptr: usize, len: i32): void {
     this.ptr = ptr;
     this.len = len;
     this.ok = true;
   }
 
-  @inline
   setFrom(other: Slice): void {
     this.ptr = other.ptr;
     this.len = other.len;
@@ -121,7 +116,6 @@ export class Slice {
   }
 
   /** Set to the last scratch read's value when it succeeded; returns ok. */
-  @inline
   fromRead(found: bool): bool {
     if (found) this.set(valuePtr, valueLen);
     else this.clear();

@@ -19,13 +19,22 @@
 // and counted in an error log. Publish records are kept apart (the latest per
 // plugin/source/event), put at the head of the next batch, and sent again
 // after any failure, so ingest always knows a source before its events.
-export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
-// The root context's done and delete are this file's (at the end): the SDK's
-// look the root up among stream contexts and abort.
-import {
-  proxy_on_delete as sdkOnDelete,
-  proxy_on_done as sdkOnDone,
-} from "@gcoredev/proxy-wasm-sdk-as/assembly/exports";
+export {
+  malloc,
+  proxy_abi_version_0_2_1,
+  proxy_on_vm_start,
+  proxy_validate_configuration,
+  proxy_on_configure,
+  proxy_on_tick,
+  proxy_on_queue_ready,
+  proxy_on_http_call_response,
+  proxy_on_context_create,
+  proxy_on_request_headers,
+  proxy_on_response_headers,
+  proxy_on_log,
+  proxy_on_done,
+  proxy_on_delete,
+} from "../../sdk";
 import {
   BufferTypeValues,
   Context,
@@ -35,7 +44,7 @@ import {
   registerRootContext,
   RootContext,
   stream_context,
-} from "@gcoredev/proxy-wasm-sdk-as/assembly";
+} from "../../sdk";
 import { JSON } from "assemblyscript-json/assembly";
 import { DEFAULT_VM_ID, isJsonObject, jsonError, parseJson, QUEUE_NAME } from "../../event-hooks";
 import { ConfigChecker } from "../../event-hooks/config";
@@ -149,7 +158,6 @@ class ForwarderRoot extends RootContext {
   }
 
   onConfigure(configuration_size: u32): bool {
-    super.onConfigure(configuration_size);
     const text = configuration_size == 0 ? new ArrayBuffer(0) : get_buffer_bytes(BufferTypeValues.PluginConfiguration, 0, configuration_size);
     const errors = new Array<string>();
     const cfg = parseConfig(text, errors);
@@ -382,25 +390,4 @@ class ForwarderRoot extends RootContext {
   }
 }
 
-let theRoot: ForwarderRoot | null = null;
-
-export function proxy_on_done(context_id: u32): u32 {
-  const root = theRoot;
-  if (root !== null && context_id == root.context_id) return root.onDone() ? 1 : 0;
-  return sdkOnDone(context_id);
-}
-
-export function proxy_on_delete(context_id: u32): void {
-  const root = theRoot;
-  if (root !== null && context_id == root.context_id) {
-    root.onDelete();
-    return;
-  }
-  sdkOnDelete(context_id);
-}
-
-registerRootContext((context_id: u32) => {
-  const root = new ForwarderRoot(context_id);
-  theRoot = root;
-  return root;
-}, "event-forwarder");
+registerRootContext((context_id: u32) => new ForwarderRoot(context_id), "event-forwarder");

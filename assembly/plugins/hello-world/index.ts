@@ -9,17 +9,23 @@
 //    A plugin that holds data (a queue, a batch) flushes it the same way.
 // Configuration (JSON, every key optional):
 //   {"header": "x-hello", "value": "world", "deny_header": "", "ping_upstream": "", "ping_path": "/ping", "tick_ms": 0}
-export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
-// The SDK's proxy_on_done / proxy_on_delete abort for a root context (they look
-// it up among stream contexts): this file exports its own (at the end), which
-// hand the root's calls to HelloRoot and the streams' to the SDK.
+// The callbacks this plugin needs, from hookwire's lean SDK layer (assembly/sdk):
+// a host skips a stream callback a module does not export.
+export {
+  malloc,
+  proxy_abi_version_0_2_1,
+  proxy_on_vm_start,
+  proxy_on_configure,
+  proxy_on_tick,
+  proxy_on_http_call_response,
+  proxy_on_context_create,
+  proxy_on_request_headers,
+  proxy_on_response_headers,
+  proxy_on_log,
+  proxy_on_done,
+  proxy_on_delete,
+} from "../../sdk";
 import {
-  proxy_on_delete as sdkOnDelete,
-  proxy_on_done as sdkOnDone,
-} from "@gcoredev/proxy-wasm-sdk-as/assembly/exports";
-import { done } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
-import {
-  BaseContext,
   Context,
   FilterHeadersStatusValues,
   get_buffer_bytes,
@@ -29,12 +35,13 @@ import {
   send_local_response,
   log,
   LogLevelValues,
-  makeHeaderPair,
   registerRootContext,
   RootContext,
   set_tick_period_milliseconds,
   stream_context,
-} from "@gcoredev/proxy-wasm-sdk-as/assembly";
+  done,
+} from "../../sdk";
+import { httpCall, httpCallToken, serializePairs } from "../../event-hooks/host";
 import { JSON } from "assemblyscript-json/assembly";
 // assemblyscript-json's own JSON.parse aborts (traps the VM) on bad input; this parser
 // returns null and says why in jsonError, so a bad configuration is refused, not a trap.
@@ -56,7 +63,8 @@ function stringField(obj: JSON.Obj, key: string, fallback: string): string {
 
 class HelloRoot extends RootContext {
   config: HelloConfig = new HelloConfig();
-  pingInFlight: bool = false;
+  /** Token of the ping in flight (0: none). */
+  pingToken: u32 = 0;
   unloading: bool = false;
 
   createContext(context_id: u32): Context {
@@ -96,13 +104,10 @@ class HelloRoot extends RootContext {
   }
 
   onTick(): void {
-    if (this.unloading || this.pingInFlight) return;
-    const headers = [
-      makeHeaderPair(":method", "GET"),
-      makeHeaderPair(":path", this.config.pingPath),
-      makeHeaderPair(":authority", this.config.pingUpstream),
-    ];
-    this.pingInFlight = this.httpCall(this.config.pingUpstream, headers, new ArrayBuffer(0), [], 1000, this, onPingResponse) == 0;
+    if (this.unloading || this.pingToken != 0) return;
+    const c = this.config;
+    const headers = serializePairs([":method", "GET", ":path", c.pingPath, ":authority", c.pingUpstream]);
+    if (httpCall(String.UTF8.encode(c.pingUpstream), headers, new ArrayBuffer(0), 1000) == 0) this.pingToken = httpCallToken;
   }
 
   // Unloading. true: nothing pending, delete me now. false: keep my ticks and
@@ -110,24 +115,24 @@ class HelloRoot extends RootContext {
   // host bounds the wait (hookwire: proxy.drain_timeout_ms).
   onDone(): bool {
     this.unloading = true;
-    return !this.pingInFlight;
+    return this.pingToken == 0;
   }
 
-  pingAnswered(): void {
-    this.pingInFlight = false;
+  onHttpCallResponse(token: u32, headers: u32, body_size: u32, trailers: u32): void {
+    if (token != this.pingToken || token == 0) {
+      log(LogLevelValues.error, "onHttpCallResponse: Token " + token.toString() + " not found.");
+      return;
+    }
+    this.pingToken = 0;
     if (this.unloading) done();
+    if (headers == 0) {
+      log(LogLevelValues.warn, "hello-world: ping failed (no response)");
+      return;
+    }
+    const status = stream_context.headers.http_callback.get(":status");
+    const body = String.UTF8.decode(get_buffer_bytes(BufferTypeValues.HttpCallResponseBody, 0, body_size));
+    log(LogLevelValues.info, "hello-world: ping " + status + " " + body);
   }
-}
-
-function onPingResponse(origin: BaseContext, headers: u32, body_size: usize, trailers: u32): void {
-  (<HelloRoot>origin).pingAnswered();
-  if (headers == 0) {
-    log(LogLevelValues.warn, "hello-world: ping failed (no response)");
-    return;
-  }
-  const status = stream_context.headers.http_callback.get(":status");
-  const body = String.UTF8.decode(get_buffer_bytes(BufferTypeValues.HttpCallResponseBody, 0, <u32>body_size));
-  log(LogLevelValues.info, "hello-world: ping " + status + " " + body);
 }
 
 /** A property as text ("" when the host has none: NOT_FOUND). Envoy's paths separate segments with NUL. */
@@ -148,7 +153,8 @@ class HelloStream extends Context {
       // The host answers 403 and stops the request here; the response phases
       // (onResponseHeaders below) still run, on the reply. Its code details
       // read back as "denied_by_hello-world" (Envoy turns whitespace into "_").
-      send_local_response(403, "denied by hello-world", String.UTF8.encode("denied\n"), [], <GrpcStatusValues>-1);
+      // No extra headers: a pairs block with a zero count.
+      send_local_response(403, "denied by hello-world", String.UTF8.encode("denied\n"), new ArrayBuffer(4), GrpcStatusValues.InvalidCode);
       return FilterHeadersStatusValues.StopIteration;
     }
     return FilterHeadersStatusValues.Continue;
@@ -169,25 +175,4 @@ class HelloStream extends Context {
   }
 }
 
-let theRoot: HelloRoot | null = null;
-
-export function proxy_on_done(context_id: u32): u32 {
-  const root = theRoot;
-  if (root !== null && context_id == root.context_id) return root.onDone() ? 1 : 0;
-  return sdkOnDone(context_id);
-}
-
-export function proxy_on_delete(context_id: u32): void {
-  const root = theRoot;
-  if (root !== null && context_id == root.context_id) {
-    root.onDelete();
-    return;
-  }
-  sdkOnDelete(context_id);
-}
-
-registerRootContext((context_id: u32) => {
-  const root = new HelloRoot(context_id);
-  theRoot = root;
-  return root;
-}, "hello-world");
+registerRootContext((context_id: u32) => new HelloRoot(context_id), "hello-world");

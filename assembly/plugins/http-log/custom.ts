@@ -189,7 +189,6 @@ export let sub: CustomNode | null = null;
  * deleted it.
  */
 // @ts-ignore: decorator
-@inline
 export function scalarKey(w: JsonWriter, node: CustomNode | null, key: JsonKey): bool {
   if (node !== null) {
     const c = node.child(key.text);
@@ -205,7 +204,6 @@ export function scalarKey(w: JsonWriter, node: CustomNode | null, key: JsonKey):
 
 /** scalarKey for a member whose name is UTF-8 bytes (header and query names). */
 // @ts-ignore: decorator
-@inline
 export function scalarKeyBytes(w: JsonWriter, node: CustomNode | null, ptr: usize, len: i32): bool {
   if (node !== null) {
     const c = node.childBytes(ptr, len);
@@ -225,7 +223,6 @@ export function scalarKeyBytes(w: JsonWriter, node: CustomNode | null, ptr: usiz
  * replaced or deleted it.
  */
 // @ts-ignore: decorator
-@inline
 export function objectKey(w: JsonWriter, node: CustomNode | null, key: JsonKey): bool {
   sub = null;
   if (node !== null) {
@@ -245,7 +242,6 @@ export function objectKey(w: JsonWriter, node: CustomNode | null, key: JsonKey):
 
 /** Close an object: add the custom members not consumed above, then "}". */
 // @ts-ignore: decorator
-@inline
 export function finish(w: JsonWriter, node: CustomNode | null): void {
   if (node !== null) {
     const c = node.children;

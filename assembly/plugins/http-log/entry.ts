@@ -143,12 +143,10 @@ class Pairs {
   private marks: ArrayBuffer = new ArrayBuffer(64);
   count: i32 = 0;
 
-  @inline
   reset(): void {
     this.count = 0;
   }
 
-  @inline
   push(kp: usize, kl: i32, vp: usize, vl: i32): void {
     if (((this.count + 1) << 4) > this.recs.byteLength) this.grow();
     this.set(this.count++, kp, kl, vp, vl);
@@ -161,7 +159,6 @@ class Pairs {
     this.marks = new ArrayBuffer(this.marks.byteLength << 1);
   }
 
-  @inline
   set(i: i32, kp: usize, kl: i32, vp: usize, vl: i32): void {
     const r = changetype<usize>(this.recs) + (<usize>i << 4);
     store<u32>(r, <u32>kp);
@@ -175,7 +172,6 @@ class Pairs {
   @inline vp(i: i32): usize { return <usize>load<u32>(changetype<usize>(this.recs) + (<usize>i << 4), 8); }
   @inline vl(i: i32): i32 { return load<i32>(changetype<usize>(this.recs) + (<usize>i << 4), 12); }
 
-  @inline
   clearMarks(): void {
     memory.fill(changetype<usize>(this.marks), 0, <usize>this.count);
   }
@@ -210,7 +206,6 @@ const hostName = new Slice();
 const tmp = new Slice();
 
 // @ts-ignore: decorator
-@inline
 function bytesEqual(p: usize, n: i32, b: ArrayBuffer): bool {
   return n == b.byteLength && memory.compare(p, changetype<usize>(b), n) == 0;
 }

@@ -7,11 +7,9 @@
 // root ticks. With event_hooks on, the plugin also publishes source "http-log"
 // event "log" and emits it for every request (the seed blog's plugin).
 //
-// The root context is the SDK's. The per-stream callbacks are this file's own
-// (at the end): http-log keeps no state per stream, so it skips the SDK's
-// stream machinery (a Context object and a map entry per stream, and debug
-// log strings the SDK builds on every callback before the level is checked,
-// including a join of every live context id). It has nothing to do before
+// The root context is assembly/sdk's. The per-stream callbacks are this file's
+// own (at the end): http-log keeps no state per stream, so it skips the
+// stream machinery (a Context object and a map entry per stream). It has nothing to do before
 // the log phase, so the header, body and trailer phases are not exported at
 // all: hosts call only the callbacks a module exports, and go on (Envoy's
 // proxy-wasm-cpp-host, hookwire).
@@ -28,7 +26,7 @@ export {
   proxy_on_foreign_function,
   proxy_on_queue_ready,
   proxy_on_http_call_response,
-} from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+} from "../../sdk";
 import {
   BufferTypeValues,
   get_buffer_bytes,
@@ -37,8 +35,10 @@ import {
   registerRootContext,
   RootContext,
   stream_context,
-} from "@gcoredev/proxy-wasm-sdk-as/assembly";
-import { ensureRootContext } from "@gcoredev/proxy-wasm-sdk-as/assembly/runtime";
+  ensureRootContext,
+  enter,
+  leave,
+} from "../../sdk";
 import { emitAt, JsonKey, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
 import { Slice } from "../../event-hooks/scratch";
 import { httpCall, httpCallToken, lastStatusMessage, nowMillis, rootDone, setEffectiveContext, setTickPeriod } from "../../event-hooks/host";
@@ -97,7 +97,6 @@ class HttpLogRoot extends RootContext {
   flushing: bool = false;
 
   onConfigure(configuration_size: u32): bool {
-    super.onConfigure(configuration_size);
     const text = configuration_size == 0 ? new ArrayBuffer(0) : get_buffer_bytes(BufferTypeValues.PluginConfiguration, 0, configuration_size);
     const errors = new Array<string>();
     const warnings = new Array<string>();
@@ -365,24 +364,39 @@ function onStreamLog(root: HttpLogRoot, contextId: u32): void {
   switchedToRoot = false;
 }
 
+// Each export is a collection safe point (sdk/gc): enter() ... leave().
+
 export function proxy_on_context_create(context_id: u32, root_context_id: u32): void {
-  if (root_context_id == 0) ensureRootContext(context_id);
+  if (root_context_id == 0) {
+    enter();
+    ensureRootContext(context_id);
+    leave();
+  }
 }
 
 export function proxy_on_done(context_id: u32): u32 {
   const root = theRoot;
-  if (root !== null && context_id == root.context_id) return root.onDone() ? 1 : 0;
-  return 1;
+  if (root === null || context_id != root.context_id) return 1;
+  enter();
+  const done = root.onDone();
+  leave();
+  return done ? 1 : 0;
 }
 
 export function proxy_on_log(context_id: u32): void {
   const root = theRoot;
-  if (root !== null && context_id != root.context_id) onStreamLog(root, context_id);
+  if (root === null || context_id == root.context_id) return;
+  enter();
+  onStreamLog(root, context_id);
+  leave();
 }
 
 export function proxy_on_delete(context_id: u32): void {
   const root = theRoot;
-  if (root !== null && context_id == root.context_id) root.onDelete();
+  if (root === null || context_id != root.context_id) return;
+  enter();
+  root.onDelete();
+  leave();
 }
 
 /** The seed's event: {consumer, ip, service, route}; entities as {id, name}/{id, username}, {} when unknown. */

@@ -1,0 +1,9 @@
+// hookwire's lean proxy-wasm layer for AssemblyScript plugins (see host.ts for why).
+//   host.ts    calls to the host, log, malloc/free
+//   context.ts root and stream contexts, the exported callbacks
+//   gc.ts      collection at safe points (minimal runtime)
+//   abort.ts   the abort handler asconfig.json names (see there)
+import "./abort";
+export * from "./host";
+export * from "./context";
+export { enter, leave } from "./gc";
