@@ -148,10 +148,25 @@ function multipart(payload: Record<string, string>, boundary: string): string {
  */
 function webhookBody(json: string, source: string, event: string | null, data: () => Record<string, unknown>): string {
   if (!json.includes('"event"') && !json.includes('"source"')) {
-    const tail = `${event === null ? '' : `"event":${JSON.stringify(event)},`}"source":${JSON.stringify(source)}}`;
+    const tail = bodyTail(source, event);
     return json === '{}' ? `{${tail}` : `${json.slice(0, -1)},${tail}`;
   }
   return JSON.stringify(templateData(data(), source, event));
+}
+
+/** The last (source, event) and its body tail: deliveries mostly come in runs of one event type. */
+let tailSource = '';
+let tailEvent: string | null = null;
+let tailText = '';
+
+/** `"event":…,"source":…}`: what webhookBody appends to the data's JSON. */
+function bodyTail(source: string, event: string | null): string {
+  if (source !== tailSource || event !== tailEvent || tailText === '') {
+    tailText = `${event === null ? '' : `"event":${JSON.stringify(event)},`}"source":${JSON.stringify(source)}}`;
+    tailSource = source;
+    tailEvent = event;
+  }
+  return tailText;
 }
 
 /** What a `wasm` hook's transform receives for one event: the body `webhook` would POST. */
