@@ -410,7 +410,7 @@ export class Dispatcher {
       url = req.url;
       ts = Math.floor(clock.now() / 1000);
       const headers = signRequest(req, hook, c.id, ts);
-      const res = await this.deps.transport.send({ ...req, headers });
+      const res = await this.deps.transport.send({ method: req.method, url: req.url, headers, body: req.body, sslVerify: req.sslVerify });
       const now = clock.now();
       const status = res.status;
       if (status >= 200 && status < 300) {

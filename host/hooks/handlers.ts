@@ -45,6 +45,8 @@ export interface BuiltRequest {
 interface Prepared {
   /** The `webhook` handler's headers (configured ones, content-type forced), shared: never mutated. */
   webhookHeaders: Readonly<Record<string, string>> | null;
+  /** The same as a flat name/value list (what signRequest starts from), shared: never mutated. */
+  webhookHeaderList: readonly string[] | null;
   /** Every secret that signs `webhook-signature` (rotation: all of them). */
   standardSecrets: string[];
   /** The secret of `X-Kong-Signature` (the first HMAC one), or null. */
@@ -67,15 +69,18 @@ function prepare(hook: EventHook): Prepared {
   if (hook.handler === 'log') origin = LOG_ORIGIN;
   else if (hook.handler !== 'webhook-custom' || !c.url!.includes('{{')) origin = originOfUrl(c.url!);
   let webhookHeaders: Record<string, string> | null = null;
+  let webhookHeaderList: string[] | null = null;
   if (hook.handler === 'webhook') {
     // Null prototype: a configured header named `__proto__` is a header like any other (never dropped).
     webhookHeaders = Object.create(null) as Record<string, string>;
     for (const [k, v] of Object.entries((hook.config as WebhookConfig).headers)) if (k.toLowerCase() !== 'content-type') webhookHeaders[k] = v;
     webhookHeaders['content-type'] = 'application/json';
     Object.freeze(webhookHeaders);
+    webhookHeaderList = headerList(webhookHeaders);
   }
   p = {
     webhookHeaders,
+    webhookHeaderList,
     standardSecrets: mode === 'kong' ? [] : mode === 'auto' ? all.filter(isStandardWebhooksKey) : all,
     kongSecret:
       mode === 'standard' ? null : (all.find((s) => (mode === 'auto' ? !isStandardWebhooksKey(s) : !s.startsWith('whsk_'))) ?? null),
@@ -143,10 +148,25 @@ function multipart(payload: Record<string, string>, boundary: string): string {
  */
 function webhookBody(json: string, source: string, event: string | null, data: () => Record<string, unknown>): string {
   if (!json.includes('"event"') && !json.includes('"source"')) {
-    const tail = `${event === null ? '' : `"event":${JSON.stringify(event)},`}"source":${JSON.stringify(source)}}`;
+    const tail = bodyTail(source, event);
     return json === '{}' ? `{${tail}` : `${json.slice(0, -1)},${tail}`;
   }
   return JSON.stringify(templateData(data(), source, event));
+}
+
+/** The last (source, event) and its body tail: deliveries mostly come in runs of one event type. */
+let tailSource = '';
+let tailEvent: string | null = null;
+let tailText = '';
+
+/** `"event":…,"source":…}`: what webhookBody appends to the data's JSON. */
+function bodyTail(source: string, event: string | null): string {
+  if (source !== tailSource || event !== tailEvent || tailText === '') {
+    tailText = `${event === null ? '' : `"event":${JSON.stringify(event)},`}"source":${JSON.stringify(source)}}`;
+    tailSource = source;
+    tailEvent = event;
+  }
+  return tailText;
 }
 
 /** What a `wasm` hook's transform receives for one event: the body `webhook` would POST. */
@@ -233,19 +253,29 @@ export function buildRequest(
   return { method: c.method, url, headers, body: out === null ? null : Buffer.from(out, 'utf8'), sslVerify: c.ssl_verify };
 }
 
+/** A header record as a flat name/value list (undici's own form of headers). */
+function headerList(headers: Readonly<Record<string, string>>): string[] {
+  const list: string[] = [];
+  for (const k of Object.keys(headers)) list.push(k, headers[k]!);
+  return list;
+}
+
 /**
- * Adds the delivery headers to a built request: `webhook-id` and
- * `webhook-timestamp` always; `webhook-signature` (Standard Webhooks) and/or
- * `x-kong-signature` as the hook's `signature` mode and secrets say.
+ * The headers of a built request with the delivery headers added:
+ * `webhook-id` and `webhook-timestamp` always; `webhook-signature`
+ * (Standard Webhooks) and/or `x-kong-signature` as the hook's `signature`
+ * mode and secrets say. A flat name/value list: no per-request dictionary
+ * object, and undici takes it as it is. The names added are reserved (no
+ * hook can configure them: schemas.ts), so nothing is replaced.
  */
-export function signRequest(req: BuiltRequest, hook: EventHook, id: string, timestampSec: number): Record<string, string> {
+export function signRequest(req: BuiltRequest, hook: EventHook, id: string, timestampSec: number): string[] {
   const p = prepare(hook);
-  const headers: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, req.headers);
-  headers['webhook-id'] = id;
-  headers['webhook-timestamp'] = String(timestampSec);
+  // The `webhook` handler's headers are the prepared ones: copy the list made once per hook.
+  const headers = req.headers === p.webhookHeaders && p.webhookHeaderList !== null ? p.webhookHeaderList.slice() : headerList(req.headers);
+  headers.push('webhook-id', id, 'webhook-timestamp', String(timestampSec));
   const body = req.body ?? EMPTY;
-  if (p.standardSecrets.length > 0) headers['webhook-signature'] = standardSignature(p.standardSecrets, id, timestampSec, body);
-  if (p.kongSecret !== null && body.length > 0) headers['x-kong-signature'] = kongSignature(p.kongSecret, body, p.kongAlgorithm);
+  if (p.standardSecrets.length > 0) headers.push('webhook-signature', standardSignature(p.standardSecrets, id, timestampSec, body));
+  if (p.kongSecret !== null && body.length > 0) headers.push('x-kong-signature', kongSignature(p.kongSecret, body, p.kongAlgorithm));
   return headers;
 }
 

@@ -33,6 +33,17 @@ function base32(n: number, digits: number): string {
   return out;
 }
 
+/** The two base32 digits of every 10-bit value: a 40-bit part is four look-ups (two ids per event, on the ingest path). */
+const PAIRS = Array.from({ length: 1024 }, (_, i) => CROCKFORD[i >> 5]! + CROCKFORD[i & 31]!);
+const TWO_10 = 2 ** 10;
+const TWO_20 = 2 ** 20;
+const TWO_30 = 2 ** 30;
+
+/** base32(n, 8) for 0 <= n < 2^40. */
+function base32x8(n: number): string {
+  return PAIRS[Math.floor(n / TWO_30)]! + PAIRS[Math.floor(n / TWO_20) % TWO_10]! + PAIRS[Math.floor(n / TWO_10) % TWO_10]! + PAIRS[n % TWO_10]!;
+}
+
 let lastMs = -1;
 let timePart = '';
 let hi = 0;
@@ -57,7 +68,12 @@ export function ulid(ms: number): string {
     lo = 0;
     hi++;
   }
-  return timePart + base32(hi, 8) + base32(lo, 8);
+  return timePart + base32x8(hi) + base32x8(lo);
+}
+
+/** The ULID of time `ms` with random halves `hi` and `lo` (each below 2^40), as ulid() writes it. */
+export function encodeUlid(ms: number, hi: number, lo: number): string {
+  return base32(ms, 10) + base32x8(hi) + base32x8(lo);
 }
 
 export function deliveryId(ms: number): string {

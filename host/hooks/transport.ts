@@ -31,7 +31,8 @@ export interface TransportOptions {
 export interface OutboundRequest {
   method: string;
   url: string;
-  headers: Record<string, string>;
+  /** A record, or a flat name/value list (what signRequest makes: undici takes it without walking an object). */
+  headers: Readonly<Record<string, string>> | readonly string[];
   body: Buffer | null;
   sslVerify: boolean;
 }
@@ -83,33 +84,50 @@ export class Transport {
   /**
    * Sends `req`; resolves with the response (any status) or rejects with a
    * WebhookRequestError (refused, invalid_request, dns, connect, tls, timeout, network).
+   * Not an async function: an address already vetted (an IP literal) goes
+   * straight to its pool, one promise per request.
    */
-  async send(req: OutboundRequest): Promise<InboundResponse> {
-    const u = this.parse(req.url);
-    if (this.closed) throw new WebhookRequestError('network', 'transport is closed');
-    let entry: PoolEntry | undefined;
+  send(req: OutboundRequest): Promise<InboundResponse> {
+    let u: ParsedUrl;
     try {
-      const addresses = this.literals.get(u.hostname) ?? (await this.vet(u.hostname));
-      const address = addresses[0]!;
-      entry = this.pool(u, address, req.sslVerify);
-      entry.active++;
-      // undici bounds the wait for the headers and for each body chunk (headersTimeout / bodyTimeout = timeoutMs).
-      // A raw dispatch handler: no response stream, no async resource, one promise per request.
-      const res = await new Promise<InboundResponse>((resolve, reject) => {
-        entry!.pool.dispatch(
-          { path: u.path, method: req.method as 'POST', headers: req.headers, body: req.body },
-          new ResponseHandler(this.options.responseExcerptBytes, address, resolve, reject),
-        );
-      });
-      return res;
+      u = this.parse(req.url);
     } catch (err) {
-      throw this.mapError(err, u);
-    } finally {
-      if (entry) {
-        entry.active--;
-        entry.lastUsed = Date.now();
-      }
+      return Promise.reject(err);
     }
+    if (this.closed) return Promise.reject(new WebhookRequestError('network', 'transport is closed'));
+    const known = this.literals.get(u.hostname);
+    if (known !== undefined) return this.dispatch(u, known[0]!, req);
+    return this.vet(u.hostname).then(
+      (addresses) => this.dispatch(u, addresses[0]!, req),
+      (err: unknown) => Promise.reject(this.mapError(err, u)),
+    );
+  }
+
+  /** Sends `req` to the vetted `address` through its pool. */
+  private dispatch(u: ParsedUrl, address: string, req: OutboundRequest): Promise<InboundResponse> {
+    let entry: PoolEntry;
+    try {
+      entry = this.pool(u, address, req.sslVerify);
+    } catch (err) {
+      return Promise.reject(this.mapError(err, u));
+    }
+    entry.active++;
+    // undici bounds the wait for the headers and for each body chunk (headersTimeout / bodyTimeout = timeoutMs).
+    // A raw dispatch handler: no response stream, no async resource, one promise per request.
+    return new Promise<InboundResponse>((resolve, reject) => {
+      const handler = new ResponseHandler(this, entry, u, address, resolve, reject);
+      try {
+        entry.pool.dispatch({ path: u.path, method: req.method as 'POST', headers: req.headers as string[], body: req.body }, handler);
+      } catch (err) {
+        handler.onError(err as Error);
+      }
+    });
+  }
+
+  /** A request through `entry` ended (answered or failed). */
+  released(entry: PoolEntry): void {
+    entry.active--;
+    entry.lastUsed = Date.now();
   }
 
   /** Parses and checks a URL; the result is cached (hooks send to few URLs, many times). */
@@ -166,7 +184,8 @@ export class Transport {
     return entry;
   }
 
-  private mapError(err: unknown, u: ParsedUrl): WebhookRequestError {
+  /** A failure as the WebhookRequestError the caller gets. */
+  mapError(err: unknown, u: ParsedUrl): WebhookRequestError {
     if (err instanceof WebhookRequestError) return err;
     const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
     const code = e.code ?? e.cause?.code ?? '';
@@ -192,6 +211,11 @@ export class Transport {
         entry.pool.close().catch(() => {});
       }
     }
+  }
+
+  /** Bytes of a response body kept. */
+  get excerptBytes(): number {
+    return this.options.responseExcerptBytes;
   }
 
   /** Pools currently open (for tests and metrics). */
@@ -251,13 +275,18 @@ class ResponseHandler {
   private chunks: Buffer[] = [];
   private size = 0;
   private settled = false;
+  private readonly cap: number;
 
   constructor(
-    private readonly cap: number,
+    private readonly transport: Transport,
+    private readonly entry: PoolEntry,
+    private readonly url: ParsedUrl,
     private readonly address: string,
     private readonly resolve: (res: InboundResponse) => void,
     private readonly reject: (err: unknown) => void,
-  ) {}
+  ) {
+    this.cap = transport.excerptBytes;
+  }
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
@@ -293,12 +322,14 @@ class ResponseHandler {
   onError(err: Error): void {
     if (this.settled) return;
     this.settled = true;
-    this.reject(err);
+    this.transport.released(this.entry);
+    this.reject(this.transport.mapError(err, this.url));
   }
 
   private finish(): void {
     if (this.settled) return;
     this.settled = true;
+    this.transport.released(this.entry);
     const c = this.chunks;
     const excerpt = c.length === 0 ? '' : c.length === 1 ? c[0]!.toString('utf8') : Buffer.concat(c, this.size).toString('utf8');
     this.resolve(new Response(this.status, this.rawHeaders, excerpt, this.address));
