@@ -190,10 +190,11 @@ export class Gateway implements StreamCore {
   private drainWaiter: (() => void) | null = null;
   private reloadChain: Promise<unknown> = Promise.resolve();
   /**
-   * Plugins are being unloaded. The AssemblyScript SDK (@gcoredev 1.2.3)
-   * aborts in a root context's proxy_on_done (it looks the root up in its
-   * stream map), so every unload of such a plugin traps; that is reported
-   * as a warning, not as a failure of a serving plugin.
+   * Plugins are being unloaded. A module built on the AssemblyScript SDK's
+   * own context classes (@gcoredev 1.2.3) aborts in a root context's
+   * proxy_on_done (it looks the root up in its stream map), so every unload
+   * of such a plugin traps; that is reported as a warning, not as a failure
+   * of a serving plugin. hookwire's plugins (assembly/sdk) export their own.
    */
   private unloading = false;
   private readonly handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);

@@ -12,17 +12,15 @@ import { receiver, sleep, tempDir, waitUntil, type Receiver } from './helpers.js
 // into build/ (inside the package, so node_modules resolve).
 const OUT = join(ROOT, 'build', `test-hooks-child-${process.pid}`);
 
+function treeOf(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? treeOf(join(dir, e.name)) : e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
 function transpileTree(): string {
-  const files = [
-    join(ROOT, 'host', 'errors.ts'),
-    join(ROOT, 'host', 'input.ts'),
-    join(ROOT, 'host', 'config', 'issues.ts'),
-    // The wasm handler's transforms run under the plugins' guard.
-    join(ROOT, 'host', 'vm', 'deadline.ts'),
-    join(ROOT, 'host', 'vm', 'instrument.ts'),
-    ...readdirSync(join(ROOT, 'host', 'hooks')).filter((f) => f.endsWith('.ts')).map((f) => join(ROOT, 'host', 'hooks', f)),
-    join(ROOT, 'test', 'hooks', 'crash-child.ts'),
-  ];
+  // The whole host tree: whatever the service imports, now or later (transpiling is per file and quick).
+  const files = [...treeOf(join(ROOT, 'host')), join(ROOT, 'test', 'hooks', 'crash-child.ts')];
   for (const file of files) {
     const js = ts.transpileModule(readFileSync(file, 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
