@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startServer, type Server } from '../helpers/cli.js';
+import { runCli, startServer, type Server, stopServers } from '../helpers/cli.js';
 import { send } from '../helpers/gateway.js';
 import { usePostgres } from '../helpers/postgres.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -34,12 +34,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
-  for (const s of running.splice(0)) {
-    if (s.child.exitCode !== null || s.child.signalCode !== null) continue;
-    s.child.kill('SIGTERM');
-    await Promise.race([s.exited, new Promise((r) => setTimeout(r, 5000))]);
-    if (s.child.exitCode === null) s.child.kill('SIGKILL');
-  }
+  await stopServers(running, 5000);
   for (const c of closers.splice(0)) await c();
 });
 

@@ -78,6 +78,16 @@ export class Server {
 }
 
 /** `hookwire start -c file` in `cwd` (node given `nodeArgs` first), once both listeners are up. */
+/** Ends each of `servers` (emptying the list): SIGTERM, then SIGKILL after `graceMs` if it still runs. */
+export async function stopServers(servers: Server[], graceMs = 10_000): Promise<void> {
+  for (const s of servers.splice(0)) {
+    if (s.child.exitCode !== null || s.child.signalCode !== null) continue;
+    s.child.kill('SIGTERM');
+    await Promise.race([s.exited, new Promise((r) => setTimeout(r, graceMs))]);
+    if (s.child.exitCode === null) s.child.kill('SIGKILL');
+  }
+}
+
 export async function startServer(file: string, cwd: string, nodeArgs: readonly string[] = []): Promise<{ server: Server; proxy: string; admin: string }> {
   return listening(new Server(spawn(process.execPath, [...nodeArgs, BIN, 'start', '-c', file], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })));
 }

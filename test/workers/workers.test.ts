@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, Server } from '../helpers/cli.js';
+import { BIN, Server, stopServers } from '../helpers/cli.js';
 import { send } from '../helpers/gateway.js';
 import { fixture } from '../helpers/paths.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -30,12 +30,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
-  for (const s of running.splice(0)) {
-    if (s.child.exitCode !== null || s.child.signalCode !== null) continue;
-    s.child.kill('SIGTERM');
-    await Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000))]);
-    if (s.child.exitCode === null) s.child.kill('SIGKILL');
-  }
+  await stopServers(running);
 });
 
 /** Generous: three processes per node start and serve on a loaded 2-core machine (the bounds guard against hangs only). */
