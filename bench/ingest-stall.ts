@@ -12,7 +12,7 @@
  * clients. `--max-events N` sets event_hooks.ingest_max_events (default
  * 10000: a larger batch is refused with 413 after a short scan).
  *
- *   npm run build && tsc -p bench/tsconfig.json && node dist/bench/ingest-stall.js [--events 300000] [--connections 8] [--max-events 300000]
+ *   npm run build && tsc -p bench/tsconfig.json && node dist/bench/ingest-stall.js [--events 300000] [--connections 8] [--max-events 300000] [--cpu-prof <dir>]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +31,8 @@ const CONNECTIONS = arg('connections', 8);
 /** event_hooks.ingest_max_events (default: the configuration's, 10000: a larger batch gets 413). */
 const MAX_EVENTS = args.includes('--max-events') ? arg('max-events', 10_000) : null;
 const TOKEN = 'bench-ingest-token';
+/** --cpu-prof <dir>: profile the gateway (node --cpu-prof; the profile is written when it exits). */
+const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1]! : null;
 
 function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
@@ -55,7 +57,8 @@ services: [{name: up, url: "${sinkUrl}"}]
 routes: [{name: r, service: up}]
 `,
   );
-  const child = spawn(process.execPath, [join(root, 'bin', 'hookwire.js'), 'start', '-c', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const profile = CPU_PROF === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`];
+  const child = spawn(process.execPath, [...profile, join(root, 'bin', 'hookwire.js'), 'start', '-c', file], { stdio: ['ignore', 'pipe', 'inherit'] });
   const urls = await new Promise<{ proxy: string; admin: string }>((resolve, reject) => {
     let buf = '';
     const found: Record<string, string> = {};

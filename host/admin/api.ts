@@ -14,7 +14,6 @@ import { stringify as toYaml } from 'yaml';
 import { compactDocument, toDocument } from '../config/document.js';
 import type { EventHooksConfig } from '../config/schema.js';
 import { WebhookRequestError, EventHookValidationError } from '../errors.js';
-import { splitRecordArray } from '../hooks/batch.js';
 import type { EventHooks } from '../hooks/service.js';
 import { EVENT_HOOK_PATCH_SCHEMA, EVENT_HOOK_SCHEMA, HANDLER_CONFIG_SCHEMAS } from '../hooks/schemas.js';
 import type { StoredDeliveryState } from '../hooks/store.js';
@@ -22,7 +21,7 @@ import type { HandlerName, MetricSample, Page as HooksPage } from '../hooks/type
 import type { Gateway } from '../proxy/gateway.js';
 import { ConfigEntities, DEFAULT_WORKSPACE, pageSize, pluginFormSchema, type EntityKind, type View } from './entities.js';
 import { bearerToken, tokenMatches } from './auth.js';
-import { AdminHttpError, notFound, readBody, readObject, schemaViolation, type FormSchema } from './http.js';
+import { AdminHttpError, notFound, readObject, readRecordArray, schemaViolation, type FormSchema } from './http.js';
 import type { CoercionSchema } from './form.js';
 import { VALIDATE_PLUGIN_ROUTE } from './plugin-schema.js';
 import { inputSchema, pageSchema, VIEWS } from './schemas.js';
@@ -716,9 +715,8 @@ const INGEST: ApiRoute = {
       req.req.resume();
       throw new AdminHttpError(401, { message: 'Unauthorized: send the ingest token (Authorization: Bearer <token>)' }, { 'www-authenticate': 'Bearer' });
     }
-    const raw = await readBody(req.req, ctx.eventHooks.ingest_body_limit);
-    // Split, not parsed whole: a large batch must not hold the event loop (and the proxy) for long.
-    const batch = await splitRecordArray(raw, ctx.eventHooks.ingest_max_events);
+    // Split as it arrives, never parsed or concatenated whole: a large batch must not hold the event loop (and the proxy) for long.
+    const batch = await readRecordArray(req.req, ctx.eventHooks.ingest_body_limit, ctx.eventHooks.ingest_max_events);
     if (!batch.ok && batch.error === 'too_many') {
       throw new AdminHttpError(413, `The batch has more than ${batch.max} records (event_hooks.ingest_max_events): send at most ${batch.max} per request`);
     }

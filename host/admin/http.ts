@@ -9,6 +9,7 @@
  *   409 {"name":"unique constraint violation","message":"UNIQUE violation detected on '{name=\"x\"}'",...}
  */
 import type { IncomingMessage } from 'node:http';
+import { RecordArraySplitter, type SplitBatch } from '../hooks/batch.js';
 import {
   ConfigError,
   EntityStoreConflictError,
@@ -168,6 +169,35 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * An ingest body (a JSON array of records) split as its chunks arrive, at
+ * most `limit` bytes (413 beyond) and `maxRecords` records: never
+ * concatenated, and an oversized batch is answered without reading it all
+ * into memory (the rest is drained unread).
+ */
+export async function readRecordArray(req: IncomingMessage, limit: number, maxRecords: number): Promise<SplitBatch> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    throw new AdminHttpError(413, `Request body is larger than ${limit} bytes`, { connection: 'close' });
+  }
+  const splitter = new RecordArraySplitter(maxRecords);
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      req.resume();
+      throw new AdminHttpError(413, `Request body is larger than ${limit} bytes`, { connection: 'close' });
+    }
+    const failed = splitter.push(chunk);
+    if (failed !== null) {
+      req.resume();
+      return failed;
+    }
+  }
+  return splitter.end();
 }
 
 function isJsonType(contentType: string | undefined): boolean {
