@@ -22,7 +22,8 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { TransformError } from '../errors.js';
 import { DeadlineExceeded, guardImports, maxPages, WASM_PAGE, type GuestLimits } from '../vm/deadline.js';
-import { FUEL_SLICE, GUARD_MODULE, instrumentModule, InstrumentError } from '../vm/instrument.js';
+import { FUEL_SLICE, GUARD_MODULE, InstrumentError } from '../vm/instrument.js';
+import { instrumentOffThread } from '../vm/instrument-thread.js';
 import { webhookJson } from './handlers.js';
 import { headerProblem, urlProblem } from './schemas.js';
 import type { EventHook, WasmConfig } from './types.js';
@@ -122,7 +123,7 @@ export async function compileTransform(bytes: Uint8Array): Promise<WebAssembly.M
   const bad = await signatureProblem(bytes);
   if (bad !== null) throw new TransformModuleError(bad);
   try {
-    return await WebAssembly.compile(await instrumentModule(bytes));
+    return await WebAssembly.compile(await instrumentOffThread(bytes));
   } catch (err) {
     if (err instanceof InstrumentError) throw new TransformModuleError(`cannot be guarded: ${err.message}`);
     throw new TransformModuleError(`the guarded module does not compile: ${(err as Error).message}`);

@@ -10,7 +10,7 @@ import { ABI_MARKERS, type AbiVersion } from '../abi/constants.js';
 import { envoyImports } from '../abi/envoy.js';
 import { providedImports } from '../abi/imports.js';
 import { WasmModuleError } from '../errors.js';
-import { instrumentModule } from './instrument.js';
+import { instrumentOffThread } from './instrument-thread.js';
 
 export interface ModuleImport {
   readonly module: string;
@@ -100,7 +100,7 @@ const guarded = new Map<string, Promise<WebAssembly.Module>>();
 export function guardedModule(module: ProxyWasmModule): Promise<WebAssembly.Module> {
   let p = guarded.get(module.sha256);
   if (p === undefined) {
-    p = instrumentModule(module.bytes).then(
+    p = instrumentOffThread(module.bytes).then(
       (bytes) => WebAssembly.compile(bytes),
       (err: Error) => {
         throw new WasmModuleError(module.file, `cannot add the deadline guard: ${err.message}`, { cause: err });

@@ -59,7 +59,7 @@ export class Server {
   }
 
   /** The first log line (from line `from` on) that `pred` accepts, waiting up to `ms` for it. */
-  async waitFor(pred: (l: Record<string, unknown>) => boolean, ms = 10_000, from = 0): Promise<Record<string, unknown>> {
+  async waitFor(pred: (l: Record<string, unknown>) => boolean, ms = 30_000, from = 0): Promise<Record<string, unknown>> {
     const end = Date.now() + ms;
     for (;;) {
       const found = this.lines.slice(from).find(pred);
@@ -73,7 +73,7 @@ export class Server {
   async reload(): Promise<Record<string, unknown>> {
     const from = this.lines.length;
     this.child.kill('SIGHUP');
-    return this.waitFor((l) => l.msg === 'configuration reloaded' || l.code === 'HW_ERR_RELOAD_FAILED', 10_000, from);
+    return this.waitFor((l) => l.msg === 'configuration reloaded' || l.code === 'HW_ERR_RELOAD_FAILED', 30_000, from);
   }
 }
 
