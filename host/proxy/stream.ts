@@ -27,7 +27,7 @@ import type { Generation, RouteEntry } from './generation.js';
 import type { GatewayMetrics } from './metrics.js';
 import { requestProperty, type LiveRequest } from './properties.js';
 import { normalizeHost, upstreamTarget, type RouteMatch } from './router.js';
-import { classifyUpstreamError, isHopByHop, type UpstreamTarget } from './upstream.js';
+import { classifyUpstreamError, isHopByHop, teTrailers, type UpstreamTarget } from './upstream.js';
 
 /** What streams need from the gateway. */
 export interface StreamCore {
@@ -118,10 +118,12 @@ export function serve(core: StreamCore, gen: Generation, req: IncomingMessage, r
         case 'connection':
           connection = connection === undefined ? value : `${connection},${value}`;
           continue;
+        case 'te':
+          if (teTrailers(value)) fwd.push('te', 'trailers');
+          continue;
         case 'x-forwarded-proto':
         case 'x-forwarded-host':
         case 'expect':
-        case 'te':
         case 'trailer':
         case 'upgrade':
         case 'keep-alive':
@@ -135,7 +137,8 @@ export function serve(core: StreamCore, gen: Generation, req: IncomingMessage, r
   if (connection !== undefined) {
     const named = connectionNamed(connection);
     if (named.length > 0) {
-      for (let i = fwd.length - 2; i >= 0; i -= 2) if (named.includes(fwd[i]!.toLowerCase())) fwd.splice(i, 2);
+      // A client sending TE lists it in Connection (RFC 9110 §10.1.4); `te: trailers` is still forwarded, as Envoy does.
+      for (let i = fwd.length - 2; i >= 0; i -= 2) if (fwd[i] !== 'te' && named.includes(fwd[i]!.toLowerCase())) fwd.splice(i, 2);
     }
   }
   const remote = req.socket.remoteAddress ?? '';
@@ -657,7 +660,11 @@ class FilterStream extends Exchange implements ChainOwner, LiveRequest {
         else if (name === ':method') method = flat[i + 1]!;
         continue;
       }
-      if (name === 'host' || name === 'expect' || isHopByHop(name)) continue;
+      if (name === 'host' || name === 'expect') continue;
+      if (isHopByHop(name)) {
+        if (name === 'te' && teTrailers(flat[i + 1]!)) headers.push('te', 'trailers');
+        continue;
+      }
       headers.push(name, flat[i + 1]!);
     }
     const target = this.target!;

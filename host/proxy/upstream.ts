@@ -251,6 +251,8 @@ export class HttpCallDispatcher implements HttpCallTransport {
         if (name === ':method') method = value;
         else if (name === ':path') path = value;
         else if (name === ':authority') authority = value;
+      } else if (name === 'te') {
+        if (teTrailers(value)) headers.push('te', 'trailers');
       } else if (!isHopByHop(name) && name !== 'host' && name !== 'expect') headers.push(name, value);
     }
     headers.push('host', authority);
@@ -314,6 +316,15 @@ export function isHostPort(s: string): boolean {
   if (m === null) return false;
   const port = Number(m[3]);
   return port >= 1 && port <= 65535;
+}
+
+/**
+ * Whether a `te` value lists `trailers`: the one TE an HTTP/2 request may
+ * carry (RFC 9113 §8.2.2), which gRPC needs. Envoy forwards it as
+ * `te: trailers` and drops any other TE; so does hookwire.
+ */
+export function teTrailers(value: string): boolean {
+  return value.split(',').some((token) => token.trim().toLowerCase() === 'trailers');
 }
 
 /**

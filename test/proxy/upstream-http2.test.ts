@@ -80,7 +80,8 @@ function h2Request(url: string, headers: Record<string, string>, body?: string):
 }
 
 /** The connection-specific headers RFC 9113 8.2.2 forbids in HTTP/2 (and the Host header, which becomes :authority). */
-const CONNECTION_SPECIFIC = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host'];
+// `TE: trailers` is the exception, forwarded (see the te test); the hop-by-hop test sends it besides a named hop.
+const CONNECTION_SPECIFIC = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host'];
 
 let ca: TestCa;
 let tlsUp: H2Upstream;
@@ -175,6 +176,20 @@ describe('HTTP/2 upstreams', () => {
     expect(seen.version).toBe('2.0');
     for (const name of [...CONNECTION_SPECIFIC, 'x-named-hop']) expect(seen.headers[name], name).toBeUndefined();
     expect(seen.headers['x-kept']).toBe('yes');
+  });
+
+  it('te: trailers (what gRPC sends) reaches the HTTP/2 upstream as Envoy forwards it; any other TE is dropped', async () => {
+    const host = new URL(h1Url).host;
+    for (const [te, expected] of [
+      ['trailers', 'trailers'],
+      ['deflate;q=0.5, Trailers', 'trailers'],
+      ['gzip', undefined],
+    ] as const) {
+      const before = tlsUp.seen.length;
+      const raw = await rawRequest(h1Url, `GET /tls/te HTTP/1.1\r\nHost: ${host}\r\nConnection: close, TE\r\nTE: ${te}\r\n\r\n`);
+      expect(raw.startsWith('HTTP/1.1 201'), te).toBe(true);
+      expect(tlsUp.seen[before]!.headers.te, te).toBe(expected);
+    }
   });
 
   it('an HTTP/2 client (h2c listener) reaches the same upstream over HTTP/2 too', async () => {
