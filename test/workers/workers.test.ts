@@ -177,6 +177,37 @@ describe('hookwire start --workers 2', () => {
     expect(after.list.find((w) => w.worker === 2)!.pid).toBe(back.worker_pid);
   });
 
+  it('worker 1 (Admin API, event hooks) killed -9 is forked again: the proxy serves on meanwhile, the Admin API comes back and writes serve everywhere', LONG, async () => {
+    const { server, proxy, admin } = await startNode();
+    const control = ((await send(`${admin}/status`)).json() as { workers: { list: StatusWorker[] } }).workers.list.find((w) => w.worker === 1)!;
+    const from = server.lines.length;
+    process.kill(control.pid, 'SIGKILL');
+    await server.waitFor((l) => l.msg === 'worker 1 died: forking it again', 30_000, from);
+    // Worker 2 serves the proxy while worker 1 is away.
+    for (let i = 0; i < 10; i++) expect((await fresh(`${proxy}/seeded`)).status).toBe(200);
+    const back = await server.waitFor((l) => l.msg === 'worker 1 serving', 60_000, from);
+    expect(back.worker_pid).not.toBe(control.pid);
+    // The admin listener had port 0: the new worker 1 logs where it listens now.
+    const again = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'), 60_000, from)).url as string;
+    const status = (await send(`${again}/status`)).json() as { workers: { running: number } };
+    expect(status.workers.running).toBe(2);
+    const created = await send(`${again}/routes`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'after-restart', service: 'echo', paths: ['/after-restart'] }),
+    });
+    expect(created.status).toBe(201);
+    const served = server.lines.length;
+    await waitUntil(
+      async () => {
+        for (let i = 0; i < 6; i++) await fresh(`${proxy}/after-restart`);
+        return servedBy(server, '/after-restart', 200, served).size === 2;
+      },
+      30_000,
+      'the route created after the restart serves on both workers',
+    );
+  });
+
   it('SIGHUP reaches every worker', LONG, async () => {
     const { server } = await startNode();
     const from = server.lines.length;
