@@ -151,14 +151,13 @@ export function errorReply(err: unknown): ErrorReply {
   return { status: 500, body: { message: 'An unexpected error occurred' } };
 }
 
-/** The raw body, at most `limit` bytes (413 beyond). */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** The body's chunks as they arrive, at most `limit` bytes in all (413 beyond, the rest drained unread). */
+async function* bodyChunks(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
     throw new AdminHttpError(413, `Request body is larger than ${limit} bytes`, { connection: 'close' });
   }
-  const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
@@ -166,8 +165,14 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
       req.resume();
       throw new AdminHttpError(413, `Request body is larger than ${limit} bytes`, { connection: 'close' });
     }
-    chunks.push(chunk);
+    yield chunk;
   }
+}
+
+/** The raw body, at most `limit` bytes (413 beyond). */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of bodyChunks(req, limit)) chunks.push(chunk);
   return Buffer.concat(chunks);
 }
 
@@ -178,19 +183,8 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
  * into memory (the rest is drained unread).
  */
 export async function readRecordArray(req: IncomingMessage, limit: number, maxRecords: number): Promise<SplitBatch> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    throw new AdminHttpError(413, `Request body is larger than ${limit} bytes`, { connection: 'close' });
-  }
   const splitter = new RecordArraySplitter(maxRecords);
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      req.resume();
-      throw new AdminHttpError(413, `Request body is larger than ${limit} bytes`, { connection: 'close' });
-    }
+  for await (const chunk of bodyChunks(req, limit)) {
     const failed = splitter.push(chunk);
     if (failed !== null) {
       req.resume();

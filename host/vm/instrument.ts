@@ -97,12 +97,13 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
       mod.select(mod.i32.gt_u(mod.i32.add(mod.memory.size(), delta()), mod.global.get(MAX_PAGES, b.i32)), mod.i32.const(-1), delta()),
     );
 
-    // Spend `cost` fuel; below zero, ask the host (which refills or throws).
-    const spend = (cost: number): ExpressionRef =>
+    // Spend `cost` fuel (a constant, or computed at run time); below zero, ask the host (which refills or throws).
+    const spendExpr = (cost: ExpressionRef): ExpressionRef =>
       mod.block(null, [
-        mod.global.set(FUEL, mod.i32.sub(mod.global.get(FUEL, b.i32), mod.i32.const(cost))),
+        mod.global.set(FUEL, mod.i32.sub(mod.global.get(FUEL, b.i32), cost)),
         mod.if(mod.i32.lt_s(mod.global.get(FUEL, b.i32), mod.i32.const(0)), mod.global.set(FUEL, mod.call(REFUEL, [], b.i32))),
       ]);
+    const spend = (cost: number): ExpressionRef => spendExpr(mod.i32.const(cost));
     // A loop header counts down a local of its function (a register: far cheaper than the global,
     // which lives in memory; the hot path is a decrement and a branch not taken) and spends
     // LOOP_STRIDE fuel from the global each time it reaches zero. The function's entry sets it.
@@ -126,17 +127,10 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
       const trips = counted.direction === 'up' ? mod.i32.sub(bound(), i()) : mod.i32.sub(i(), bound());
       const tripsSmall = mod.i32.lt_u(mod.local.tee(tripsLocal, trips, b.i32), mod.i32.const(COUNTED_TRIPS_MAX));
       const fast = 'local' in counted.bound ? mod.i32.and(boundInRange(), tripsSmall) : tripsSmall;
-      const charge = spendDynamic(mod.local.get(tripsLocal, b.i32));
+      const charge = spendExpr(mod.local.get(tripsLocal, b.i32));
       const type = b.getExpressionType(loop);
       return mod.if(fast, mod.block(null, [charge, loop], type), checked);
     };
-    // Like spend, for a cost computed at run time (never negative: the caller checked it).
-    const spendDynamic = (cost: ExpressionRef): ExpressionRef =>
-      mod.block(null, [
-        mod.global.set(FUEL, mod.i32.sub(mod.global.get(FUEL, b.i32), cost)),
-        mod.if(mod.i32.lt_s(mod.global.get(FUEL, b.i32), mod.i32.const(0)), mod.global.set(FUEL, mod.call(REFUEL, [], b.i32))),
-      ]);
-
     const walker = new Walker(b, mod, loopCheck, countedEntry);
     const entryChecked = functionsNeedingEntryCheck(
       b,

@@ -14,7 +14,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { countedLoop } from '../../../host/vm/counted-loops.js';
-import { b, guarded, plain, Stopped, wat } from './guard-harness.js';
+import { b, children, guarded, plain, Stopped, wat } from './guard-harness.js';
 
 /** Whether the guard recognised the module's loops as counted (how many of them). */
 function countedLoops(bytes: Uint8Array): number {
@@ -28,10 +28,10 @@ function countedLoops(bytes: Uint8Array): number {
       if (e === 0) continue;
       const id = b.getExpressionId(e);
       if (id === b.LoopId) {
-        if (countedLoop(b, e, kids) !== null) found++;
+        if (countedLoop(b, e, children) !== null) found++;
         stack.push(b.Loop.getBody(e));
       } else {
-        stack.push(...kids(e));
+        stack.push(...children(e));
       }
     }
     return found;
@@ -40,18 +40,6 @@ function countedLoops(bytes: Uint8Array): number {
   }
 }
 
-/** Children of the few expression kinds the test modules use. */
-function kids(e: number): number[] {
-  const id = b.getExpressionId(e);
-  if (id === b.BlockId) return Array.from({ length: b.Block.getNumChildren(e) }, (_, i) => b.Block.getChildAt(e, i));
-  if (id === b.IfId) return [b.If.getCondition(e), b.If.getIfTrue(e), b.If.getIfFalse(e)];
-  if (id === b.LoopId) return [b.Loop.getBody(e)];
-  if (id === b.BreakId) return [b.Break.getCondition(e)];
-  if (id === b.LocalSetId) return [b.LocalSet.getValue(e)];
-  if (id === b.BinaryId) return [b.Binary.getLeft(e), b.Binary.getRight(e)];
-  if (id === b.DropId || id === b.ReturnId) return [];
-  return [];
-}
 
 // Sums i over the loop's iterations (plus a trip counter in $t), so a changed trip count changes the result.
 const UP_WHILE = wat(

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { functionsNeedingEntryCheck, WORK_MAX } from '../../../host/vm/entry-checks.js';
-import { b, guarded, Stopped, wat } from './guard-harness.js';
+import { b, children, guarded, Stopped, wat } from './guard-harness.js';
 
 /** The names of `bytes`'s functions that get a check at entry. */
 function checkedFunctions(bytes: Uint8Array): string[] {
@@ -17,22 +17,12 @@ function checkedFunctions(bytes: Uint8Array): string[] {
       const info = b.getFunctionInfo(mod.getFunctionByIndex(i));
       if (info.module === '') functions.set(info.name, info.body);
     }
-    return [...functionsNeedingEntryCheck(b, functions, kids)].sort();
+    return [...functionsNeedingEntryCheck(b, functions, children)].sort();
   } finally {
     mod.dispose();
   }
 }
 
-function kids(e: number): number[] {
-  const id = b.getExpressionId(e);
-  if (id === b.BlockId) return Array.from({ length: b.Block.getNumChildren(e) }, (_, i) => b.Block.getChildAt(e, i));
-  if (id === b.IfId) return [b.If.getCondition(e), b.If.getIfTrue(e), b.If.getIfFalse(e)];
-  if (id === b.CallId) return (b as unknown as { Call: { getOperands(e: number): number[] } }).Call.getOperands(e);
-  if (id === b.CallIndirectId) return [];
-  if (id === b.DropId) return [(b as unknown as { Drop: { getValue(e: number): number } }).Drop.getValue(e)];
-  if (id === b.BinaryId) return [b.Binary.getLeft(e), b.Binary.getRight(e)];
-  return [];
-}
 
 // $f0 calls $f1 twice, $f1 calls $f2 twice, ... $f39 is a leaf: 2^40 calls without a loop.
 const levels = 40;

@@ -45,3 +45,17 @@ export async function plain(bytes: Uint8Array): Promise<(...args: number[]) => n
   return instance.exports.run as (...args: number[]) => number;
 }
 
+/** Children of the expression kinds the test modules use (the guard's own walker knows every kind). */
+export function children(e: number): number[] {
+  const id = b.getExpressionId(e);
+  const w = b as unknown as { Call: { getOperands(e: number): number[] }; Drop: { getValue(e: number): number } };
+  if (id === b.BlockId) return Array.from({ length: b.Block.getNumChildren(e) }, (_, i) => b.Block.getChildAt(e, i));
+  if (id === b.IfId) return [b.If.getCondition(e), b.If.getIfTrue(e), b.If.getIfFalse(e)];
+  if (id === b.LoopId) return [b.Loop.getBody(e)];
+  if (id === b.BreakId) return [b.Break.getCondition(e)];
+  if (id === b.LocalSetId) return [b.LocalSet.getValue(e)];
+  if (id === b.BinaryId) return [b.Binary.getLeft(e), b.Binary.getRight(e)];
+  if (id === b.CallId) return w.Call.getOperands(e);
+  if (id === b.DropId) return [w.Drop.getValue(e)];
+  return [];
+}
