@@ -113,6 +113,8 @@ export function countedLoop(
     }
   }
   if (refs.length === 0) return null;
+  const postDecrement = postDecrementLoop(b, B, body, sets);
+  if (postDecrement !== null) return postDecrement;
 
   // The condition every iteration passes: a top-level if without else (while form: any number of
   // ways back to the top, each starts over with the condition), or the only way back being the
@@ -135,6 +137,33 @@ export function countedLoop(
     }
   }
   return null;
+}
+
+/**
+ * `while (n--) { ... }` as AssemblyScript compiles it (its memory.compare, for one): the body is
+ * `n = (t = n) - 1` then `if (t) { ... }`, so every way back to the top passes that test, and the
+ * loop goes on while the value before the decrement was not zero: from n (unsigned), n iterations.
+ * The counter must not be written anywhere else in the loop; `t` may be reused inside the if, as
+ * it is read only right after its tee.
+ */
+function postDecrementLoop(b: Binaryen, B: Record<string, number>, body: ExpressionRef, sets: readonly Visited[]): CountedLoop | null {
+  if (b.getExpressionId(body) !== b.BlockId || b.Block.getNumChildren(body) !== 2) return null;
+  const step = b.Block.getChildAt(body, 0);
+  const test = b.Block.getChildAt(body, 1);
+  if (b.getExpressionId(step) !== b.LocalSetId || b.LocalSet.isTee(step)) return null;
+  if (b.getExpressionId(test) !== b.IfId || b.If.getIfFalse(test) !== 0) return null;
+  const counter = b.LocalSet.getIndex(step);
+  const value = b.LocalSet.getValue(step);
+  if (b.getExpressionId(value) !== b.BinaryId || b.Binary.getOp(value) !== B.SubInt32 || constI32(b, b.Binary.getRight(value)) !== 1) return null;
+  const before = b.Binary.getLeft(value);
+  if (b.getExpressionId(before) !== b.LocalSetId || !b.LocalSet.isTee(before)) return null;
+  const copy = b.LocalSet.getIndex(before);
+  const read = b.LocalSet.getValue(before);
+  if (copy === counter || b.getExpressionId(read) !== b.LocalGetId || b.LocalGet.getIndex(read) !== counter) return null;
+  const condition = b.If.getCondition(test);
+  if (b.getExpressionId(condition) !== b.LocalGetId || b.LocalGet.getIndex(condition) !== copy) return null;
+  if (sets.some((s) => s.e !== step && b.LocalSet.getIndex(s.e) === counter)) return null;
+  return { counter, bound: { value: 0 }, direction: 'down', unsigned: true };
 }
 
 interface Candidate {

@@ -1,5 +1,6 @@
 /**
- * Which functions the guard (host/vm/instrument.ts) checks at their entry.
+ * Which functions the guard (host/vm/instrument.ts) checks at their entry,
+ * and how many loop iterations each function may run before it spends fuel.
  *
  * Loops are checked where they are. What remains unbounded without a loop is
  * recursion, and a call tree whose size multiplies at each level (f calls g
@@ -18,10 +19,32 @@ type ExpressionRef = number;
 
 /** Most expressions a function may run, callees included, between two fuel checks. */
 export const WORK_MAX = 2000;
+/** Most loop iterations a function counts in its own register before it spends them from the fuel global. */
+export const LOOP_STRIDE_MAX = 64;
+
+/**
+ * The loop stride: a function counts its loop iterations in a local (a
+ * register: far cheaper than the fuel global, which lives in memory) and
+ * spends them from the global every `stride` iterations. The local starts
+ * at `stride` in every call, so up to stride - 1 iterations of each call go
+ * unspent; that is the price of the register, and it multiplies: a loop
+ * that calls a function that loops, and so on, would run stride^depth
+ * iterations unspent. So a function's stride is what keeps its unspent work
+ * (stride x its expressions and its unchecked callees' work) within
+ * WORK_MAX, and a loop over a large call tree spends at every iteration.
+ */
+export interface CheckPlan {
+  /** Functions that spend one unit at entry. */
+  readonly entryChecked: Set<string>;
+  /** Functions with loops: iterations counted in a register between two spends (1..LOOP_STRIDE_MAX). */
+  readonly stride: Map<string, number>;
+}
 
 interface FunctionFacts {
   /** Expressions in its body. */
   size: number;
+  /** It has a loop. */
+  loops: boolean;
   /** Defined functions it calls directly, once per call site. */
   calls: string[];
   /** It calls through a table or a reference. */
@@ -37,9 +60,18 @@ export function functionsNeedingEntryCheck(
   functions: ReadonlyMap<string, ExpressionRef>,
   operands: (e: ExpressionRef) => readonly ExpressionRef[],
 ): Set<string> {
+  return planChecks(b, functions, operands).entryChecked;
+}
+
+/** The entry checks and loop strides for `functions` (defined functions, by name). `operands` lists an expression's children. */
+export function planChecks(
+  b: Binaryen,
+  functions: ReadonlyMap<string, ExpressionRef>,
+  operands: (e: ExpressionRef) => readonly ExpressionRef[],
+): CheckPlan {
   const facts = new Map<string, FunctionFacts>();
   for (const [name, body] of functions) {
-    const f: FunctionFacts = { size: 0, calls: [], indirect: false };
+    const f: FunctionFacts = { size: 0, loops: false, calls: [], indirect: false };
     const stack = [body];
     while (stack.length > 0) {
       const e = stack.pop()!;
@@ -51,6 +83,8 @@ export function functionsNeedingEntryCheck(
         if (functions.has(target)) f.calls.push(target);
       } else if (id === b.CallIndirectId || id === (b as unknown as { CallRefId: number }).CallRefId) {
         f.indirect = true;
+      } else if (id === b.LoopId) {
+        f.loops = true;
       }
       stack.push(...operands(e));
     }
@@ -62,7 +96,9 @@ export function functionsNeedingEntryCheck(
   for (const [name, f] of facts) if (f.indirect) checked.add(name);
 
   // Work between checks, callees first (the rest of the graph is acyclic now that cycles are checked).
+  // A function with loops runs up to `stride` passes over its body unspent (see CheckPlan).
   const work = new Map<string, number>();
+  const stride = new Map<string, number>();
   const workOf = (root: string): number => {
     // Iterative post-order: deep call chains must not overflow the JS stack.
     const stack: Array<[string, boolean]> = [[root, false]];
@@ -77,6 +113,11 @@ export function functionsNeedingEntryCheck(
       }
       let w = f.size;
       for (const c of f.calls) if (!checked.has(c)) w += work.get(c) ?? 0;
+      if (f.loops) {
+        const s = Math.max(1, Math.min(LOOP_STRIDE_MAX, Math.floor(WORK_MAX / w)));
+        stride.set(name, s);
+        w *= s;
+      }
       if (w > WORK_MAX) {
         checked.add(name);
         w = f.size; // its callers meet its check: they count only what runs before it
@@ -86,7 +127,15 @@ export function functionsNeedingEntryCheck(
     return work.get(root)!;
   };
   for (const name of facts.keys()) if (!checked.has(name)) workOf(name);
-  return checked;
+  // Checked functions (cycles, tables) were skipped above: their loops spend at every iteration
+  // unless their own body and direct unchecked callees are small.
+  for (const [name, f] of facts) {
+    if (!f.loops || stride.has(name)) continue;
+    let w = f.size;
+    for (const c of f.calls) if (!checked.has(c)) w += work.get(c) ?? workOf(c);
+    stride.set(name, Math.max(1, Math.min(LOOP_STRIDE_MAX, Math.floor(WORK_MAX / w))));
+  }
+  return { entryChecked: checked, stride };
 }
 
 /** Functions on a cycle of direct calls (self-calls included): Tarjan's strongly connected components, iteratively. */

@@ -84,6 +84,19 @@ const CONTINUES = wat(
    (local.get $s)`,
   '(local $s i32)',
 );
+// `while (n--)` as AssemblyScript compiles it (memory.compare): the test is on the value before the
+// decrement, kept in $t, which the body then reuses as scratch.
+const POST_DECREMENT = wat(
+  '(param $i i32) (param $n i32)',
+  `(loop $top
+     (local.set $n (i32.sub (local.tee $t (local.get $n)) (i32.const 1)))
+     (if (local.get $t) (then
+       (local.set $t (i32.add (local.get $s) (local.get $i)))
+       (local.set $s (i32.add (local.get $t) (i32.const 1)))
+       (br $top))))
+   (local.get $s)`,
+  '(local $s i32) (local $t i32)',
+);
 
 describe('counted loops', () => {
   it('recognises the counted shapes compilers emit', () => {
@@ -91,6 +104,7 @@ describe('counted loops', () => {
     expect(countedLoops(UP_UNSIGNED_OFFSET)).toBe(1);
     expect(countedLoops(DOWN_DO_WHILE_TEE)).toBe(1);
     expect(countedLoops(CONTINUES)).toBe(1);
+    expect(countedLoops(POST_DECREMENT)).toBe(1);
   });
 
   it('computes what the module computes, for every start and bound (edges and wrap-around included)', async () => {
@@ -104,6 +118,7 @@ describe('counted loops', () => {
       [UP_UNSIGNED_OFFSET, (i, n) => { let k = 0; for (; k < CAP && ((i + 8) >>> 0) <= n >>> 0; k++) i = (i + 8) | 0; return k; }],
       [DOWN_DO_WHILE_TEE, (i, n) => { let k = 1; for (; k < CAP && (i = (i - 2) | 0) > n; k++); return k; }],
       [CONTINUES, (i, n) => { let k = 0; for (; k < CAP && n > i; k++) i = (i + (i & 1 ? 1 : 2)) | 0; return k; }],
+      [POST_DECREMENT, (_i, n) => { let k = 0; for (; k < CAP && n !== 0; k++) n = (n - 1) | 0; return k; }],
     ];
     for (const [bytes, turnsOf] of turns) {
       const original = await plain(bytes);
@@ -140,6 +155,8 @@ describe('counted loops', () => {
     ['a bound where a step would wrap the counter', UP_UNSIGNED_OFFSET, [0, -1]],
     ['a negative bound compared unsigned, which a step wraps below', UP_UNSIGNED_OFFSET, [-6, -5]],
     ['a counter that wraps below the bound', DOWN_DO_WHILE_TEE, [0x7ffffff0, -0x80000000]],
+    ['a post-decrement count over the unchecked maximum', POST_DECREMENT, [0, 0x7fffffff]],
+    ['a negative post-decrement count (2^32 - 1 turns)', POST_DECREMENT, [0, -1]],
   ] as const)('stops %s (the checked copy runs)', async (_what, bytes, args) => {
     const { run } = await guarded(bytes, 5);
     expect(() => run(...args)).toThrow(Stopped);
@@ -155,6 +172,20 @@ describe('counted loops', () => {
        (i32.const 0)`,
     );
     expect(countedLoops(reset)).toBe(0);
+
+    // `while (n--)` whose body writes n again.
+    const postDecrementReset = wat(
+      '(param $i i32) (param $n i32)',
+      `(loop $top
+         (local.set $n (i32.sub (local.tee $t (local.get $n)) (i32.const 1)))
+         (if (local.get $t) (then
+           (if (i32.eq (local.get $n) (i32.const 3)) (then (local.set $n (i32.const 9))))
+           (br $top))))
+       (i32.const 0)`,
+      '(local $t i32)',
+    );
+    expect(countedLoops(postDecrementReset)).toBe(0);
+    await expect(guarded(postDecrementReset, 5).then(({ run }) => run(0, 10))).rejects.toThrow(Stopped);
     await expect(guarded(reset, 5).then(({ run }) => run(0, 10))).rejects.toThrow(Stopped);
 
     const endlessInner = wat(

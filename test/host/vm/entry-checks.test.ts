@@ -2,11 +2,13 @@
  * Entry checks (host/vm/entry-checks.ts): the guard checks at function entry
  * only where code without loops could still run unbounded (recursion, calls
  * through a table, call trees that multiply), and every such shape is
- * stopped; small functions called from checked code carry no check.
+ * stopped; small functions called from checked code carry no check. The
+ * iterations a function counts in its register before spending them (its
+ * loop stride) cannot multiply through nested calls either.
  */
 import { describe, expect, it } from 'vitest';
-import { functionsNeedingEntryCheck, WORK_MAX } from '../../../host/vm/entry-checks.js';
-import { b, children, guarded, Stopped, wat } from './guard-harness.js';
+import { functionsNeedingEntryCheck, LOOP_STRIDE_MAX, planChecks, WORK_MAX } from '../../../host/vm/entry-checks.js';
+import { b, children, guarded, plain, Stopped, wat } from './guard-harness.js';
 
 /** The names of `bytes`'s functions that get a check at entry. */
 function checkedFunctions(bytes: Uint8Array): string[] {
@@ -21,6 +23,41 @@ function checkedFunctions(bytes: Uint8Array): string[] {
   } finally {
     mod.dispose();
   }
+}
+
+/** The loop strides planned for `bytes`'s functions, by name. */
+function strides(bytes: Uint8Array): Record<string, number> {
+  const mod = b.readBinary(bytes);
+  try {
+    const functions = new Map<string, number>();
+    for (let i = 0; i < mod.getNumFunctions(); i++) {
+      const info = b.getFunctionInfo(mod.getFunctionByIndex(i));
+      if (info.module === '') functions.set(info.name, info.body);
+    }
+    return Object.fromEntries(planChecks(b, functions, children).stride);
+  } finally {
+    mod.dispose();
+  }
+}
+
+/**
+ * $f0 loops `trips` times calling $f1, which loops `trips` times calling $f2, ... down to $f<depth>, a
+ * leaf: trips^depth iterations of the innermost loop. Each loop keeps its counter in memory (not a
+ * counted loop: every iteration is checked).
+ */
+function nestedThroughCalls(depth: number, trips: number): Uint8Array {
+  let more = `(func $f${depth} (result i32) (i32.const 1))`;
+  for (let k = depth - 1; k >= 0; k--) {
+    const at = 4 * k;
+    more += `(func $f${k} (result i32) (local $sum i32)
+      (i32.store (i32.const ${at}) (i32.const 0))
+      (loop $again
+        (local.set $sum (i32.add (local.get $sum) (call $f${k + 1})))
+        (i32.store (i32.const ${at}) (i32.add (i32.load (i32.const ${at})) (i32.const 1)))
+        (br_if $again (i32.lt_u (i32.load (i32.const ${at})) (i32.const ${trips}))))
+      (local.get $sum))`;
+  }
+  return wat('', '(call $f0)', '', more);
 }
 
 
@@ -58,10 +95,24 @@ describe('entry checks', () => {
     expect(WORK_MAX).toBeLessThan(2 ** 20);
   });
 
+  it('gives a loop the stride that keeps its unspent work within the bound: small loops count in a register, loops over calls that loop do not', async () => {
+    const bytes = nestedThroughCalls(3, 60);
+    const planned = strides(bytes);
+    expect(planned.f2).toBe(LOOP_STRIDE_MAX); // a small loop over a leaf
+    // Its caller's loop would multiply f2's unspent iterations: f1 spends (nearly) every iteration, f0 every one.
+    expect(planned.f1).toBeLessThanOrEqual(2);
+    expect(planned.f0).toBe(1);
+    // Same results as the module as compiled.
+    expect((await guarded(bytes, 1000)).run()).toBe(60 ** 3);
+    expect((await plain(bytes))()).toBe(60 ** 3);
+  });
+
   it.each([
     ['endless recursion', wat('(param $x i32)', '(call $spin (local.get $x))', '', '(func $spin (param i32) (result i32) (call $spin (local.get 0)))')],
     ['endless mutual recursion', wat('(param $x i32)', '(call $ping (local.get $x))', '', '(func $ping (param i32) (result i32) (call $pong (local.get 0))) (func $pong (param i32) (result i32) (call $ping (local.get 0)))')],
     ['a call tree of 2^40 calls without a loop', TREE],
+    // 60^8 iterations: with 63 unspent iterations per call at every level this would never refuel.
+    ['loops of 60 iterations nested through 8 calls', nestedThroughCalls(8, 60)],
     [
       'endless recursion through a table',
       wat('(param $x i32)', '(call_indirect (type $t) (local.get $x) (i32.const 0))', '', '(type $t (func (param i32) (result i32))) (table 1 funcref) (elem (i32.const 0) $self) (func $self (param i32) (result i32) (call_indirect (type $t) (local.get 0) (i32.const 0)))'),
@@ -76,6 +127,6 @@ describe('entry checks', () => {
       stopped = err;
     }
     expect(stopped instanceof Stopped || stopped instanceof RangeError).toBe(true);
-    if (_what === 'a call tree of 2^40 calls without a loop') expect(stopped).toBeInstanceOf(Stopped);
+    if (!_what.includes('recursion')) expect(stopped).toBeInstanceOf(Stopped);
   });
 });
