@@ -57,8 +57,10 @@ export class JsonWriter {
   }
 
   private grow(n: i32): void {
+    // Double, or to the next power of two when that is not enough (no loop: fewer fuel checks under the host's guard).
+    const need = this.len + n;
     let cap = this.buf.byteLength << 1;
-    while (cap < this.len + n) cap <<= 1;
+    if (cap < need) cap = 1 << (32 - clz<i32>(need - 1));
     const next = new ArrayBuffer(cap);
     memory.copy(changetype<usize>(next), changetype<usize>(this.buf), this.len);
     this.buf = next;
@@ -439,7 +441,7 @@ export class JsonWriter {
       return;
     }
     this.rawByte(QUOTE);
-    this.escapedBytes(ptr, n);
+    this.escapedLong(ptr, n);
     this.rawByte(QUOTE);
   }
 

@@ -18,26 +18,32 @@ import type { Binaryen } from './counted-loops.js';
 type ExpressionRef = number;
 
 /** Most expressions a function may run, callees included, between two fuel checks. */
-export const WORK_MAX = 2000;
-/** Most loop iterations a function counts in its own register before it spends them from the fuel global. */
-export const LOOP_STRIDE_MAX = 64;
+export const WORK_MAX = 20_000;
+/** Loop iterations paid for at once from the fuel global (then counted down in a register). */
+export const LOOP_REFILL = 16;
+/** Most iterations free in each call of a function (its allowance). */
+export const ALLOWANCE_MAX = 64;
+/** A loop function's free iterations may take at most this share of WORK_MAX, so that its callers can call several. */
+const ALLOWANCE_SHARE = 4;
 
 /**
- * The loop stride: a function counts its loop iterations in a local (a
- * register: far cheaper than the fuel global, which lives in memory) and
- * spends them from the global every `stride` iterations. The local starts
- * at `stride` in every call, so up to stride - 1 iterations of each call go
- * unspent; that is the price of the register, and it multiplies: a loop
- * that calls a function that loops, and so on, would run stride^depth
- * iterations unspent. So a function's stride is what keeps its unspent work
- * (stride x its expressions and its unchecked callees' work) within
- * WORK_MAX, and a loop over a large call tree spends at every iteration.
+ * Loops count their iterations in a local of their function (a register:
+ * far cheaper than the fuel global, which lives in memory), paying for them
+ * from the global LOOP_REFILL at a time, in advance. A function may also be
+ * given an allowance: the local starts there in every call, so that many
+ * iterations of each call are free (a small loop called per request then
+ * never touches the global). Free iterations multiply (a loop that calls a
+ * function with an allowance gets its free iterations at each of its own
+ * iterations), so the allowance is what keeps one call's unpaid work (its
+ * passes over its body, callees included) within a share of WORK_MAX; a
+ * function whose body is too large for that gets none and pays before its
+ * first iteration.
  */
 export interface CheckPlan {
   /** Functions that spend one unit at entry. */
   readonly entryChecked: Set<string>;
-  /** Functions with loops: iterations counted in a register between two spends (1..LOOP_STRIDE_MAX). */
-  readonly stride: Map<string, number>;
+  /** Functions with loops: the iterations free in each call (0..ALLOWANCE_MAX). */
+  readonly allowance: Map<string, number>;
 }
 
 interface FunctionFacts {
@@ -96,9 +102,15 @@ export function planChecks(
   for (const [name, f] of facts) if (f.indirect) checked.add(name);
 
   // Work between checks, callees first (the rest of the graph is acyclic now that cycles are checked).
-  // A function with loops runs up to `stride` passes over its body unspent (see CheckPlan).
   const work = new Map<string, number>();
-  const stride = new Map<string, number>();
+  const allowance = new Map<string, number>();
+  /** One pass over f's body: its expressions and, per call site, what an unchecked callee runs unpaid. */
+  const pass = (f: FunctionFacts) => {
+    let w = f.size;
+    for (const c of f.calls) if (!checked.has(c)) w += work.get(c) ?? 0;
+    return w;
+  };
+  const allowanceFor = (p: number) => Math.max(0, Math.min(ALLOWANCE_MAX, Math.floor(WORK_MAX / (ALLOWANCE_SHARE * p)) - 1));
   const workOf = (root: string): number => {
     // Iterative post-order: deep call chains must not overflow the JS stack.
     const stack: Array<[string, boolean]> = [[root, false]];
@@ -111,12 +123,12 @@ export function planChecks(
         for (const c of f.calls) if (!checked.has(c) && !work.has(c)) stack.push([c, false]);
         continue;
       }
-      let w = f.size;
-      for (const c of f.calls) if (!checked.has(c)) w += work.get(c) ?? 0;
+      const p = pass(f);
+      let w = p;
       if (f.loops) {
-        const s = Math.max(1, Math.min(LOOP_STRIDE_MAX, Math.floor(WORK_MAX / w)));
-        stride.set(name, s);
-        w *= s;
+        const free = allowanceFor(p);
+        allowance.set(name, free);
+        w = (free + 1) * p;
       }
       if (w > WORK_MAX) {
         checked.add(name);
@@ -127,15 +139,13 @@ export function planChecks(
     return work.get(root)!;
   };
   for (const name of facts.keys()) if (!checked.has(name)) workOf(name);
-  // Checked functions (cycles, tables) were skipped above: their loops spend at every iteration
-  // unless their own body and direct unchecked callees are small.
+  // Checked functions (cycles, tables) were skipped above; their allowance follows from their body alike.
   for (const [name, f] of facts) {
-    if (!f.loops || stride.has(name)) continue;
-    let w = f.size;
-    for (const c of f.calls) if (!checked.has(c)) w += work.get(c) ?? workOf(c);
-    stride.set(name, Math.max(1, Math.min(LOOP_STRIDE_MAX, Math.floor(WORK_MAX / w))));
+    if (!f.loops || allowance.has(name)) continue;
+    for (const c of f.calls) if (!checked.has(c) && !work.has(c)) workOf(c);
+    allowance.set(name, allowanceFor(pass(f)));
   }
-  return { entryChecked: checked, stride };
+  return { entryChecked: checked, allowance };
 }
 
 /** Functions on a cycle of direct calls (self-calls included): Tarjan's strongly connected components, iteratively. */

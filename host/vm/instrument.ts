@@ -28,14 +28,14 @@
  */
 import type * as BinaryenNs from 'binaryen';
 import { COUNTED_STEP_MAX, countedLoop, type Binaryen, type CountedLoop } from './counted-loops.js';
-import { planChecks } from './entry-checks.js';
+import { LOOP_REFILL, planChecks } from './entry-checks.js';
 
 type ExpressionRef = number;
 
 /** Import module of the guard's host imports; chosen not to clash with any SDK's. */
 export const GUARD_MODULE = 'hookwire:guard';
 /** Checks between two calls to the host (each a clock read): about 0.1–1 ms of guest work. */
-export const FUEL_SLICE = 100_000;
+export const FUEL_SLICE = 20_000;
 /** Counted loops entered with more trips than this take their checked copy: bounds the unchecked run to about a millisecond. */
 export const COUNTED_TRIPS_MAX = 1 << 16;
 /** Counter and bound values (from -COUNTED_STEP_MAX) with which a counted loop cannot wrap around. */
@@ -103,23 +103,23 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
       ]);
     const spend = (cost: number): ExpressionRef => spendExpr(mod.i32.const(cost));
     // A loop header counts down a local of its function (a register: far cheaper than the global,
-    // which lives in memory; the hot path is a decrement and a branch not taken) and spends `stride`
-    // fuel from the global each time it reaches zero (entry-checks.ts says why the stride is per function).
-    // A deficit (a counted loop's charge, below) is spent with it. The function's entry sets the local.
-    const charge = (counter: number, stride: number, cost: ExpressionRef): ExpressionRef =>
+    // which lives in memory; the hot path is a decrement and a branch not taken). Below zero, it pays
+    // for the next LOOP_REFILL iterations, and for any deficit (a counted loop's charge, below), from
+    // the global. The function's entry sets the local to its allowance (entry-checks.ts).
+    const charge = (counter: number, cost: ExpressionRef): ExpressionRef =>
       mod.if(
-        mod.i32.le_s(mod.local.tee(counter, mod.i32.sub(mod.local.get(counter, b.i32), cost), b.i32), mod.i32.const(0)),
+        mod.i32.lt_s(mod.local.tee(counter, mod.i32.sub(mod.local.get(counter, b.i32), cost), b.i32), mod.i32.const(0)),
         mod.block(null, [
-          spendExpr(mod.i32.sub(mod.i32.const(stride), mod.local.get(counter, b.i32))),
-          mod.local.set(counter, mod.i32.const(stride)),
+          spendExpr(mod.i32.sub(mod.i32.const(LOOP_REFILL), mod.local.get(counter, b.i32))),
+          mod.local.set(counter, mod.i32.const(LOOP_REFILL)),
         ]),
       );
-    const loopCheck = (counter: number, stride: number): ExpressionRef => charge(counter, stride, mod.i32.const(1));
+    const loopCheck = (counter: number): ExpressionRef => charge(counter, mod.i32.const(1));
 
     // A counted loop (host/vm/counted-loops.ts) entered with small, non-wrapping values is charged its
     // trip count once, at entry, to the same local, and runs without per-iteration checks; any other
     // entry takes a checked copy of the loop. `tripsLocal` holds the trip count between the test and the charge.
-    const countedEntry = (loop: ExpressionRef, counted: CountedLoop, tripsLocal: number, checked: ExpressionRef, counter: number, stride: number): ExpressionRef | null => {
+    const countedEntry = (loop: ExpressionRef, counted: CountedLoop, tripsLocal: number, checked: ExpressionRef, counter: number): ExpressionRef | null => {
       const i = () => mod.local.get(counted.counter, b.i32);
       const bound = () => ('local' in counted.bound ? mod.local.get(counted.bound.local, b.i32) : mod.i32.const(counted.bound.value));
       // No step may wrap the counter around: the bound lies in [0, 2^30) (from -STEP when the loop
@@ -131,7 +131,7 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
       const tripsSmall = mod.i32.lt_u(mod.local.tee(tripsLocal, trips, b.i32), mod.i32.const(COUNTED_TRIPS_MAX));
       const fast = 'local' in counted.bound ? mod.i32.and(boundInRange(), tripsSmall) : tripsSmall;
       const type = b.getExpressionType(loop);
-      return mod.if(fast, mod.block(null, [charge(counter, stride, mod.local.get(tripsLocal, b.i32)), loop], type), checked);
+      return mod.if(fast, mod.block(null, [charge(counter, mod.local.get(tripsLocal, b.i32)), loop], type), checked);
     };
     const walker = new Walker(b, mod, loopCheck, countedEntry);
     const plan = planChecks(
@@ -145,12 +145,10 @@ export async function instrumentModule(bytes: Uint8Array): Promise<Uint8Array> {
       const locals: Record<string, number> = {};
       const addLocal = (role: string) => (locals[role] ??= (b as unknown as { _BinaryenFunctionAddVar(fn: number, type: number): number })._BinaryenFunctionAddVar(fn, b.i32));
       walker.local = addLocal;
-      const stride = plan.stride.get(name) ?? 1;
-      walker.stride = stride;
       const prologue: ExpressionRef[] = [];
       walker.walk(body, (e) => b.Function.setBody(fn, e));
       if (plan.entryChecked.has(name)) prologue.push(spend(1));
-      if (locals.counter !== undefined) prologue.push(mod.local.set(locals.counter, mod.i32.const(stride)));
+      if (locals.counter !== undefined) prologue.push(mod.local.set(locals.counter, mod.i32.const(plan.allowance.get(name) ?? 0)));
       if (prologue.length > 0) {
         const current = b.Function.getBody(fn);
         b.Function.setBody(fn, mod.block(null, [...prologue, current], b.getExpressionType(current)));
@@ -179,8 +177,8 @@ class Walker {
   constructor(
     private readonly b: Binaryen,
     private readonly mod: BinaryenNs.default.Module,
-    private readonly loopCheck: (counter: number, stride: number) => ExpressionRef,
-    private readonly countedEntry: (loop: ExpressionRef, counted: CountedLoop, tripsLocal: number, checked: ExpressionRef, counter: number, stride: number) => ExpressionRef | null,
+    private readonly loopCheck: (counter: number) => ExpressionRef,
+    private readonly countedEntry: (loop: ExpressionRef, counted: CountedLoop, tripsLocal: number, checked: ExpressionRef, counter: number) => ExpressionRef | null,
   ) {
     const B = b as unknown as Record<string, Record<string, (e: ExpressionRef) => unknown>> & Record<string, number>;
     const get =
@@ -246,9 +244,6 @@ class Walker {
       this.leaves.add(B[`${kind}Id`]!);
     }
   }
-
-  /** The loop stride of the function being walked (entry-checks.ts). */
-  stride = 1;
 
   /** Adds a local of the given role (one per role) to the function being walked; returns its index. */
   local: (role: 'counter' | 'trips') => number = () => {
@@ -335,7 +330,7 @@ class Walker {
     // The per-iteration check at the top of a loop; its former body stays reachable for the walk.
     const checkLoop = (loop: ExpressionRef) => {
       const body = b.Loop.getBody(loop);
-      const wrapper = this.mod.block(null, [this.loopCheck(this.local('counter'), this.stride), body], b.getExpressionType(body));
+      const wrapper = this.mod.block(null, [this.loopCheck(this.local('counter')), body], b.getExpressionType(body));
       b.Loop.setBody(loop, wrapper);
       stack.push([body, (x) => b.Block.setChildAt(wrapper, 1, x)]);
     };
@@ -347,7 +342,7 @@ class Walker {
         const counted = replace === null || uncounted.has(e) ? null : countedLoop(b, e, (x) => this.operands(x));
         if (counted !== null) {
           const checked = this.relabeled(this.mod.copyExpression(e));
-          const entry = this.countedEntry(e, counted, this.local('trips'), checked, this.local('counter'), this.stride);
+          const entry = this.countedEntry(e, counted, this.local('trips'), checked, this.local('counter'));
           if (entry !== null) {
             replace!(entry);
             // Loops inside the checked copy stay checked only: copying them again would double the code at every nesting level.

@@ -7,7 +7,7 @@
  * loop stride) cannot multiply through nested calls either.
  */
 import { describe, expect, it } from 'vitest';
-import { functionsNeedingEntryCheck, LOOP_STRIDE_MAX, planChecks, WORK_MAX } from '../../../host/vm/entry-checks.js';
+import { ALLOWANCE_MAX, functionsNeedingEntryCheck, planChecks, WORK_MAX } from '../../../host/vm/entry-checks.js';
 import { b, children, guarded, plain, Stopped, wat } from './guard-harness.js';
 
 /** The names of `bytes`'s functions that get a check at entry. */
@@ -25,8 +25,8 @@ function checkedFunctions(bytes: Uint8Array): string[] {
   }
 }
 
-/** The loop strides planned for `bytes`'s functions, by name. */
-function strides(bytes: Uint8Array): Record<string, number> {
+/** The loop allowances planned for `bytes`'s functions, by name. */
+function allowances(bytes: Uint8Array): Record<string, number> {
   const mod = b.readBinary(bytes);
   try {
     const functions = new Map<string, number>();
@@ -34,7 +34,7 @@ function strides(bytes: Uint8Array): Record<string, number> {
       const info = b.getFunctionInfo(mod.getFunctionByIndex(i));
       if (info.module === '') functions.set(info.name, info.body);
     }
-    return Object.fromEntries(planChecks(b, functions, children).stride);
+    return Object.fromEntries(planChecks(b, functions, children).allowance);
   } finally {
     mod.dispose();
   }
@@ -95,13 +95,13 @@ describe('entry checks', () => {
     expect(WORK_MAX).toBeLessThan(2 ** 20);
   });
 
-  it('gives a loop the stride that keeps its unspent work within the bound: small loops count in a register, loops over calls that loop do not', async () => {
+  it('gives a loop free iterations only while its unpaid work stays within the bound: small loops run free, loops over calls that loop pay first', async () => {
     const bytes = nestedThroughCalls(3, 60);
-    const planned = strides(bytes);
-    expect(planned.f2).toBe(LOOP_STRIDE_MAX); // a small loop over a leaf
-    // Its caller's loop would multiply f2's unspent iterations: f1 spends (nearly) every iteration, f0 every one.
-    expect(planned.f1).toBeLessThanOrEqual(2);
-    expect(planned.f0).toBe(1);
+    const planned = allowances(bytes);
+    expect(planned.f2).toBe(ALLOWANCE_MAX); // a small loop over a leaf
+    // Its caller's loop would multiply f2's free iterations: f1 gets few, f0 none (it pays before its first iteration).
+    expect(planned.f1).toBeLessThan(ALLOWANCE_MAX / 8);
+    expect(planned.f0).toBe(0);
     // Same results as the module as compiled.
     expect((await guarded(bytes, 1000)).run()).toBe(60 ** 3);
     expect((await plain(bytes))()).toBe(60 ** 3);
@@ -111,7 +111,7 @@ describe('entry checks', () => {
     ['endless recursion', wat('(param $x i32)', '(call $spin (local.get $x))', '', '(func $spin (param i32) (result i32) (call $spin (local.get 0)))')],
     ['endless mutual recursion', wat('(param $x i32)', '(call $ping (local.get $x))', '', '(func $ping (param i32) (result i32) (call $pong (local.get 0))) (func $pong (param i32) (result i32) (call $ping (local.get 0)))')],
     ['a call tree of 2^40 calls without a loop', TREE],
-    // 60^8 iterations: with 63 unspent iterations per call at every level this would never refuel.
+    // 60^8 iterations: with 60 free iterations per call at every level this would never refuel.
     ['loops of 60 iterations nested through 8 calls', nestedThroughCalls(8, 60)],
     [
       'endless recursion through a table',
