@@ -584,6 +584,22 @@ export class JsonKey {
   }
 }
 
+/** A JsonKey for each space-separated name in `names`, in order (one string in the module for all of them). */
+export function jsonKeys(names: string): StaticArray<JsonKey> {
+  const n = names.length;
+  let count = 1;
+  for (let i = 0; i < n; i++) if (names.charCodeAt(i) == 0x20) count++;
+  const keys = new StaticArray<JsonKey>(count);
+  let start = 0;
+  for (let k = 0; k < count; k++) {
+    let end = start;
+    while (end < n && names.charCodeAt(end) != 0x20) end++;
+    unchecked((keys[k] = new JsonKey(names.substring(start, end))));
+    start = end + 1;
+  }
+  return keys;
+}
+
 /**
  * A JSON object under construction, e.g. an event's data:
  *   const data = new JsonObject().str("ip", ip).obj("route", new JsonObject().str("id", id));

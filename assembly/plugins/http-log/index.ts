@@ -39,11 +39,12 @@ import {
   enter,
   leave,
 } from "../../sdk";
-import { emitAt, JsonKey, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
+import { emitAt, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
 import { Slice } from "../../event-hooks/scratch";
 import { httpCall, httpCallToken, lastStatusMessage, nowMillis, rootDone, setEffectiveContext, setTickPeriod } from "../../event-hooks/host";
 import { HttpLogConfig, parseConfig } from "./config";
 import { identity, writeEntry } from "./entry";
+import { K_CONSUMER, K_ID, K_IP, K_NAME, K_ROUTE, K_SERVICE, K_USERNAME, key } from "./names";
 import { ByteQueue } from "../../event-hooks/queue";
 
 /** Kong: sends right away when less than this is left of the coalescing delay (COALESCE_MIN_TIME). */
@@ -62,13 +63,6 @@ const EVENT_NAME = "log";
 // Reused on every request.
 const entryWriter = new JsonWriter(4096);
 const eventData = new JsonObject(256);
-const K_CONSUMER = new JsonKey("consumer");
-const K_IP = new JsonKey("ip");
-const K_SERVICE = new JsonKey("service");
-const K_ROUTE = new JsonKey("route");
-const K_ID = new JsonKey("id");
-const K_NAME = new JsonKey("name");
-const K_USERNAME = new JsonKey("username");
 
 function nowMs(): f64 {
   return <f64>nowMillis();
@@ -406,7 +400,7 @@ function emitLogEvent(nowMs: i64): void {
   // Written straight into the event's writer: no nested objects to copy.
   const w = eventData.clear().writer;
   entity(w, K_CONSUMER, K_USERNAME, id.consumerId, id.consumerUsername);
-  w.keyOf(K_IP);
+  w.keyOf(key(K_IP));
   if (id.clientIp.ok) w.strBytes(id.clientIp.ptr, id.clientIp.len);
   else w.str("");
   entity(w, K_SERVICE, K_NAME, id.serviceId, id.serviceName);
@@ -416,15 +410,15 @@ function emitLogEvent(nowMs: i64): void {
 }
 
 /** `"key":{"id":…,"<nameKey>":…}` with the members that are known. */
-function entity(w: JsonWriter, key: JsonKey, nameKey: JsonKey, id: Slice, name: Slice): void {
-  w.keyOf(key);
+function entity(w: JsonWriter, k: i32, nameKey: i32, id: Slice, name: Slice): void {
+  w.keyOf(key(k));
   w.beginObject();
   if (id.ok) {
-    w.keyOf(K_ID);
+    w.keyOf(key(K_ID));
     w.strBytes(id.ptr, id.len);
   }
   if (name.ok) {
-    w.keyOf(nameKey);
+    w.keyOf(key(nameKey));
     w.strBytes(name.ptr, name.len);
   }
   w.endObject();
