@@ -90,7 +90,12 @@ export function readHeaderMap(mapType: i32): bool {
   return finishRead(status);
 }
 
-/** A byte range in scratch memory (or anywhere that outlives its use). */
+/**
+ * A byte range in scratch memory (or anywhere that outlives its use).
+ * Unmanaged (no references to trace; the collector neither visits nor frees
+ * it): make them once, as module globals, never per request.
+ */
+@unmanaged
 export class Slice {
   ptr: usize = 0;
   len: i32 = 0;

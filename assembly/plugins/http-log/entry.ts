@@ -38,7 +38,11 @@ import {
 /** Most query arguments decoded, as ngx.req.get_uri_args' default. */
 const MAX_QUERY_ARGS = 100;
 
-/** Who the request was for, kept from the last entry for the event hooks data (views valid until the next entry). */
+/**
+ * Who the request was for, kept from the last entry for the event hooks data (views valid until the next entry).
+ * Unmanaged, as its Slices: the one instance lives as long as the module.
+ */
+@unmanaged
 export class Identity {
   clientIp: Slice = new Slice();
   routeId: Slice = new Slice();
