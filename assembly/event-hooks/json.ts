@@ -6,6 +6,7 @@
 // never escapes keys, and its decoder asserts (traps the VM) on bad input. The
 // parser here produces the same JSON.Value classes, so its getters still work.
 import { JSON } from "assemblyscript-json/assembly";
+import { decimal } from "../sdk/decimal";
 
 const QUOTE: u8 = 0x22;
 const BACKSLASH: u8 = 0x5c;
@@ -783,7 +784,7 @@ class Parser {
   fail(what: string): JSON.Value | null {
     if (this.error.length == 0) {
       const at = <i32>(this.p - this.start);
-      this.error = this.p >= this.end ? what + " at end of input" : what + " at byte " + at.toString();
+      this.error = this.p >= this.end ? what + " at end of input" : what + " at byte " + decimal(at);
     }
     return null;
   }

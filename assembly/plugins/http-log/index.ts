@@ -28,6 +28,7 @@ export {
   proxy_on_http_call_response,
 } from "../../sdk";
 import {
+  decimal,
   BufferTypeValues,
   get_buffer_bytes,
   log,
@@ -130,7 +131,7 @@ class HttpLogRoot extends RootContext {
     const now = nowMs();
     this.pump(now);
     if (this.idle()) return true;
-    log(LogLevelValues.info, "http-log: unloading; sending " + (this.queue.length + this.batch.length).toString() + " queued entries first");
+    log(LogLevelValues.info, "http-log: unloading; sending " + decimal(this.queue.length + this.batch.length) + " queued entries first");
     this.reschedule(now);
     return false;
   }
@@ -152,7 +153,7 @@ class HttpLogRoot extends RootContext {
     const q = this.cfg.queue;
     const len = entry.byteLength;
     if (q.maxBytes > 0 && <i64>len > q.maxBytes) {
-      log(LogLevelValues.error, "http-log: string to be queued is longer (" + len.toString() + " bytes) than the queue's max_bytes (" + q.maxBytes.toString() + " bytes)");
+      log(LogLevelValues.error, "http-log: string to be queued is longer (" + decimal(len) + " bytes) than the queue's max_bytes (" + decimal(q.maxBytes) + " bytes)");
       return;
     }
     const count = this.queue.length;
@@ -181,7 +182,7 @@ class HttpLogRoot extends RootContext {
       if (dropped > 0) {
         this.queueFull = true;
         this.droppedWhileFull += dropped;
-        log(LogLevelValues.error, "http-log: byte capacity exceeded, " + dropped.toString() + " queue entries were dropped");
+        log(LogLevelValues.error, "http-log: byte capacity exceeded, " + decimal(dropped) + " queue entries were dropped");
       }
     }
     const startsBatch = this.queue.length == 0 && this.batch.length == 0;
@@ -246,14 +247,14 @@ class HttpLogRoot extends RootContext {
       this.token = httpCallToken;
       return;
     }
-    this.failed(now, "could not call cluster '" + cfg.cluster + "' (proxy_http_call status " + status.toString() + ")");
+    this.failed(now, "could not call cluster '" + cfg.cluster + "' (proxy_http_call status " + decimal(status) + ")");
   }
 
   onHttpCallResponse(token: u32, headers: u32, body_size: u32, trailers: u32): void {
     if (token != this.token || token == 0) return;
     this.token = 0;
     const now = nowMs();
-    const where = this.cfg.cluster + ":" + this.cfg.port.toString();
+    const where = this.cfg.cluster + ":" + decimal(this.cfg.port);
     if (headers == 0) {
       const why = lastStatusMessage();
       this.failed(now, "failed request to " + where + ": " + (why.length > 0 ? why : "no response"));
@@ -279,7 +280,7 @@ class HttpLogRoot extends RootContext {
     this.retries = 0;
     if (this.queueFull) {
       this.queueFull = false;
-      log(LogLevelValues.info, "http-log: queue resumed processing (" + this.droppedWhileFull.toString() + " entries were dropped while it was full)");
+      log(LogLevelValues.info, "http-log: queue resumed processing (" + decimal(this.droppedWhileFull) + " entries were dropped while it was full)");
       this.droppedWhileFull = 0;
     }
     this.coalesceStart = now;
@@ -288,8 +289,8 @@ class HttpLogRoot extends RootContext {
   failed(now: f64, why: string): void {
     const q = this.cfg.queue;
     if (now - this.firstAttempt > q.maxRetryTime) {
-      log(LogLevelValues.error, "http-log: could not send entries, giving up after " + this.retries.toString() + " retries. " +
-        this.batch.length.toString() + " queue entries were lost (last error: " + why + ")");
+      log(LogLevelValues.error, "http-log: could not send entries, giving up after " + decimal(this.retries) + " retries. " +
+        decimal(this.batch.length) + " queue entries were lost (last error: " + why + ")");
       this.batch = [];
       this.body = new ArrayBuffer(0);
       this.coalesceStart = now;
