@@ -12,8 +12,8 @@
 // response.code are those headers), the route, service and workspace from
 // hookwire.entities (one map), and reads everything into scratch memory
 // (event-hooks/scratch.ts): values are views, nothing is copied or collected.
-// Properties use NUL-separated paths and Envoy's encodings; any of them may be
-// missing, and each has a fallback (the single properties Envoy offers).
+// Properties use NUL-separated paths (names.ts) and Envoy's encodings; any of
+// them may be missing, and each has a fallback (the single properties Envoy offers).
 import { JsonWriter } from "../../event-hooks/json";
 import { readHeaderMap, readProperty, resetScratch, Slice, sliceInt } from "../../event-hooks/scratch";
 import { CustomNode, finish, nextEntry, objectKey, scalarKey, scalarKeyBytes, sub } from "./custom";
@@ -32,8 +32,6 @@ import {
   P_XDS_ROUTE_NAME, REQUEST_ID_KEY, ROUTE_ID_KEY, ROUTE_NAME_KEY, SCHEME_KEY, SERVICE_ID_KEY,
   SERVICE_NAME_KEY, STATUS_KEY, WORKSPACE_ID_KEY, WORKSPACE_NAME_KEY, key, NAMES, PATHS,
 } from "./names";
-
-
 
 /** Most query arguments decoded, as ngx.req.get_uri_args' default. */
 const MAX_QUERY_ARGS = 100;
