@@ -4,6 +4,7 @@
 // Each getter returns the default when the value is absent, null (Kong's
 // "not set") or invalid, so all problems are found in one pass.
 import { JSON } from "assemblyscript-json/assembly";
+import { decimal } from "../sdk/decimal";
 import { jsonText } from "./json";
 
 export class ConfigChecker {
@@ -77,7 +78,7 @@ export class ConfigChecker {
       }
     }
     if (!ok || n < min || n > max) {
-      this.fail(path, "must be an integer between " + min.toString() + " and " + max.toString(), v);
+      this.fail(path, "must be an integer between " + decimal(min) + " and " + decimal(max), v);
       return def;
     }
     return n;
@@ -121,5 +122,5 @@ export class ConfigChecker {
 }
 
 function fmt(f: f64): string {
-  return f == Math.floor(f) && Math.abs(f) < 1e15 ? (<i64>f).toString() : f.toString();
+  return f == Math.floor(f) && Math.abs(f) < 1e15 ? decimal(<i64>f) : f.toString();
 }

@@ -23,6 +23,7 @@
 //
 // State is per VM (the SDK has one root context per VM), like Kong's per-worker
 // event registry.
+import { decimal, decimalU } from "../sdk/decimal";
 import { log, LogLevelValues } from "../sdk/host";
 import { JSON } from "assemblyscript-json/assembly";
 import { JsonWriter, JsonObject } from "./json";
@@ -384,12 +385,12 @@ function trimPending(): void {
   // Warn on the first drop of an outage and then every 1000 drops.
   if (droppedReported == before || droppedTotal / 1000 != before / 1000) {
     log(LogLevelValues.warn, "event-hooks: queue '" + QUEUE_NAME + "' of VM '" + vmId + "' unavailable; dropped the oldest held emit record(s), " +
-      (droppedTotal - droppedReported).toString() + " so far (limit " + maxPending.toString() + " held)");
+      decimalU(droppedTotal - droppedReported) + " so far (limit " + decimal(maxPending) + " held)");
   }
 }
 
 function reportDrops(): void {
   if (droppedTotal == droppedReported) return;
-  log(LogLevelValues.warn, "event-hooks: " + (droppedTotal - droppedReported).toString() + " emit record(s) were dropped while queue '" + QUEUE_NAME + "' was unavailable");
+  log(LogLevelValues.warn, "event-hooks: " + decimalU(droppedTotal - droppedReported) + " emit record(s) were dropped while queue '" + QUEUE_NAME + "' was unavailable");
   droppedReported = droppedTotal;
 }

@@ -6,6 +6,7 @@
 // never escapes keys, and its decoder asserts (traps the VM) on bad input. The
 // parser here produces the same JSON.Value classes, so its getters still work.
 import { JSON } from "assemblyscript-json/assembly";
+import { decimal } from "../sdk/decimal";
 
 const QUOTE: u8 = 0x22;
 const BACKSLASH: u8 = 0x5c;
@@ -588,6 +589,22 @@ export class JsonKey {
   }
 }
 
+/** A JsonKey for each space-separated name in `names`, in order (one string in the module for all of them). */
+export function jsonKeys(names: string): StaticArray<JsonKey> {
+  const n = names.length;
+  let count = 1;
+  for (let i = 0; i < n; i++) if (names.charCodeAt(i) == 0x20) count++;
+  const keys = new StaticArray<JsonKey>(count);
+  let start = 0;
+  for (let k = 0; k < count; k++) {
+    let end = start;
+    while (end < n && names.charCodeAt(end) != 0x20) end++;
+    unchecked((keys[k] = new JsonKey(names.substring(start, end))));
+    start = end + 1;
+  }
+  return keys;
+}
+
 /**
  * A JSON object under construction, e.g. an event's data:
  *   const data = new JsonObject().str("ip", ip).obj("route", new JsonObject().str("id", id));
@@ -771,7 +788,7 @@ class Parser {
   fail(what: string): JSON.Value | null {
     if (this.error.length == 0) {
       const at = <i32>(this.p - this.start);
-      this.error = this.p >= this.end ? what + " at end of input" : what + " at byte " + at.toString();
+      this.error = this.p >= this.end ? what + " at end of input" : what + " at byte " + decimal(at);
     }
     return null;
   }

@@ -74,10 +74,10 @@ function finishRead(status: u32): bool {
   return true;
 }
 
-/** Read a property (NUL-separated path) into scratch memory: valuePtr/valueLen; false when the host has none. */
-export function readProperty(path: ArrayBuffer): bool {
+/** Read a property (its NUL-separated path: the n bytes at p) into scratch memory: valuePtr/valueLen; false when the host has none. */
+export function readProperty(p: usize, n: i32): bool {
   scratchOn = true;
-  const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RET, RET + 4);
+  const status = imports.proxy_get_property(p, n, RET, RET + 4);
   scratchOn = false;
   return finishRead(status);
 }
@@ -90,7 +90,12 @@ export function readHeaderMap(mapType: i32): bool {
   return finishRead(status);
 }
 
-/** A byte range in scratch memory (or anywhere that outlives its use). */
+/**
+ * A byte range in scratch memory (or anywhere that outlives its use).
+ * Unmanaged (no references to trace; the collector neither visits nor frees
+ * it): make them once, as module globals, never per request.
+ */
+@unmanaged
 export class Slice {
   ptr: usize = 0;
   len: i32 = 0;

@@ -4,6 +4,7 @@
 // The abort a module actually calls is the WASI shim's (its asconfig's
 // "abort=wasi_abort" wins when the configs are merged): "abort: <message> in
 // <file>(line:col)" on stderr, then proc_exit.
+import { decimal } from "./decimal";
 import { log, LogLevelValues } from "./host";
 
 // @ts-ignore: decorator
@@ -11,6 +12,6 @@ import { log, LogLevelValues } from "./host";
 export function abort_proc_exit(message: string | null, fileName: string | null, lineNumber: u32, columnNumber: u32): void {
   let line = "abort: ";
   if (message !== null) line += message;
-  if (fileName !== null) line += " at: " + fileName + "(" + lineNumber.toString() + ":" + columnNumber.toString() + ")";
+  if (fileName !== null) line += " at: " + fileName + "(" + decimal(lineNumber) + ":" + decimal(columnNumber) + ")";
   log(LogLevelValues.critical, line);
 }

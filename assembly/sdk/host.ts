@@ -7,6 +7,7 @@
 // This file keeps the SDK's names and behaviour for what the plugins use and
 // works under any runtime: malloc/free pin through the selected runtime.
 // Nothing here holds per-call state but the (ptr, len) cell the host writes.
+import { decimal } from "./decimal";
 import * as imports from "@gcoredev/proxy-wasm-sdk-as/assembly/imports";
 import { fd_write } from "bindings/wasi_snapshot_preview1";
 
@@ -133,7 +134,7 @@ export function get_property(path: string): ArrayBuffer {
 /** Like the SDK's CHECK_RESULT: a status other than OK or NOT_FOUND is a bug; log it and trap. */
 function checkResult(status: u32): void {
   if (status == WasmResultValues.Ok || status == WasmResultValues.NotFound) return;
-  log(LogLevelValues.critical, status.toString());
+  log(LogLevelValues.critical, decimal(status));
   throw new Error(":(");
 }
 

@@ -429,6 +429,17 @@ describe('http-log: sending', () => {
     ]);
   });
 
+  it('takes an upper-case scheme: HTTPS:// defaults the port to 443', async () => {
+    ({ host } = await start({ http_endpoint: 'HTTPS://team-a-collector/logs' }));
+    request(host);
+    const call = onlyCall(host);
+    expect(call.upstream).toBe('team-a-collector');
+    host.respondToHttpCall(call.token, { status: 500 });
+    expect(host.logs('warn')).toEqual([
+      'http-log: handler could not process entries: request to team-a-collector:443 returned status code 500 and body ',
+    ]);
+  });
+
   it('keeps one batch in flight and sends the rest in order', async () => {
     ({ host } = await start({}));
     requests(host, ['r1', 'r2', 'r3']);
@@ -694,6 +705,8 @@ describe('http-log: configuration', () => {
     ['a missing endpoint', { http_endpoint: undefined }, 'http-log: config.http_endpoint is required'],
     ['an endpoint without scheme', { http_endpoint: 'collector/logs' }, 'http-log: config.http_endpoint must be a URL with a scheme (http or https) (found "collector/logs")'],
     ['a non-http endpoint', { http_endpoint: 'ftp://collector/' }, 'http-log: config.http_endpoint must use the http or https scheme (found "ftp://collector/")'],
+    // Scheme and header names are lower-cased as ASCII (asciiLower): a non-ASCII letter never becomes a-z.
+    ['a scheme with a non-ASCII letter', { http_endpoint: 'http\u212A://collector/' }, 'http-log: config.http_endpoint must use the http or https scheme (found "http\u212A://collector/")'],
     ['an endpoint with a bad port', { http_endpoint: 'http://collector:99999/' }, 'http-log: config.http_endpoint has an invalid port (found "http://collector:99999/")'],
     ['method GET', { method: 'GET' }, 'http-log: config.method must be one of: POST, PUT, PATCH (found "GET")'],
     ['another content type', { content_type: 'text/plain' }, 'http-log: config.content_type must be one of: application/json, application/json; charset=utf-8 (found "text/plain")'],
@@ -717,6 +730,7 @@ describe('http-log: configuration', () => {
     ['a Content-Type header', { headers: { 'CONTENT-TYPE': 'text/plain' } }, "http-log: config.headers cannot contain 'Content-Type' header (found \"CONTENT-TYPE\")"],
     ['a header with several values', { headers: { 'x-a': ['1', '2'] } }, 'http-log: config.headers.x-a must be a string (found ["1","2"])'],
     ['an invalid header name', { headers: { 'x a': '1' } }, 'http-log: config.headers has an invalid header name (found "x a")'],
+    ['a non-ASCII header name', { headers: { 'X-\u212Aey': '1' } }, 'http-log: config.headers has an invalid header name (found "X-\u212Aey")'],
     ['userinfo and an Authorization header', { http_endpoint: 'http://u:p@team-a-collector/', headers: { Authorization: 'Bearer x' } },
       "http-log: config.headers specifying both an 'Authorization' header and user info in 'http_endpoint' is not allowed"],
     ['conflicting custom fields', { custom_fields: { a: 1, 'a.b': 2 } }, 'http-log: config.custom_fields["a.b"] conflicts with config.custom_fields["a"]'],

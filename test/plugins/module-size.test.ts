@@ -1,7 +1,6 @@
-// Release module sizes (docs/module-size.md): issue 13's targets for
-// hello-world and event-forwarder, and http-log's size today as a ceiling
-// (its target, 60 KB, is not reached yet: see the doc for what is left).
-// The manifests report the same sizes.
+// Release module sizes (docs/module-size.md): issue 13's targets (http-log
+// 60 KB, hello-world 20 KB, event-forwarder 40 KB; today 58,717, 19,778 and
+// 34,846 bytes). The manifests report the same sizes.
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +10,7 @@ const KB = 1024;
 const BUDGETS: Record<string, number> = {
   'hello-world': 20 * KB,
   'event-forwarder': 40 * KB,
-  'http-log': 72 * KB,
+  'http-log': 60 * KB,
 };
 
 describe('release module sizes', () => {

@@ -36,6 +36,7 @@ export {
   proxy_on_delete,
 } from "../../sdk";
 import {
+  decimal,
   BufferTypeValues,
   Context,
   get_buffer_bytes,
@@ -210,7 +211,7 @@ class ForwarderRoot extends RootContext {
     this.drain();
     this.maybeSend(<f64>nowMillis(), true);
     if (this.idle()) return true;
-    log(LogLevelValues.info, "event-forwarder: unloading; sending " + (this.buffer.length + this.inflight.length).toString() + " held record(s) first");
+    log(LogLevelValues.info, "event-forwarder: unloading; sending " + decimal(this.buffer.length + this.inflight.length) + " held record(s) first");
     return false;
   }
 
@@ -231,7 +232,7 @@ class ForwarderRoot extends RootContext {
     while (true) {
       const item = dequeue(this.queue);
       if (item === null) {
-        if (dequeueStatus != 7 && dequeueStatus != 0) log(LogLevelValues.error, "event-forwarder: dequeue failed with status " + dequeueStatus.toString());
+        if (dequeueStatus != 7 && dequeueStatus != 0) log(LogLevelValues.error, "event-forwarder: dequeue failed with status " + decimal(dequeueStatus));
         break;
       }
       if (!isJsonObject(changetype<usize>(item), item.byteLength)) {
@@ -251,8 +252,8 @@ class ForwarderRoot extends RootContext {
     }
     if (dropped > 0) {
       this.dropped += dropped;
-      log(LogLevelValues.error, "event-forwarder: buffer full (max_buffered " + this.cfg.maxBuffered.toString() + "): dropped the " + dropped.toString() +
-        " oldest record(s), " + this.dropped.toString() + " lost in total");
+      log(LogLevelValues.error, "event-forwarder: buffer full (max_buffered " + decimal(this.cfg.maxBuffered) + "): dropped the " + decimal(dropped) +
+        " oldest record(s), " + decimal(this.dropped) + " lost in total");
     }
   }
 
@@ -339,7 +340,7 @@ class ForwarderRoot extends RootContext {
       this.token = httpCallToken;
       return;
     }
-    this.failed(<f64>nowMillis(), "proxy_http_call to cluster '" + this.cfg.cluster + "' refused with status " + status.toString());
+    this.failed(<f64>nowMillis(), "proxy_http_call to cluster '" + this.cfg.cluster + "' refused with status " + decimal(status));
   }
 
   onHttpCallResponse(token: u32, headers: u32, body_size: u32, trailers: u32): void {
@@ -371,7 +372,7 @@ class ForwarderRoot extends RootContext {
       const p = this.publishes[i];
       if (!p.sent && this.inflightPublishes.includes(p.record)) p.sent = true;
     }
-    if (this.failures > 0) log(LogLevelValues.info, "event-forwarder: delivery resumed after " + this.failures.toString() + " failed attempt(s)");
+    if (this.failures > 0) log(LogLevelValues.info, "event-forwarder: delivery resumed after " + decimal(this.failures) + " failed attempt(s)");
     this.failures = 0;
     this.inflight = [];
     this.inflightPublishes = [];
@@ -385,8 +386,8 @@ class ForwarderRoot extends RootContext {
     const exp = this.failures - 1 < 30 ? this.failures - 1 : 30;
     const delay = Math.min(this.cfg.maxRetryDelayMs, <f64>this.cfg.flushIntervalMs * Math.pow(2, <f64>exp));
     this.retryAt = now + delay;
-    log(LogLevelValues.warn, "event-forwarder: delivery failed (" + why + "); retrying " + (this.inflight.length + this.inflightPublishes.length).toString() +
-      " record(s) in " + (<i64>delay).toString() + " ms");
+    log(LogLevelValues.warn, "event-forwarder: delivery failed (" + why + "); retrying " + decimal(this.inflight.length + this.inflightPublishes.length) +
+      " record(s) in " + decimal(<i64>delay) + " ms");
   }
 }
 

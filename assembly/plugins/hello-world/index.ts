@@ -26,6 +26,7 @@ export {
   proxy_on_delete,
 } from "../../sdk";
 import {
+  decimal,
   Context,
   FilterHeadersStatusValues,
   get_buffer_bytes,
@@ -120,7 +121,7 @@ class HelloRoot extends RootContext {
 
   onHttpCallResponse(token: u32, headers: u32, body_size: u32, trailers: u32): void {
     if (token != this.pingToken || token == 0) {
-      log(LogLevelValues.error, "onHttpCallResponse: Token " + token.toString() + " not found.");
+      log(LogLevelValues.error, "onHttpCallResponse: Token " + decimal(token) + " not found.");
       return;
     }
     this.pingToken = 0;
@@ -171,7 +172,7 @@ class HelloStream extends Context {
     const path = property("request\0path");
     const status = intProperty("response\0code");
     const details = property("response\0code_details");
-    log(LogLevelValues.info, "hello-world: " + method + " " + path + " -> " + status.toString() + " (" + details + ")");
+    log(LogLevelValues.info, "hello-world: " + method + " " + path + " -> " + decimal(status) + " (" + details + ")");
   }
 }
 

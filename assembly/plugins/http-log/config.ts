@@ -7,7 +7,7 @@ import { DEFAULT_VM_ID, jsonError, parseJson } from "../../event-hooks";
 import { ConfigChecker } from "../../event-hooks/config";
 import { serializePairs } from "../../event-hooks/host";
 import { buildCustomFields, CustomNode } from "./custom";
-import { base64, endpointError, parseEndpoint } from "./url";
+import { asciiLower, base64, endpointError, parseEndpoint } from "./url";
 
 export class QueueConfig {
   maxBatchSize: i32 = 1;
@@ -163,7 +163,6 @@ export function parseConfig(text: ArrayBuffer, errors: string[], warnings: strin
     const names = hobj.keys;
     for (let i = 0; i < names.length; i++) {
       const name = names[i];
-      const lower = name.toLowerCase();
       const v = hobj.get(name)!;
       let validName = name.length > 0;
       for (let k = 0; k < name.length && validName; k++) validName = isTokenChar(name.charCodeAt(k));
@@ -171,6 +170,7 @@ export function parseConfig(text: ArrayBuffer, errors: string[], warnings: strin
         c.fail("headers", "has an invalid header name", JSON.Value.String(name));
         continue;
       }
+      const lower = asciiLower(name); // a token: ASCII only
       if (lower == "host" || lower == "content-length" || lower == "content-type") {
         const shown = lower == "host" ? "Host" : lower == "content-length" ? "Content-Length" : "Content-Type";
         c.fail("headers", "cannot contain '" + shown + "' header", JSON.Value.String(name));

@@ -8,8 +8,9 @@
 // The entry is streamed, not built as a tree, so the fields form a tree that
 // the entry writer consults at each object it writes (scalarKey/objectKey/finish).
 import { JSON } from "assemblyscript-json/assembly";
-import { JsonKey, JsonWriter, jsonQuote } from "../../event-hooks/json";
+import { JsonWriter, jsonQuote } from "../../event-hooks/json";
 import { decodeInt, getProperty, propertyPath } from "../../event-hooks/host";
+import { key } from "./names";
 
 export const KIND_BRANCH: i32 = 0;
 export const KIND_STATIC: i32 = 1;
@@ -184,21 +185,22 @@ export function nextEntry(): void {
 export let sub: CustomNode | null = null;
 
 /**
- * Before a built-in scalar member `key`. Returns true when the caller writes
+ * Before a built-in scalar member, K_* `k` (names.ts). Returns true when the caller writes
  * its value (the key is written); false when a custom field replaced or
  * deleted it.
  */
 // @ts-ignore: decorator
-export function scalarKey(w: JsonWriter, node: CustomNode | null, key: JsonKey): bool {
+export function scalarKey(w: JsonWriter, node: CustomNode | null, k: i32): bool {
+  const name = key(k);
   if (node !== null) {
-    const c = node.child(key.text);
+    const c = node.child(name.text);
     if (c !== null) {
       c.mark = entrySeq;
       writeCustom(w, c);
       return false;
     }
   }
-  w.keyOf(key);
+  w.keyOf(name);
   return true;
 }
 
@@ -218,15 +220,16 @@ export function scalarKeyBytes(w: JsonWriter, node: CustomNode | null, ptr: usiz
 }
 
 /**
- * Before a built-in object member `key`. Returns true when the caller writes
+ * Before a built-in object member, K_* `k` (names.ts). Returns true when the caller writes
  * the object (key written; merge `sub` into it); false when a custom value
  * replaced or deleted it.
  */
 // @ts-ignore: decorator
-export function objectKey(w: JsonWriter, node: CustomNode | null, key: JsonKey): bool {
+export function objectKey(w: JsonWriter, node: CustomNode | null, k: i32): bool {
+  const name = key(k);
   sub = null;
   if (node !== null) {
-    const c = node.child(key.text);
+    const c = node.child(name.text);
     if (c !== null) {
       c.mark = entrySeq;
       if (c.kind != KIND_BRANCH) {
@@ -236,7 +239,7 @@ export function objectKey(w: JsonWriter, node: CustomNode | null, key: JsonKey):
       sub = c;
     }
   }
-  w.keyOf(key);
+  w.keyOf(name);
   return true;
 }
 

@@ -12,107 +12,35 @@
 // response.code are those headers), the route, service and workspace from
 // hookwire.entities (one map), and reads everything into scratch memory
 // (event-hooks/scratch.ts): values are views, nothing is copied or collected.
-// Properties use NUL-separated paths and Envoy's encodings; any of them may be
-// missing, and each has a fallback (the single properties Envoy offers).
-import { JsonKey, JsonWriter } from "../../event-hooks/json";
-import { propertyPath } from "../../event-hooks/host";
+// Properties use NUL-separated paths (names.ts) and Envoy's encodings; any of
+// them may be missing, and each has a fallback (the single properties Envoy offers).
+import { JsonWriter } from "../../event-hooks/json";
 import { readHeaderMap, readProperty, resetScratch, Slice, sliceInt } from "../../event-hooks/scratch";
 import { CustomNode, finish, nextEntry, objectKey, scalarKey, scalarKeyBytes, sub } from "./custom";
 import { unescapeQuery } from "./url";
-
-const P_REQ_ID = propertyPath("request.id");
-const P_REQ_PATH = propertyPath("request.path");
-const P_REQ_URL_PATH = propertyPath("request.url_path");
-const P_REQ_QUERY = propertyPath("request.query");
-const P_REQ_METHOD = propertyPath("request.method");
-const P_REQ_SCHEME = propertyPath("request.scheme");
-const P_REQ_HOST = propertyPath("request.host");
-const P_REQ_HEADERS = propertyPath("request.headers");
-const P_REQ_TOTAL_SIZE = propertyPath("request.total_size");
-const P_REQ_TIME = propertyPath("request.time");
-const P_RESP_CODE = propertyPath("response.code");
-const P_RESP_HEADERS = propertyPath("response.headers");
-const P_RESP_TOTAL_SIZE = propertyPath("response.total_size");
-const P_RESP_BACKEND_LATENCY = propertyPath("response.backend_latency");
-const P_SOURCE_ADDRESS = propertyPath("source.address");
-const P_DEST_PORT = propertyPath("destination.port");
-const P_UPSTREAM_ADDRESS = propertyPath("upstream.address");
-const P_ENTITIES = propertyPath("hookwire.entities");
-const P_ROUTE_ID = propertyPath("hookwire.route_id");
-const P_ROUTE_NAME = propertyPath("hookwire.route_name");
-const P_SERVICE_ID = propertyPath("hookwire.service_id");
-const P_SERVICE_NAME = propertyPath("hookwire.service_name");
-const P_WORKSPACE_ID = propertyPath("hookwire.workspace_id");
-const P_WORKSPACE_NAME = propertyPath("hookwire.workspace_name");
-const P_CONSUMER_ID = propertyPath("hookwire.consumer_id");
-const P_CONSUMER_USERNAME = propertyPath("hookwire.consumer_username");
-const P_UPSTREAM_URI = propertyPath("hookwire.upstream_uri");
-const P_UPSTREAM_STATUS = propertyPath("hookwire.upstream_status");
-const P_XDS_ROUTE_NAME = propertyPath("xds.route_name");
-const P_XDS_CLUSTER_NAME = propertyPath("xds.cluster_name");
-const P_TLS_VERSION = propertyPath("connection.tls_version");
-const P_TLS_CIPHER = propertyPath("hookwire.tls_cipher");
-const P_TLS_CLIENT_VERIFY = propertyPath("hookwire.tls_client_verify");
-
-const HTTPS = String.UTF8.encode("https");
-const HOST_KEY = String.UTF8.encode("host");
-const AUTHORITY_KEY = String.UTF8.encode(":authority");
-const PATH_KEY = String.UTF8.encode(":path");
-const METHOD_KEY = String.UTF8.encode(":method");
-const SCHEME_KEY = String.UTF8.encode(":scheme");
-const STATUS_KEY = String.UTF8.encode(":status");
-const REQUEST_ID_KEY = String.UTF8.encode("x-request-id");
-const AUTHORIZATION = String.UTF8.encode("authorization");
-const PROXY_AUTHORIZATION = String.UTF8.encode("proxy-authorization");
-const ROUTE_ID_KEY = String.UTF8.encode("route_id");
-const ROUTE_NAME_KEY = String.UTF8.encode("route_name");
-const SERVICE_ID_KEY = String.UTF8.encode("service_id");
-const SERVICE_NAME_KEY = String.UTF8.encode("service_name");
-const WORKSPACE_ID_KEY = String.UTF8.encode("workspace_id");
-const WORKSPACE_NAME_KEY = String.UTF8.encode("workspace_name");
-const CONSUMER_ID_KEY = String.UTF8.encode("consumer_id");
-const CONSUMER_USERNAME_KEY = String.UTF8.encode("consumer_username");
-
-// Member names, encoded once.
-const K_BALANCER_LATENCY = new JsonKey("balancer_latency");
-const K_CLIENT_IP = new JsonKey("client_ip");
-const K_CONSUMER = new JsonKey("consumer");
-const K_HEADERS = new JsonKey("headers");
-const K_ID = new JsonKey("id");
-const K_IP = new JsonKey("ip");
-const K_KONG = new JsonKey("kong");
-const K_LATENCIES = new JsonKey("latencies");
-const K_METHOD = new JsonKey("method");
-const K_NAME = new JsonKey("name");
-const K_PORT = new JsonKey("port");
-const K_PROXY = new JsonKey("proxy");
-const K_QUERYSTRING = new JsonKey("querystring");
-const K_RECEIVE = new JsonKey("receive");
-const K_REQUEST = new JsonKey("request");
-const K_RESPONSE = new JsonKey("response");
-const K_ROUTE = new JsonKey("route");
-const K_SERVICE = new JsonKey("service");
-const K_SIZE = new JsonKey("size");
-const K_SOURCE = new JsonKey("source");
-const K_STARTED_AT = new JsonKey("started_at");
-const K_STATUS = new JsonKey("status");
-const K_TRIES = new JsonKey("tries");
-const K_TLS = new JsonKey("tls");
-const K_VERSION = new JsonKey("version");
-const K_CIPHER = new JsonKey("cipher");
-const K_CLIENT_VERIFY = new JsonKey("client_verify");
-const K_UPSTREAM_STATUS = new JsonKey("upstream_status");
-const K_UPSTREAM_URI = new JsonKey("upstream_uri");
-const K_URI = new JsonKey("uri");
-const K_URL = new JsonKey("url");
-const K_USERNAME = new JsonKey("username");
-const K_WORKSPACE = new JsonKey("workspace");
-const K_WORKSPACE_NAME = new JsonKey("workspace_name");
+import {
+  AUTHORITY_KEY, AUTHORIZATION, CONSUMER_ID_KEY, CONSUMER_USERNAME_KEY, HOST_KEY, HTTPS, K_BALANCER_LATENCY,
+  K_CIPHER, K_CLIENT_IP, K_CLIENT_VERIFY, K_CONSUMER, K_HEADERS, K_ID, K_IP, K_KONG, K_LATENCIES, K_METHOD,
+  K_NAME, K_PORT, K_PROXY, K_QUERYSTRING, K_RECEIVE, K_REQUEST, K_RESPONSE, K_ROUTE, K_SERVICE, K_SIZE,
+  K_SOURCE, K_STARTED_AT, K_STATUS, K_TLS, K_TRIES, K_UPSTREAM_STATUS, K_UPSTREAM_URI, K_URI, K_URL,
+  K_USERNAME, K_VERSION, K_WORKSPACE, K_WORKSPACE_NAME, METHOD_KEY, PATH_KEY, PROXY_AUTHORIZATION,
+  P_CONSUMER_ID, P_CONSUMER_USERNAME, P_DEST_PORT, P_ENTITIES, P_REQ_HEADERS, P_REQ_HOST, P_REQ_ID,
+  P_REQ_METHOD, P_REQ_PATH, P_REQ_QUERY, P_REQ_SCHEME, P_REQ_TIME, P_REQ_TOTAL_SIZE, P_REQ_URL_PATH,
+  P_RESP_BACKEND_LATENCY, P_RESP_CODE, P_RESP_HEADERS, P_RESP_TOTAL_SIZE, P_ROUTE_ID, P_ROUTE_NAME,
+  P_SERVICE_ID, P_SERVICE_NAME, P_SOURCE_ADDRESS, P_TLS_CIPHER, P_TLS_CLIENT_VERIFY, P_TLS_VERSION,
+  P_UPSTREAM_ADDRESS, P_UPSTREAM_STATUS, P_UPSTREAM_URI, P_WORKSPACE_ID, P_WORKSPACE_NAME, P_XDS_CLUSTER_NAME,
+  P_XDS_ROUTE_NAME, REQUEST_ID_KEY, ROUTE_ID_KEY, ROUTE_NAME_KEY, SCHEME_KEY, SERVICE_ID_KEY,
+  SERVICE_NAME_KEY, STATUS_KEY, WORKSPACE_ID_KEY, WORKSPACE_NAME_KEY, key, NAMES, PATHS,
+} from "./names";
 
 /** Most query arguments decoded, as ngx.req.get_uri_args' default. */
 const MAX_QUERY_ARGS = 100;
 
-/** Who the request was for, kept from the last entry for the event hooks data (views valid until the next entry). */
+/**
+ * Who the request was for, kept from the last entry for the event hooks data (views valid until the next entry).
+ * Unmanaged, as its Slices: the one instance lives as long as the module.
+ */
+@unmanaged
 export class Identity {
   clientIp: Slice = new Slice();
   routeId: Slice = new Slice();
@@ -205,9 +133,14 @@ const upstreamStatus = new Slice();
 const hostName = new Slice();
 const tmp = new Slice();
 
-// @ts-ignore: decorator
-function bytesEqual(p: usize, n: i32, b: ArrayBuffer): bool {
-  return n == b.byteLength && memory.compare(p, changetype<usize>(b), n) == 0;
+/** Whether the n bytes at p are NAMES entry `name`. */
+function bytesEqual(p: usize, n: i32, name: i32): bool {
+  return NAMES.equals(name, p, n);
+}
+
+/** Read a property (PATHS entry `path`) into scratch memory (readProperty). */
+function readPath(path: i32): bool {
+  return readProperty(PATHS.ptr(path), PATHS.len(path));
 }
 
 function indexOfByte(p: usize, n: i32, c: u8, from: i32 = 0): i32 {
@@ -282,9 +215,9 @@ function strOr(w: JsonWriter, v: Slice): void {
 }
 
 /** Read into `s` a property, when `s` is not set yet; returns s.ok. */
-function fill(s: Slice, path: ArrayBuffer): bool {
+function fill(s: Slice, path: i32): bool {
   if (s.ok) return true;
-  return s.fromRead(readProperty(path));
+  return s.fromRead(readPath(path));
 }
 
 /** Parse a proxy-wasm pairs map (ptr, size) into `list`; false if malformed. */
@@ -312,10 +245,10 @@ function parseMap(m: Slice, list: Pairs): bool {
 }
 
 /** After parseMap: `out` = the first value of `key`, when `out` is not set yet. */
-function take(list: Pairs, key: ArrayBuffer, out: Slice): void {
+function take(list: Pairs, name: i32, out: Slice): void {
   if (out.ok) return;
   for (let i = 0; i < list.count; i++) {
-    if (bytesEqual(list.kp(i), list.kl(i), key)) {
+    if (bytesEqual(list.kp(i), list.kl(i), name)) {
       out.set(list.vp(i), list.vl(i));
       return;
     }
@@ -373,8 +306,8 @@ function writeHeaders(w: JsonWriter, list: Pairs, node: CustomNode | null, reque
     let kl = list.kl(i);
     if (kl > 0 && load<u8>(kp) == 0x3a) {
       if (!(request && !hasHost && bytesEqual(kp, kl, AUTHORITY_KEY))) continue;
-      kp = changetype<usize>(HOST_KEY);
-      kl = HOST_KEY.byteLength;
+      kp = NAMES.ptr(HOST_KEY);
+      kl = NAMES.len(HOST_KEY);
       hasHost = true;
     }
     list.set(o++, kp, kl, list.vp(i), list.vl(i));
@@ -420,8 +353,8 @@ function writeQuery(w: JsonWriter, q: Slice, node: CustomNode | null): void {
 }
 
 /** A header map from its property (request.headers / response.headers), else from the stream's map. */
-function readMap(out: Slice, path: ArrayBuffer, mapType: i32): void {
-  if (!out.fromRead(readProperty(path))) out.fromRead(readHeaderMap(mapType));
+function readMap(out: Slice, path: i32, mapType: i32): void {
+  if (!out.fromRead(readPath(path))) out.fromRead(readHeaderMap(mapType));
 }
 
 /** hookwire.entities (one map) into the identity, else each single property, then Envoy's xds.* names. */
@@ -434,7 +367,7 @@ function readIdentity(ident: Identity): void {
   ident.workspaceName.clear();
   ident.consumerId.clear();
   ident.consumerUsername.clear();
-  if (tmp.fromRead(readProperty(P_ENTITIES)) && parseMap(tmp, pairs)) {
+  if (tmp.fromRead(readPath(P_ENTITIES)) && parseMap(tmp, pairs)) {
     const list = pairs;
     for (let i = 0; i < list.count; i++) {
       const kp = list.kp(i);
@@ -462,8 +395,8 @@ function readIdentity(ident: Identity): void {
   fill(ident.workspaceName, P_WORKSPACE_NAME);
 }
 
-function writeNamed(w: JsonWriter, node: CustomNode | null, key: JsonKey, id: Slice, nameKey: JsonKey, name: Slice): void {
-  if (!objectKey(w, node, key)) return;
+function writeNamed(w: JsonWriter, node: CustomNode | null, k: i32, id: Slice, nameKey: i32, name: Slice): void {
+  if (!objectKey(w, node, k)) return;
   const s = sub;
   w.beginObject();
   if (id.ok && scalarKey(w, s, K_ID)) w.strBytes(id.ptr, id.len);
@@ -513,7 +446,7 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
     else query.set(uri.ptr, 0);
   } else {
     fill(query, P_REQ_QUERY);
-    if (tmp.fromRead(readProperty(P_REQ_URL_PATH))) {
+    if (tmp.fromRead(readPath(P_REQ_URL_PATH))) {
       uriBuf.reset();
       uriBuf.rawBytes(tmp.ptr, tmp.len);
       if (query.ok && query.len > 0) {
@@ -526,23 +459,23 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
   fill(method, P_REQ_METHOD);
   fill(scheme, P_REQ_SCHEME);
   fill(rawHost, P_REQ_HOST);
-  const status = statusCode.ok ? sliceInt(statusCode, 0) : tmp.fromRead(readProperty(P_RESP_CODE)) ? sliceInt(tmp, 0) : 0;
-  const destPort = tmp.fromRead(readProperty(P_DEST_PORT)) ? sliceInt(tmp, -1) : -1;
-  const requestSize = tmp.fromRead(readProperty(P_REQ_TOTAL_SIZE)) ? sliceInt(tmp, 0) : 0;
-  const startNs = tmp.fromRead(readProperty(P_REQ_TIME)) ? sliceInt(tmp, -1) : -1;
-  const responseSize = tmp.fromRead(readProperty(P_RESP_TOTAL_SIZE)) ? sliceInt(tmp, 0) : 0;
-  const backendNs = tmp.fromRead(readProperty(P_RESP_BACKEND_LATENCY)) ? sliceInt(tmp, -1) : -1;
-  source.fromRead(readProperty(P_SOURCE_ADDRESS));
-  upstream.fromRead(readProperty(P_UPSTREAM_ADDRESS));
-  upstreamUri.fromRead(readProperty(P_UPSTREAM_URI));
-  upstreamStatus.fromRead(readProperty(P_UPSTREAM_STATUS));
+  const status = statusCode.ok ? sliceInt(statusCode, 0) : tmp.fromRead(readPath(P_RESP_CODE)) ? sliceInt(tmp, 0) : 0;
+  const destPort = tmp.fromRead(readPath(P_DEST_PORT)) ? sliceInt(tmp, -1) : -1;
+  const requestSize = tmp.fromRead(readPath(P_REQ_TOTAL_SIZE)) ? sliceInt(tmp, 0) : 0;
+  const startNs = tmp.fromRead(readPath(P_REQ_TIME)) ? sliceInt(tmp, -1) : -1;
+  const responseSize = tmp.fromRead(readPath(P_RESP_TOTAL_SIZE)) ? sliceInt(tmp, 0) : 0;
+  const backendNs = tmp.fromRead(readPath(P_RESP_BACKEND_LATENCY)) ? sliceInt(tmp, -1) : -1;
+  source.fromRead(readPath(P_SOURCE_ADDRESS));
+  upstream.fromRead(readPath(P_UPSTREAM_ADDRESS));
+  upstreamUri.fromRead(readPath(P_UPSTREAM_URI));
+  upstreamStatus.fromRead(readPath(P_UPSTREAM_STATUS));
   // Kong's request.tls: only on TLS connections (plaintext requests make no extra host call);
   // connection.tls_version says the host knows the connection (an https :scheme alone may come from a header).
-  const https = scheme.ok && scheme.equals(HTTPS);
+  const https = scheme.ok && bytesEqual(scheme.ptr, scheme.len, HTTPS);
   if (https) {
-    tlsVersion.fromRead(readProperty(P_TLS_VERSION));
-    tlsCipher.fromRead(readProperty(P_TLS_CIPHER));
-    tlsClientVerify.fromRead(readProperty(P_TLS_CLIENT_VERIFY));
+    tlsVersion.fromRead(readPath(P_TLS_VERSION));
+    tlsCipher.fromRead(readPath(P_TLS_CIPHER));
+    tlsClientVerify.fromRead(readPath(P_TLS_CLIENT_VERIFY));
   }
 
   const ident = identity;
@@ -583,7 +516,7 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
       let port = destPort;
       const hostPort = rawHost.ok ? splitHost(rawHost, hostName) : -1;
       if (port < 0) port = hostPort;
-      if (port < 0) port = scheme.equals(HTTPS) ? 443 : 80;
+      if (port < 0) port = https ? 443 : 80;
       // Written in place, piece by piece, as one JSON string.
       w.beginString();
       if (scheme.ok) w.stringBytes(scheme.ptr, scheme.len);
@@ -641,14 +574,14 @@ export function writeEntry(w: JsonWriter, custom: CustomNode | null, nowMs: i64)
   if (upstream.ok && scalarKey(w, root, K_TRIES)) {
     w.beginArray();
     w.beginObject();
-    w.keyOf(K_IP);
+    w.keyOf(key(K_IP));
     addressHost(upstream, tmp);
     w.strBytes(tmp.ptr, tmp.len);
     const port = addressPort(upstream);
-    w.keyOf(K_PORT);
+    w.keyOf(key(K_PORT));
     if (port >= 0) w.int(port);
     else w.nul();
-    w.keyOf(K_BALANCER_LATENCY);
+    w.keyOf(key(K_BALANCER_LATENCY));
     w.int(0);
     w.endObject();
     w.endArray();

@@ -28,6 +28,7 @@ export {
   proxy_on_http_call_response,
 } from "../../sdk";
 import {
+  decimal,
   BufferTypeValues,
   get_buffer_bytes,
   log,
@@ -39,11 +40,12 @@ import {
   enter,
   leave,
 } from "../../sdk";
-import { emitAt, JsonKey, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
+import { emitAt, JsonObject, JsonWriter, pendingRecords, publish, PublishOptions, setQueueVmId, tick as eventHooksTick } from "../../event-hooks";
 import { Slice } from "../../event-hooks/scratch";
 import { httpCall, httpCallToken, lastStatusMessage, nowMillis, rootDone, setEffectiveContext, setTickPeriod } from "../../event-hooks/host";
 import { HttpLogConfig, parseConfig } from "./config";
 import { identity, writeEntry } from "./entry";
+import { K_CONSUMER, K_ID, K_IP, K_NAME, K_ROUTE, K_SERVICE, K_USERNAME, key } from "./names";
 import { ByteQueue } from "../../event-hooks/queue";
 
 /** Kong: sends right away when less than this is left of the coalescing delay (COALESCE_MIN_TIME). */
@@ -62,13 +64,6 @@ const EVENT_NAME = "log";
 // Reused on every request.
 const entryWriter = new JsonWriter(4096);
 const eventData = new JsonObject(256);
-const K_CONSUMER = new JsonKey("consumer");
-const K_IP = new JsonKey("ip");
-const K_SERVICE = new JsonKey("service");
-const K_ROUTE = new JsonKey("route");
-const K_ID = new JsonKey("id");
-const K_NAME = new JsonKey("name");
-const K_USERNAME = new JsonKey("username");
 
 function nowMs(): f64 {
   return <f64>nowMillis();
@@ -136,7 +131,7 @@ class HttpLogRoot extends RootContext {
     const now = nowMs();
     this.pump(now);
     if (this.idle()) return true;
-    log(LogLevelValues.info, "http-log: unloading; sending " + (this.queue.length + this.batch.length).toString() + " queued entries first");
+    log(LogLevelValues.info, "http-log: unloading; sending " + decimal(this.queue.length + this.batch.length) + " queued entries first");
     this.reschedule(now);
     return false;
   }
@@ -158,7 +153,7 @@ class HttpLogRoot extends RootContext {
     const q = this.cfg.queue;
     const len = entry.byteLength;
     if (q.maxBytes > 0 && <i64>len > q.maxBytes) {
-      log(LogLevelValues.error, "http-log: string to be queued is longer (" + len.toString() + " bytes) than the queue's max_bytes (" + q.maxBytes.toString() + " bytes)");
+      log(LogLevelValues.error, "http-log: string to be queued is longer (" + decimal(len) + " bytes) than the queue's max_bytes (" + decimal(q.maxBytes) + " bytes)");
       return;
     }
     const count = this.queue.length;
@@ -187,7 +182,7 @@ class HttpLogRoot extends RootContext {
       if (dropped > 0) {
         this.queueFull = true;
         this.droppedWhileFull += dropped;
-        log(LogLevelValues.error, "http-log: byte capacity exceeded, " + dropped.toString() + " queue entries were dropped");
+        log(LogLevelValues.error, "http-log: byte capacity exceeded, " + decimal(dropped) + " queue entries were dropped");
       }
     }
     const startsBatch = this.queue.length == 0 && this.batch.length == 0;
@@ -252,14 +247,14 @@ class HttpLogRoot extends RootContext {
       this.token = httpCallToken;
       return;
     }
-    this.failed(now, "could not call cluster '" + cfg.cluster + "' (proxy_http_call status " + status.toString() + ")");
+    this.failed(now, "could not call cluster '" + cfg.cluster + "' (proxy_http_call status " + decimal(status) + ")");
   }
 
   onHttpCallResponse(token: u32, headers: u32, body_size: u32, trailers: u32): void {
     if (token != this.token || token == 0) return;
     this.token = 0;
     const now = nowMs();
-    const where = this.cfg.cluster + ":" + this.cfg.port.toString();
+    const where = this.cfg.cluster + ":" + decimal(this.cfg.port);
     if (headers == 0) {
       const why = lastStatusMessage();
       this.failed(now, "failed request to " + where + ": " + (why.length > 0 ? why : "no response"));
@@ -285,7 +280,7 @@ class HttpLogRoot extends RootContext {
     this.retries = 0;
     if (this.queueFull) {
       this.queueFull = false;
-      log(LogLevelValues.info, "http-log: queue resumed processing (" + this.droppedWhileFull.toString() + " entries were dropped while it was full)");
+      log(LogLevelValues.info, "http-log: queue resumed processing (" + decimal(this.droppedWhileFull) + " entries were dropped while it was full)");
       this.droppedWhileFull = 0;
     }
     this.coalesceStart = now;
@@ -294,8 +289,8 @@ class HttpLogRoot extends RootContext {
   failed(now: f64, why: string): void {
     const q = this.cfg.queue;
     if (now - this.firstAttempt > q.maxRetryTime) {
-      log(LogLevelValues.error, "http-log: could not send entries, giving up after " + this.retries.toString() + " retries. " +
-        this.batch.length.toString() + " queue entries were lost (last error: " + why + ")");
+      log(LogLevelValues.error, "http-log: could not send entries, giving up after " + decimal(this.retries) + " retries. " +
+        decimal(this.batch.length) + " queue entries were lost (last error: " + why + ")");
       this.batch = [];
       this.body = new ArrayBuffer(0);
       this.coalesceStart = now;
@@ -303,7 +298,8 @@ class HttpLogRoot extends RootContext {
     }
     log(LogLevelValues.warn, "http-log: handler could not process entries: " + why);
     const exp = this.retries < 60 ? this.retries : 60;
-    const delay = Math.min(q.maxRetryDelay, q.initialRetryDelay * Math.pow(2, <f64>exp));
+    // 2^exp exactly (exp <= 60), as Math.pow(2, exp) gives, without pow's code.
+    const delay = Math.min(q.maxRetryDelay, q.initialRetryDelay * <f64>(<u64>1 << <u64>exp));
     this.retries++;
     this.retryAt = now + delay;
   }
@@ -405,7 +401,7 @@ function emitLogEvent(nowMs: i64): void {
   // Written straight into the event's writer: no nested objects to copy.
   const w = eventData.clear().writer;
   entity(w, K_CONSUMER, K_USERNAME, id.consumerId, id.consumerUsername);
-  w.keyOf(K_IP);
+  w.keyOf(key(K_IP));
   if (id.clientIp.ok) w.strBytes(id.clientIp.ptr, id.clientIp.len);
   else w.str("");
   entity(w, K_SERVICE, K_NAME, id.serviceId, id.serviceName);
@@ -415,15 +411,15 @@ function emitLogEvent(nowMs: i64): void {
 }
 
 /** `"key":{"id":…,"<nameKey>":…}` with the members that are known. */
-function entity(w: JsonWriter, key: JsonKey, nameKey: JsonKey, id: Slice, name: Slice): void {
-  w.keyOf(key);
+function entity(w: JsonWriter, k: i32, nameKey: i32, id: Slice, name: Slice): void {
+  w.keyOf(key(k));
   w.beginObject();
   if (id.ok) {
-    w.keyOf(K_ID);
+    w.keyOf(key(K_ID));
     w.strBytes(id.ptr, id.len);
   }
   if (name.ok) {
-    w.keyOf(nameKey);
+    w.keyOf(key(nameKey));
     w.strBytes(name.ptr, name.len);
   }
   w.endObject();
