@@ -1,6 +1,7 @@
 /**
  * Which functions the guard (host/vm/instrument.ts) checks at their entry,
- * and how many loop iterations each function may run before it spends fuel.
+ * and how many loop iterations each call of a function runs free (see
+ * CheckPlan).
  *
  * Loops are checked where they are. What remains unbounded without a loop is
  * recursion, and a call tree whose size multiplies at each level (f calls g
@@ -8,7 +9,8 @@
  * part of a cycle of direct calls, when it calls through a table (any target,
  * possibly itself), or when the code it runs without meeting another check
  * (its own expressions plus, for each call site, the same figure of an
- * unchecked callee) passes WORK_MAX. Everything else runs a bounded amount of
+ * unchecked callee, times its free passes when it loops) passes WORK_MAX.
+ * Everything else runs a bounded amount of
  * code between two checks of its callers or loops, and most functions of a
  * plugin are small ones called per request, where a check at every entry
  * cost about 2 % of http-log's CPU.
