@@ -20,15 +20,17 @@ export type Allocator = (size: number) => number;
 
 /** A byte string decoded once from a guest address, with the bytes it came from. */
 interface CachedText {
+  /** The guest address it was read from. */
+  readonly ptr: number;
   readonly bytes: Uint8Array;
   /** The same bytes as 32-bit words (the whole words of `bytes`), for a quicker comparison. */
   readonly words: Uint32Array;
   readonly text: string;
 }
 
-/** Longest name kept in the name cache, and how many are kept. */
+/** Longest name kept in the name cache, and its slots (a power of two: NAME_SLOT_BITS bits of a hash of the address). */
 const MAX_CACHED_NAME = 128;
-const MAX_CACHED_NAMES = 512;
+const NAME_SLOT_BITS = 9;
 
 export class GuestMemory {
   private readonly memory: WebAssembly.Memory;
@@ -37,8 +39,15 @@ export class GuestMemory {
   /** Int64 and u32 views of the same memory (re-read after growth like `bytes`). */
   private int64s: BigInt64Array;
   private u32s: Uint32Array;
-  /** Names (property paths, header names) by guest address: plugins pass the same constants on every request. */
-  private readonly names = new Map<number, CachedText>();
+  /**
+   * Names (property paths, header names) by guest address: plugins pass the
+   * same constants on every request. Direct-mapped (a new name replaces the
+   * one in its slot), not a Map: the SDK's own get_property encodes the path
+   * into a fresh guest block on every call, so a miss per call is usual, and a
+   * Map churned by misses leaves old tables that keep their entries alive
+   * through the young collections (see host/vm/id-table.ts).
+   */
+  private readonly names = new Array<CachedText | undefined>(1 << NAME_SLOT_BITS).fill(undefined);
 
   constructor(memory: WebAssembly.Memory, allocate: Allocator) {
     this.memory = memory;
@@ -104,13 +113,14 @@ export class GuestMemory {
     len >>>= 0;
     this.check(ptr, len);
     const buf = this.buffer();
-    const hit = this.names.get(ptr);
-    if (hit !== undefined && hit.bytes.length === len && this.sameBytes(ptr, hit)) return hit.text;
+    // Fibonacci hashing: the top bits of ptr * 2^32/phi spread nearby addresses over the slots.
+    const slot = Math.imul(ptr, 0x9e3779b1) >>> (32 - NAME_SLOT_BITS);
+    const hit = this.names[slot];
+    if (hit !== undefined && hit.ptr === ptr && hit.bytes.length === len && this.sameBytes(ptr, hit)) return hit.text;
     const text = buf.toString('latin1', ptr, ptr + len);
     if (len <= MAX_CACHED_NAME) {
-      if (this.names.size >= MAX_CACHED_NAMES) this.names.clear();
       const bytes = Uint8Array.prototype.slice.call(buf, ptr, ptr + len);
-      this.names.set(ptr, { bytes, words: new Uint32Array(bytes.buffer, 0, len >>> 2), text });
+      this.names[slot] = { ptr, bytes, words: new Uint32Array(bytes.buffer, 0, len >>> 2), text };
     }
     return text;
   }
