@@ -58,10 +58,6 @@ export class IdTable<V> {
     return i < 0 ? undefined : this.values[i];
   }
 
-  has(id: number): boolean {
-    return this.find(id) >= 0;
-  }
-
   /** `id` is a non-negative integer (at most 2^53). */
   set(id: number, value: V): void {
     const at = this.find(id);
