@@ -58,9 +58,10 @@
  *   npm run bench -- [--rounds 7] [--duration 5] [--connections 50] [--only none,empty,http-log,...]
  *                    [--ab <dir>] [--cpu-prof <dir>] [--gc] [--no-measure] [--no-pin] [--json] [--workers N]
  *
- * --gc runs the hookwire variants with --trace-gc and adds what each allocates
- * per request (from the heap sizes around each collection: a count, so the
- * machine's load does not move it), its GC time and its major collections.
+ * --gc runs the hookwire variants with --trace-gc-nvp and adds what each
+ * allocates and promotes (moves to the old generation) per request (V8's own
+ * byte counts for each collection, which the machine's load hardly moves), its
+ * GC pause time and its major collections.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -82,7 +83,7 @@ const JSON_OUT = args.includes('--json');
 const MEASURE = !args.includes('--no-measure');
 const ONLY = args.includes('--only') ? new Set(args[args.indexOf('--only') + 1]!.split(',')) : null;
 const WORKERS = opt('workers', 1);
-/** Run the hookwire variants with --trace-gc and report what they allocate and collect per request (deterministic, unlike time). */
+/** Run the hookwire variants with --trace-gc-nvp and report what they allocate, promote and collect per request (counts, unlike time). */
 const GC = args.includes('--gc');
 /** Profile each hookwire variant (node --cpu-prof) into <dir>/<id>/ (the CPU figures then include the profiler). */
 const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1]! : null;
@@ -152,32 +153,38 @@ function launch(cpu: number | null, argv: string[], env: Record<string, string> 
 }
 
 /**
- * A process's garbage collections, from its --trace-gc lines ("Scavenge 35.6 (53.2) -> 20.8 (53.7) MB,
- * 10.76 / 0.02 ms"): the bytes allocated between two collections are the heap before one minus the heap
- * after the previous one.
+ * A process's garbage collections, from its --trace-gc-nvp lines (one per
+ * collection: "... pause=1.2 ... gc=s ... allocated=13000000 promoted=90000 ..."):
+ * `allocated` is what the process allocated since the previous collection,
+ * `promoted` what this one moved into the old generation (a scavenge: objects
+ * that survived two; a Mark-Compact: everything alive in the young generation).
+ * Promoted bytes are what brings the next major collection.
  */
 class GcTrace {
   allocatedMb = 0;
+  promotedMb = 0;
   minor = 0;
   major = 0;
   ms = 0;
-  private lastAfter = -1;
-  private static readonly LINE = /ms: ([A-Za-z -]+?)(?: \([^)]*\))? ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB, ([\d.]+) \/ [\d.]+ ms/;
+  private static readonly KIND = / gc=(\w+)/;
+  private static readonly PAUSE = / pause=([\d.]+)/;
+  private static readonly ALLOCATED = / allocated=(\d+)/;
+  private static readonly PROMOTED = / promoted=(\d+)/;
 
   line(text: string): void {
-    const m = GcTrace.LINE.exec(text);
-    if (m === null) return;
-    const before = Number(m[2]);
-    const after = Number(m[4]);
-    if (this.lastAfter >= 0 && before > this.lastAfter) this.allocatedMb += before - this.lastAfter;
-    this.lastAfter = after;
-    if (m[1]!.startsWith('Scavenge') || m[1]!.startsWith('Minor')) this.minor++;
+    const kind = GcTrace.KIND.exec(text)?.[1];
+    if (kind === undefined) return;
+    const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+    this.allocatedMb += num(GcTrace.ALLOCATED) / 1048576;
+    this.promotedMb += num(GcTrace.PROMOTED) / 1048576;
+    this.ms += num(GcTrace.PAUSE);
+    // s: scavenge, mmc: minor mark-compact; mc (and anything else): a full collection.
+    if (kind === 's' || kind === 'mmc') this.minor++;
     else this.major++;
-    this.ms += Number(m[6]);
   }
 
-  snapshot(): { allocatedMb: number; minor: number; major: number; ms: number } {
-    return { allocatedMb: this.allocatedMb, minor: this.minor, major: this.major, ms: this.ms };
+  snapshot(): { allocatedMb: number; promotedMb: number; minor: number; major: number; ms: number } {
+    return { allocatedMb: this.allocatedMb, promotedMb: this.promotedMb, minor: this.minor, major: this.major, ms: this.ms };
   }
 }
 
@@ -396,7 +403,7 @@ routes:
       const argv = opts.events ? ['dist/bench/hookwire-events.js', file] : ['bin/hookwire.js', 'start', '-c', file, ...workers];
       if (CPU_PROF !== null) argv.unshift('--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF, id)}`);
       if (opts.nodeFlags) argv.unshift(...opts.nodeFlags);
-      if (GC) argv.unshift('--trace-gc');
+      if (GC) argv.unshift('--trace-gc-nvp');
       const gc = GC ? new GcTrace() : null;
       // Workers are not pinned: they may use every CPU.
       const child = launch(opts.workers === undefined ? 0 : null, argv, env, build === '' ? ROOT : AB_ROOT!, gc);
@@ -499,8 +506,12 @@ routes:
       cpuAdded: number[];
       /** --gc: KB allocated, GC µs (wall, from the trace) and major collections per 10,000 requests, per round. */
       allocKb: number[];
+      promotedKb: number[];
       gcUs: number[];
       majorPer10k: number[];
+      /** --gc: major collections and requests of each round (their sums give the rate over the whole run). */
+      majors: number[];
+      gcRequests: number[];
       wasm: number[];
       wasmCalls: number[];
       p50: number[];
@@ -508,7 +519,7 @@ routes:
       errors: number;
     }
     const results = new Map<string, Result>();
-    for (const v of variants) results.set(v.name, { rps: [], cpu: [], ratio: [], ratioNone: [], cpuRatioNone: [], cpuAdded: [], allocKb: [], gcUs: [], majorPer10k: [], wasm: [], wasmCalls: [], p50: [], p99: [], errors: 0 });
+    for (const v of variants) results.set(v.name, { rps: [], cpu: [], ratio: [], ratioNone: [], cpuRatioNone: [], cpuAdded: [], allocKb: [], promotedKb: [], gcUs: [], majorPer10k: [], majors: [], gcRequests: [], wasm: [], wasmCalls: [], p50: [], p99: [], errors: 0 });
     const windows = new Map<string, { from: number; to: number; requests: number }[]>(variants.map((v) => [v.id, []]));
     for (let round = 0; round < ROUNDS; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
@@ -531,9 +542,12 @@ routes:
           const res = results.get(v.name)!;
           const n = Math.max(1, r.requests);
           res.allocKb.push(((g.allocatedMb - gcBefore.allocatedMb) * 1024) / n);
+          res.promotedKb.push(((g.promotedMb - gcBefore.promotedMb) * 1024) / n);
           res.gcUs.push(((g.ms - gcBefore.ms) * 1000) / n);
           res.majorPer10k.push(((g.major - gcBefore.major) * 10_000) / n);
-          gcText = `  ${res.allocKb.at(-1)!.toFixed(2)} KB allocated/req, GC ${res.gcUs.at(-1)!.toFixed(1)} us/req`;
+          res.majors.push(g.major - gcBefore.major);
+          res.gcRequests.push(n);
+          gcText = `  ${res.allocKb.at(-1)!.toFixed(2)} KB allocated/req, ${res.promotedKb.at(-1)!.toFixed(3)} KB promoted/req, GC ${res.gcUs.at(-1)!.toFixed(1)} us/req`;
         }
         v.served += r.requests;
         const res = results.get(v.name)!;
@@ -625,8 +639,13 @@ routes:
         alloc_kb_per_req: r.allocKb.length ? Math.round(median(r.allocKb) * 100) / 100 : null,
         alloc_kb_min: r.allocKb.length ? Math.round(Math.min(...r.allocKb) * 100) / 100 : null,
         alloc_kb_max: r.allocKb.length ? Math.round(Math.max(...r.allocKb) * 100) / 100 : null,
+        promoted_kb_per_req: r.promotedKb.length ? Math.round(median(r.promotedKb) * 1000) / 1000 : null,
+        promoted_kb_min: r.promotedKb.length ? Math.round(Math.min(...r.promotedKb) * 1000) / 1000 : null,
+        promoted_kb_max: r.promotedKb.length ? Math.round(Math.max(...r.promotedKb) * 1000) / 1000 : null,
         gc_us_per_req: r.gcUs.length ? Math.round(median(r.gcUs) * 10) / 10 : null,
         major_gc_per_10k: r.majorPer10k.length ? Math.round(median(r.majorPer10k) * 100) / 100 : null,
+        major_gcs: r.majors.reduce((a, b) => a + b, 0),
+        major_gc_per_10k_all: r.gcRequests.length ? Math.round(((r.majors.reduce((a, b) => a + b, 0) * 10_000) / r.gcRequests.reduce((a, b) => a + b, 0)) * 100) / 100 : null,
         p50_ms: median(r.p50),
         p99_ms: median(r.p99),
         errors: r.errors,
@@ -678,10 +697,14 @@ routes:
         ].join('\n') + '\n',
       );
       if (GC) {
-        process.stdout.write('\n| variant | allocated / request: median (min–max) | GC / request (wall) | major GCs per 10,000 requests |\n| --- | --- | --- | --- |\n');
+        process.stdout.write(
+          '\n| variant | allocated / request: median (min–max) | promoted / request: median (min–max) | GC pause / request | major GCs per 10,000 requests (all rounds: count) |\n| --- | --- | --- | --- | --- |\n',
+        );
         for (const r of rows) {
           if (r.alloc_kb_per_req === null) continue;
-          process.stdout.write(`| ${r.variant} | ${r.alloc_kb_per_req} KB (${r.alloc_kb_min}–${r.alloc_kb_max}) | ${r.gc_us_per_req} µs | ${r.major_gc_per_10k} |\n`);
+          process.stdout.write(
+            `| ${r.variant} | ${r.alloc_kb_per_req} KB (${r.alloc_kb_min}–${r.alloc_kb_max}) | ${r.promoted_kb_per_req} KB (${r.promoted_kb_min}–${r.promoted_kb_max}) | ${r.gc_us_per_req} µs | ${r.major_gc_per_10k_all} (${r.major_gcs}) |\n`,
+          );
         }
       }
       if (CPU_PROF !== null) for (const v of variants) if (v.adminPort !== null) process.stdout.write(`${v.id}: ${v.served} requests served, profile in ${join(CPU_PROF, v.id)}\n`);

@@ -20,15 +20,17 @@ export type Allocator = (size: number) => number;
 
 /** A byte string decoded once from a guest address, with the bytes it came from. */
 interface CachedText {
+  /** The guest address it was read from. */
+  readonly ptr: number;
   readonly bytes: Uint8Array;
   /** The same bytes as 32-bit words (the whole words of `bytes`), for a quicker comparison. */
   readonly words: Uint32Array;
   readonly text: string;
 }
 
-/** Longest name kept in the name cache, and how many are kept. */
+/** Longest name kept in the name cache, and its sets of two slots (NAME_SET_BITS bits of a hash of the address pick the set). */
 const MAX_CACHED_NAME = 128;
-const MAX_CACHED_NAMES = 512;
+const NAME_SET_BITS = 10;
 
 export class GuestMemory {
   private readonly memory: WebAssembly.Memory;
@@ -37,8 +39,17 @@ export class GuestMemory {
   /** Int64 and u32 views of the same memory (re-read after growth like `bytes`). */
   private int64s: BigInt64Array;
   private u32s: Uint32Array;
-  /** Names (property paths, header names) by guest address: plugins pass the same constants on every request. */
-  private readonly names = new Map<number, CachedText>();
+  /**
+   * Names (property paths, header names) by guest address: plugins pass the
+   * same constants on every request. Two slots per address hash (so two
+   * constants that hash alike do not evict each other on every request; a
+   * new name goes first, the one it displaces second), not a Map: the SDK's
+   * own get_property encodes the path into a fresh guest block on every call,
+   * so a miss per call is usual, and a Map churned by misses leaves old tables
+   * that keep their entries alive through the young collections (see
+   * host/vm/id-table.ts).
+   */
+  private readonly names = new Array<CachedText | undefined>(2 << NAME_SET_BITS).fill(undefined);
 
   constructor(memory: WebAssembly.Memory, allocate: Allocator) {
     this.memory = memory;
@@ -104,13 +115,18 @@ export class GuestMemory {
     len >>>= 0;
     this.check(ptr, len);
     const buf = this.buffer();
-    const hit = this.names.get(ptr);
-    if (hit !== undefined && hit.bytes.length === len && this.sameBytes(ptr, hit)) return hit.text;
+    // Fibonacci hashing: the top bits of ptr * 2^32/phi spread nearby addresses over the sets.
+    const set = (Math.imul(ptr, 0x9e3779b1) >>> (32 - NAME_SET_BITS)) << 1;
+    const names = this.names;
+    const first = names[set];
+    if (first !== undefined && first.ptr === ptr && first.bytes.length === len && this.sameBytes(ptr, first)) return first.text;
+    const second = names[set + 1];
+    if (second !== undefined && second.ptr === ptr && second.bytes.length === len && this.sameBytes(ptr, second)) return second.text;
     const text = buf.toString('latin1', ptr, ptr + len);
     if (len <= MAX_CACHED_NAME) {
-      if (this.names.size >= MAX_CACHED_NAMES) this.names.clear();
       const bytes = Uint8Array.prototype.slice.call(buf, ptr, ptr + len);
-      this.names.set(ptr, { bytes, words: new Uint32Array(bytes.buffer, 0, len >>> 2), text });
+      names[set + 1] = first;
+      names[set] = { ptr, bytes, words: new Uint32Array(bytes.buffer, 0, len >>> 2), text };
     }
     return text;
   }

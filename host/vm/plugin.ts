@@ -11,6 +11,7 @@ import { BodyBuffer } from './buffer.js';
 import type { ContextBinding } from './context.js';
 import type { GuestLimits } from './deadline.js';
 import { HttpContext, streamTypeStatus, type HttpContextOptions } from './http-context.js';
+import { IdTable } from './id-table.js';
 import { GUEST_LIMITS, MAX_TIMER_MS, storeProperty } from './limits.js';
 import type { PropertyValue } from './properties.js';
 import type { QueueOwner } from './shared-queues.js';
@@ -75,7 +76,8 @@ export class Plugin implements ContextBinding, QueueOwner {
 
   private tickPeriodMs = 0;
   private tickTimer: unknown = null;
-  private readonly pendingCalls = new Map<number, ContextBinding>();
+  /** Calls in flight by token, with the context that made each (an IdTable: see id-table.ts). */
+  private readonly pendingCalls = new IdTable<ContextBinding>(16);
   /** Bytes of the headers and bodies of the calls in flight (GUEST_LIMITS.pendingHttpCallBytes). */
   private pendingCallBytes = 0;
   private callResponse: { headers: HeaderMap; trailers: HeaderMap; body: BodyBuffer } | null = null;

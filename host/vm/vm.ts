@@ -15,6 +15,7 @@ import { UnknownImportError, VmPoisonedError, WasmModuleError, WasmTrapError } f
 import type { ContextBinding } from './context.js';
 import { DeadlineExceeded, deadlineOf, guardImports, guestActivity, maxPages, WASM_PAGE, type GuestLimits } from './deadline.js';
 import { FUEL_SLICE, GUARD_MODULE } from './instrument.js';
+import { IdTable } from './id-table.js';
 import { parseStdioLine } from './logging.js';
 import { envoyUnknownImports, type ProxyWasmModule } from './module.js';
 import { ByteString, envoyEncoding, parsePropertyPath, rememberPropertyPath, type PropertyValue } from './properties.js';
@@ -87,7 +88,8 @@ export class WasmVm implements AbiHost {
   /** Why the VM is unusable (a trap), or null while healthy. */
   poisoned: string | null = null;
 
-  private readonly contexts = new Map<number, ContextBinding>();
+  /** Live contexts by id (an IdTable, not a Map: see id-table.ts for what a Map did to the collector). */
+  private readonly contexts = new IdTable<ContextBinding>();
   private active: ContextBinding | null = null;
   private effective: ContextBinding | null = null;
   private nextContextId = 1;
