@@ -8,11 +8,13 @@
  * batch of `--events` emit records to /event-hooks/ingest, and reports the
  * latency of the proxied requests made while the ingest was running (p50,
  * p99, max), the ingest's answer and its duration. The batch is posted by
- * curl (needs curl on PATH), so sending it does not delay this process's
- * clients. `--max-events N` sets event_hooks.ingest_max_events (default
+ * curl (needs sh and curl on PATH), started before the measured window and
+ * waiting for a line on stdin, so neither sending the batch nor forking this
+ * process delays its clients; with --expose-gc the batch built here is
+ * collected before the clients start. `--max-events N` sets event_hooks.ingest_max_events (default
  * 10000: a larger batch is refused with 413 after a short scan).
  *
- *   npm run build && tsc -p bench/tsconfig.json && node dist/bench/ingest-stall.js [--events 300000] [--connections 8] [--max-events 300000] [--cpu-prof <dir>]
+ *   npm run build && tsc -p bench/tsconfig.json && node --expose-gc dist/bench/ingest-stall.js [--events 300000] [--connections 8] [--max-events 300000] [--cpu-prof <dir>]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -87,11 +89,27 @@ routes: [{name: r, service: up}]
   const hook = await post('/event-hooks', { source: 'bench', event: 'e', handler: 'webhook', config: { url: sinkUrl + '/hook' } });
   if (hook.status !== 201) throw new Error(`creating the hook: ${hook.status} ${hook.text}`);
 
-  const records = Array.from({ length: EVENTS }, (_, i) => ({ v: 1, type: 'emit', source: 'bench', event: 'e', data: { i, ip: '192.0.2.1' }, plugin: 'bench' }));
-  const body = Buffer.from(JSON.stringify(records));
   const bodyFile = join(dir, 'batch.json');
-  writeFileSync(bodyFile, body);
-  console.log(`batch: ${EVENTS} events, ${(body.length / 1e6).toFixed(1)} MB`);
+  {
+    // Built in a block: the records and the body (100+ MB of heap) are garbage before the clients start.
+    const records = Array.from({ length: EVENTS }, (_, i) => ({ v: 1, type: 'emit', source: 'bench', event: 'e', data: { i, ip: '192.0.2.1' }, plugin: 'bench' }));
+    const body = Buffer.from(JSON.stringify(records));
+    writeFileSync(bodyFile, body);
+    console.log(`batch: ${EVENTS} events, ${(body.length / 1e6).toFixed(1)} MB`);
+  }
+  (globalThis as { gc?: () => void }).gc?.();
+  // curl is started now and waits for a line on stdin: forking this process inside the measured
+  // window would pause its clients (the fork copies its page tables), not the gateway.
+  const curl = spawn('sh', ['-c', 'read go; exec curl "$@"', 'sh', '-sS', '-o', '-', '-w', '\\n%{http_code}', '-H', 'content-type: application/json', '-H', `authorization: Bearer ${TOKEN}`, '--data-binary', `@${bodyFile}`, `${urls.admin}/event-hooks/ingest`]);
+  let curlOut = '';
+  curl.stdout.on('data', (d: Buffer) => (curlOut += d.toString()));
+  const curlDone = new Promise<{ status: number; text: string }>((resolve, reject) => {
+    curl.on('error', reject);
+    curl.on('exit', () => {
+      const nl = curlOut.lastIndexOf('\n');
+      resolve({ status: Number(curlOut.slice(nl + 1)), text: curlOut.slice(0, nl) });
+    });
+  });
 
   // Closed-loop proxied traffic; latencies of requests started while the ingest runs.
   let ingesting = false;
@@ -111,16 +129,8 @@ routes: [{name: r, service: up}]
   ingesting = true;
   const t0 = performance.now();
   // Posted by curl, a process of its own: sending 30 MB must not delay this process's clients.
-  const ingest = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const curl = spawn('curl', ['-sS', '-o', '-', '-w', '\\n%{http_code}', '-H', 'content-type: application/json', '-H', `authorization: Bearer ${TOKEN}`, '--data-binary', `@${bodyFile}`, `${urls.admin}/event-hooks/ingest`]);
-    let out = '';
-    curl.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    curl.on('error', reject);
-    curl.on('exit', () => {
-      const nl = out.lastIndexOf('\n');
-      resolve({ status: Number(out.slice(nl + 1)), text: out.slice(0, nl) });
-    });
-  });
+  curl.stdin.end('go\n');
+  const ingest = await curlDone;
   const ingestMs = performance.now() - t0;
   ingesting = false;
   stop = true;

@@ -718,7 +718,8 @@ const INGEST: ApiRoute = {
     // Split as it arrives, never parsed or concatenated whole: a large batch must not hold the event loop (and the proxy) for long.
     const batch = await readRecordArray(req.req, ctx.eventHooks.ingest_body_limit, ctx.eventHooks.ingest_max_events);
     if (!batch.ok && batch.error === 'too_many') {
-      throw new AdminHttpError(413, `The batch has more than ${batch.max} records (event_hooks.ingest_max_events): send at most ${batch.max} per request`);
+      // Closing stops the read: the rest of a large batch is not worth the event loop's time.
+      throw new AdminHttpError(413, `The batch has more than ${batch.max} records (event_hooks.ingest_max_events): send at most ${batch.max} per request`, { connection: 'close' });
     }
     if (!batch.ok) throw new AdminHttpError(400, batch.reason);
     const records = batch.records;

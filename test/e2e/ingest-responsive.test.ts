@@ -81,10 +81,12 @@ describe('a large ingest batch', () => {
     expect(delay.max / 1e6).toBeLessThan(LOOP_BLOCK_BOUND_MS);
   });
 
-  it('of more than event_hooks.ingest_max_events records is refused with 413 naming the limit, nothing stored', async () => {
+  it('of more than event_hooks.ingest_max_events records is refused with 413 naming the limit, the connection closed, nothing stored', async () => {
     const r = await call(t.admin, 'POST', '/event-hooks/ingest', emits(MAX_EVENTS + 1, 1_000_000), auth);
     expect(r.status).toBe(413);
     expect(r.body.message).toBe(`The batch has more than ${MAX_EVENTS} records (event_hooks.ingest_max_events): send at most ${MAX_EVENTS} per request`);
+    // The connection is closed, so the rest of a large batch is not read.
+    expect(r.headers.connection).toBe('close');
     const db = new Database(join(t.dir, 'event-hooks.db'), { readonly: true });
     try {
       const row = db.prepare("SELECT count(*) AS n FROM deliveries WHERE json_extract(data, '$.i') >= 1000000").get() as { n: number };
