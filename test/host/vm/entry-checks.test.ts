@@ -10,8 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { ALLOWANCE_MAX, functionsNeedingEntryCheck, planChecks, WORK_MAX } from '../../../host/vm/entry-checks.js';
 import { b, children, guarded, plain, Stopped, wat } from './guard-harness.js';
 
-/** The names of `bytes`'s functions that get a check at entry. */
-function checkedFunctions(bytes: Uint8Array): string[] {
+/** The guard's plan for `bytes`'s functions (entry checks and loop allowances). */
+function plan(bytes: Uint8Array): { checked: string[]; allowance: Record<string, number> } {
   const mod = b.readBinary(bytes);
   try {
     const functions = new Map<string, number>();
@@ -19,26 +19,20 @@ function checkedFunctions(bytes: Uint8Array): string[] {
       const info = b.getFunctionInfo(mod.getFunctionByIndex(i));
       if (info.module === '') functions.set(info.name, info.body);
     }
-    return [...functionsNeedingEntryCheck(b, functions, children)].sort();
+    const planned = planChecks(b, functions, children);
+    // functionsNeedingEntryCheck is the same set, for callers that want only it.
+    expect([...functionsNeedingEntryCheck(b, functions, children)].sort()).toEqual([...planned.entryChecked].sort());
+    return { checked: [...planned.entryChecked].sort(), allowance: Object.fromEntries(planned.allowance) };
   } finally {
     mod.dispose();
   }
 }
 
+/** The names of `bytes`'s functions that get a check at entry. */
+const checkedFunctions = (bytes: Uint8Array): string[] => plan(bytes).checked;
+
 /** The loop allowances planned for `bytes`'s functions, by name. */
-function allowances(bytes: Uint8Array): Record<string, number> {
-  const mod = b.readBinary(bytes);
-  try {
-    const functions = new Map<string, number>();
-    for (let i = 0; i < mod.getNumFunctions(); i++) {
-      const info = b.getFunctionInfo(mod.getFunctionByIndex(i));
-      if (info.module === '') functions.set(info.name, info.body);
-    }
-    return Object.fromEntries(planChecks(b, functions, children).allowance);
-  } finally {
-    mod.dispose();
-  }
-}
+const allowances = (bytes: Uint8Array): Record<string, number> => plan(bytes).allowance;
 
 /**
  * $f0 loops `trips` times calling $f1, which loops `trips` times calling $f2, ... down to $f<depth>, a
