@@ -4,16 +4,19 @@
  * how far the guest's memory can grow. The file on disk is never touched, so
  * the same artifact still loads in Envoy.
  *
- * - Fuel: a mutable i32 global, decremented at loop headers and at the entry
+ * - Fuel: a mutable i32 global, spent by loop iterations and at the entry
  *   of the functions entry-checks.ts picks (wasmtime checks at every loop
  *   header and function entry: without entry checks recursion, or a loop-free
- *   call tree, could still run for exponential time). A counted loop
- *   (counted-loops.ts) is charged its trip count once, at entry. When it
- *   drops below zero the guest calls the host import `hookwire:guard.refuel`,
- *   which compares the clock with the current call's deadline and either
- *   returns a new allowance or throws, which unwinds the guest like a trap.
- *   The inline check is global.get/sub/set + a compare and a branch not taken;
- *   the host is called once per FUEL_SLICE checks, not per loop.
+ *   call tree, could still run for exponential time). A loop header counts
+ *   down a local of its function and pays LOOP_REFILL iterations at a time
+ *   from the global, in advance; a function may run a few iterations per call
+ *   free (its allowance, entry-checks.ts, sized so that free iterations cannot
+ *   multiply through calls). A counted loop (counted-loops.ts) is charged its
+ *   trip count once, at entry, to the same local. When the global drops below
+ *   zero the guest calls the host import `hookwire:guard.refuel`, which
+ *   compares the clock with the current call's deadline and either returns a
+ *   new allowance or throws, which unwinds the guest like a trap. The host is
+ *   called once per FUEL_SLICE units, not per loop.
  * - Memory: every `memory.grow` asks for `hookwire:guard.cap_grow(delta)`
  *   pages instead (an internal function, not a host call): the same delta,
  *   or 0xFFFFFFFF when the result would pass the imported global
@@ -34,7 +37,7 @@ type ExpressionRef = number;
 
 /** Import module of the guard's host imports; chosen not to clash with any SDK's. */
 export const GUARD_MODULE = 'hookwire:guard';
-/** Checks between two calls to the host (each a clock read): about 0.1–1 ms of guest work. */
+/** Fuel units (loop iterations, entries) between two calls to the host, each a clock read: well under a millisecond of guest work. */
 export const FUEL_SLICE = 20_000;
 /** Counted loops entered with more trips than this take their checked copy: bounds the unchecked run to about a millisecond. */
 export const COUNTED_TRIPS_MAX = 1 << 16;
