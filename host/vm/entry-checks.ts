@@ -59,19 +59,7 @@ interface FunctionFacts {
   indirect: boolean;
 }
 
-/**
- * The names, among `functions` (defined functions, by name), that need a
- * check at entry. `operands` lists an expression's children.
- */
-export function functionsNeedingEntryCheck(
-  b: Binaryen,
-  functions: ReadonlyMap<string, ExpressionRef>,
-  operands: (e: ExpressionRef) => readonly ExpressionRef[],
-): Set<string> {
-  return planChecks(b, functions, operands).entryChecked;
-}
-
-/** The entry checks and loop strides for `functions` (defined functions, by name). `operands` lists an expression's children. */
+/** The entry checks and loop allowances for `functions` (defined functions, by name). `operands` lists an expression's children. */
 export function planChecks(
   b: Binaryen,
   functions: ReadonlyMap<string, ExpressionRef>,
@@ -113,7 +101,7 @@ export function planChecks(
     return w;
   };
   const allowanceFor = (p: number) => Math.max(0, Math.min(ALLOWANCE_MAX, Math.floor(WORK_MAX / (ALLOWANCE_SHARE * p)) - 1));
-  const workOf = (root: string): number => {
+  const computeWork = (root: string): void => {
     // Iterative post-order: deep call chains must not overflow the JS stack.
     const stack: Array<[string, boolean]> = [[root, false]];
     while (stack.length > 0) {
@@ -138,15 +126,11 @@ export function planChecks(
       }
       work.set(name, w);
     }
-    return work.get(root)!;
   };
-  for (const name of facts.keys()) if (!checked.has(name)) workOf(name);
-  // Checked functions (cycles, tables) were skipped above; their allowance follows from their body alike.
-  for (const [name, f] of facts) {
-    if (!f.loops || allowance.has(name)) continue;
-    for (const c of f.calls) if (!checked.has(c) && !work.has(c)) workOf(c);
-    allowance.set(name, allowanceFor(pass(f)));
-  }
+  for (const name of facts.keys()) if (!checked.has(name)) computeWork(name);
+  // Checked functions (cycles, tables) were skipped above; their allowance follows from their body alike
+  // (every unchecked callee's work is known by now).
+  for (const [name, f] of facts) if (f.loops && !allowance.has(name)) allowance.set(name, allowanceFor(pass(f)));
   return { entryChecked: checked, allowance };
 }
 

@@ -7,7 +7,7 @@
  * loop stride) cannot multiply through nested calls either.
  */
 import { describe, expect, it } from 'vitest';
-import { ALLOWANCE_MAX, functionsNeedingEntryCheck, planChecks, WORK_MAX } from '../../../host/vm/entry-checks.js';
+import { ALLOWANCE_MAX, planChecks, WORK_MAX } from '../../../host/vm/entry-checks.js';
 import { b, children, guarded, plain, Stopped, wat } from './guard-harness.js';
 
 /** The guard's plan for `bytes`'s functions (entry checks and loop allowances). */
@@ -20,8 +20,6 @@ function plan(bytes: Uint8Array): { checked: string[]; allowance: Record<string,
       if (info.module === '') functions.set(info.name, info.body);
     }
     const planned = planChecks(b, functions, children);
-    // functionsNeedingEntryCheck is the same set, for callers that want only it.
-    expect([...functionsNeedingEntryCheck(b, functions, children)].sort()).toEqual([...planned.entryChecked].sort());
     return { checked: [...planned.entryChecked].sort(), allowance: Object.fromEntries(planned.allowance) };
   } finally {
     mod.dispose();
