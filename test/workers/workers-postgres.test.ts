@@ -4,7 +4,6 @@
  * service (worker 1) delivers what both workers' plugins emit.
  */
 import { spawn } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,8 @@ import { BIN, Server, stopServers } from '../helpers/cli.js';
 import { send } from '../helpers/gateway.js';
 import { usePostgres } from '../helpers/postgres.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { waitUntil } from '../hooks/helpers.js';
+import { fresh, servedBy, urlsOf } from './helpers.js';
 
 const pgc = usePostgres();
 let dir: string;
@@ -31,17 +32,6 @@ afterEach(async () => {
   await stopServers(running);
 });
 
-function fresh(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode!));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 describe('hookwire start --workers 2 on PostgreSQL', () => {
   it('a route created through the Admin API serves on both workers; SIGTERM exits 0', { timeout: 120_000 }, async () => {
     const url = await pgc.cluster.createDatabase('workers');
@@ -58,8 +48,7 @@ routes: [{name: seeded, service: echo, paths: [/seeded]}]
     );
     const server = new Server(spawn(process.execPath, [BIN, 'start', '-c', file, '--workers', '2'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }));
     running.push(server);
-    const proxy = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'), 60_000)).url as string;
-    const admin = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'), 60_000)).url as string;
+    const { proxy, admin } = await urlsOf(server);
     await server.waitFor((l) => l.msg === 'all 2 workers serving', 60_000);
     const from = server.lines.length;
     const r = await send(`${admin}/routes`, {
@@ -69,9 +58,8 @@ routes: [{name: seeded, service: echo, paths: [/seeded]}]
     });
     expect(r.status).toBe(201);
     await server.waitFor((l) => l.worker === 2 && l.msg === 'entities changed in the store (another node or worker): reloaded', 30_000, from);
-    for (let i = 0; i < 10; i++) expect(await fresh(`${proxy}/live`)).toBe(200);
-    const served = new Set(server.lines.slice(from).filter((l) => l.path === '/live' && l.status === 200).map((l) => l.worker));
-    expect([...served].sort()).toEqual([1, 2]);
+    for (let i = 0; i < 10; i++) expect((await fresh(`${proxy}/live`)).status).toBe(200);
+    await waitUntil(() => servedBy(server, '/live', 200, from).size === 2, 30_000, 'access-log lines of both workers');
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
   });

@@ -6,7 +6,6 @@
  * worker number) show who served what.
  */
 import { spawn } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { send } from '../helpers/gateway.js';
 import { fixture } from '../helpers/paths.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { receiver, waitUntil } from '../hooks/helpers.js';
+import { fresh, servedBy, urlsOf } from './helpers.js';
 
 let dir: string;
 let upstream: Upstream;
@@ -55,32 +55,6 @@ ${extra}`,
   const oneProcess = args.includes('--workers') && args[args.indexOf('--workers') + 1] === '1';
   if (!oneProcess) await server.waitFor((l) => typeof l.msg === 'string' && /^all \d+ workers serving$/.test(l.msg), 60_000);
   return { ...urls, file, home };
-}
-
-/** The proxy and admin URLs once logged (generous: a loaded machine starts three processes). */
-async function urlsOf(server: Server): Promise<{ server: Server; proxy: string; admin: string }> {
-  const proxy = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy listening'), 60_000)).url as string;
-  const admin = (await server.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('admin listening'), 60_000)).url as string;
-  return { server, proxy, admin };
-}
-
-/** One request over a new connection (no keep-alive: the primary hands each connection to the next worker). */
-function fresh(url: string, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent: false, method: body === undefined ? 'GET' : 'POST', headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode!, text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** The workers whose access log shows a request for `path` (from log line `from` on). */
-function servedBy(server: Server, path: string, status: number, from = 0): Set<number> {
-  return new Set(server.lines.slice(from).filter((l) => l.path === path && l.status === status && typeof l.worker === 'number').map((l) => l.worker as number));
 }
 
 const pidAlive = (pid: number): boolean => {
